@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Ratchet",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ratchet", targets: ["ratchet"]),
+        .library(name: "RatchetCore", targets: ["RatchetCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // The C boundary: module map + shim header, nothing else.
+        .systemLibrary(
+            name: "Clibgit2",
+            pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
+        ),
+        // A safe Swift API over libgit2.
+        .target(name: "RatchetGit", dependencies: ["Clibgit2"]),
+        // The SQLite store: schema, migrations, records, the event log.
+        .target(name: "RatchetStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        // The domain: workspace, services, tickets, attempts, landing.
+        .target(
+            name: "RatchetCore",
+            dependencies: [
+                "RatchetGit", "RatchetStore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The executable: one file per command, no logic.
+        .executableTarget(
+            name: "ratchet",
+            dependencies: [
+                "RatchetCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "RatchetGitTests", dependencies: ["RatchetGit"]),
+        .testTarget(name: "RatchetStoreTests", dependencies: ["RatchetStore"]),
+        .testTarget(name: "RatchetCoreTests", dependencies: ["RatchetCore", "RatchetGit", "RatchetStore"]),
+        .testTarget(name: "RatchetCLITests", dependencies: ["RatchetCore"]),
+    ]
+)

@@ -1,0 +1,85 @@
+import Foundation
+
+/// `service.yaml`: what Ratchet knows about one service (SPEC §3).
+public struct ServiceConfig: Sendable, Equatable {
+    public var name: String
+    public var description: String
+    public var owners: [String]
+    /// Shell command run in a checkout; exit 0 passes.
+    public var test: String?
+    /// Shell command run in main's checkout after a landing or revert.
+    public var deploy: String?
+    /// `scrape: URL-or-file` or `prometheus: URL`.
+    public var metricsScrape: String?
+    public var metricsPrometheus: String?
+    /// Paths a ticket may change only with human approval (a trailing `/` means a folder).
+    public var protectedPaths: [String]
+    public var maxAttempts: Int
+    public var maxLandingsPerHour: Int
+    /// Environment variables passed through to agents.
+    public var agentEnv: [String]
+    public var sandboxNetwork: Bool
+    public var allowUnsandboxed: Bool
+    /// Wall-clock limit of one agent run, seconds.
+    public var agentTimeout: Double
+    /// Output kept from one agent run, bytes.
+    public var agentOutputBytes: Int
+    /// The largest file an agent may write, bytes.
+    public var agentFileBytes: Int
+
+    /// The protected paths when `service.yaml` names none.
+    public static let defaultProtectedPaths = ["canary/", "invariants.yaml", "slos.yaml", "service.yaml", "runbooks/"]
+
+    /// Parses and validates `service.yaml`; errors name the key that is wrong.
+    public static func parse(_ text: String, file: String = "service.yaml") throws -> ServiceConfig {
+        let fields = try YAMLFields.parse(text, file: file)
+        try fields.rejectUnknown(["name", "description", "owners", "test", "deploy", "metrics", "protected_paths", "max_attempts",
+                                  "max_landings_per_hour", "agent_env", "sandbox", "limits"])
+        let name = try fields.requiredString("name")
+        do { _ = try Names.serviceName(name) } catch { throw fields.fail("name", describe(error)) }
+        var config = ServiceConfig(
+            name: name, description: try fields.string("description") ?? "", owners: try fields.stringList("owners") ?? [],
+            test: try fields.string("test"), deploy: try fields.string("deploy"), metricsScrape: nil, metricsPrometheus: nil,
+            protectedPaths: try fields.stringList("protected_paths") ?? defaultProtectedPaths,
+            maxAttempts: try fields.int("max_attempts", range: 1...100) ?? 3,
+            maxLandingsPerHour: try fields.int("max_landings_per_hour", range: 1...10_000) ?? 6,
+            agentEnv: try fields.stringList("agent_env") ?? [],
+            sandboxNetwork: true, allowUnsandboxed: false,
+            agentTimeout: 600, agentOutputBytes: 1 << 20, agentFileBytes: 16 << 20)
+        if let metrics = try fields.nested("metrics") {
+            try metrics.rejectUnknown(["scrape", "prometheus"])
+            config.metricsScrape = try metrics.string("scrape")
+            config.metricsPrometheus = try metrics.string("prometheus")
+            if config.metricsScrape != nil && config.metricsPrometheus != nil {
+                throw fields.fail("metrics", "give one of scrape or prometheus, not both")
+            }
+        }
+        for (index, variable) in config.agentEnv.enumerated()
+        where variable.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) == nil || variable.hasPrefix("RATCHET_") {
+            throw fields.fail("agent_env[\(index)]", "'\(variable)' is not an environment variable name an agent may receive")
+        }
+        for (index, path) in config.protectedPaths.enumerated() where path.isEmpty || path.hasPrefix("/") || path.split(separator: "/").contains("..") {
+            throw fields.fail("protected_paths[\(index)]", "'\(path)' must be a relative path inside the repository")
+        }
+        if let sandbox = try fields.nested("sandbox") {
+            try sandbox.rejectUnknown(["network", "allow_unsandboxed"])
+            config.sandboxNetwork = try sandbox.bool("network") ?? true
+            config.allowUnsandboxed = try sandbox.bool("allow_unsandboxed") ?? false
+        }
+        if let limits = try fields.nested("limits") {
+            try limits.rejectUnknown(["agent_timeout", "agent_output_bytes", "agent_file_bytes"])
+            config.agentTimeout = try limits.duration("agent_timeout") ?? config.agentTimeout
+            if config.agentTimeout <= 0 { throw limits.fail("agent_timeout", "must be more than 0") }
+            config.agentOutputBytes = try limits.int("agent_output_bytes", range: 1024...(1 << 30)) ?? config.agentOutputBytes
+            config.agentFileBytes = try limits.int("agent_file_bytes", range: 1024...(1 << 34)) ?? config.agentFileBytes
+        }
+        return config
+    }
+
+    /// Whether `path` (a file path in the repository) is protected.
+    public func isProtected(_ path: String) -> Bool {
+        protectedPaths.contains { rule in
+            rule.hasSuffix("/") ? path.hasPrefix(rule) : (path == rule || path.hasPrefix(rule + "/"))
+        }
+    }
+}

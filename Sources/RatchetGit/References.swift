@@ -1,0 +1,86 @@
+import Clibgit2
+
+extension Repository {
+    /// Whether `name` is a valid full reference name (`refs/heads/ticket/T-1/1`).
+    public static func isValidReferenceName(_ name: String) -> Bool {
+        Library.ensure()
+        var valid: Int32 = 0
+        guard git_reference_name_is_valid(&valid, name) == 0 else { return false }
+        return valid == 1
+    }
+
+    /// The commit a reference points to, following symbolic references; nil when it does not exist.
+    public func resolveReference(_ name: String) throws -> ObjectID? {
+        var oid = git_oid()
+        let rc = git_reference_name_to_id(&oid, pointer, name)
+        if rc == GIT_ENOTFOUND.rawValue || rc == GIT_EUNBORNBRANCH.rawValue { return nil }
+        try GitError.check(rc, "resolve \(name)")
+        return ObjectID(oid)
+    }
+
+    /// Moves `name` to `target` only if it still points to `expected` (compare-and-swap).
+    ///
+    /// `expected` nil means the reference must not exist yet. Throws `.modified` (or
+    /// `.exists`) when another writer got there first; the reference is then unchanged.
+    public func updateReference(_ name: String, to target: ObjectID, expected: ObjectID?, message: String) throws {
+        var ref: OpaquePointer?
+        var newID = target.raw
+        if var old = expected?.raw {
+            let rc = git_reference_create_matching(&ref, pointer, name, &newID, 1, &old, message)
+            if rc == GIT_ENOTFOUND.rawValue {
+                throw GitError(code: .modified, message: "\(name) no longer points to \(expected!.short)")
+            }
+            try GitError.check(rc, "update \(name)")
+        } else {
+            try GitError.check(git_reference_create(&ref, pointer, name, &newID, 0, message), "create \(name)")
+        }
+        git_reference_free(ref)
+    }
+
+    /// Deletes `name` if it points to `expected` (nil: whatever it points to). A missing reference is not an error.
+    public func deleteReference(_ name: String, expected: ObjectID? = nil) throws {
+        var ref: OpaquePointer?
+        let rc = git_reference_lookup(&ref, pointer, name)
+        if rc == GIT_ENOTFOUND.rawValue { return }
+        try GitError.check(rc, "lookup \(name)")
+        defer { git_reference_free(ref) }
+        if let expected, let target = git_reference_target(ref), ObjectID(target) != expected {
+            throw GitError(code: .modified, message: "\(name) no longer points to \(expected.short)")
+        }
+        try GitError.check(git_reference_delete(ref), "delete \(name)")
+    }
+
+    /// Every reference whose full name matches the glob (`refs/ratchet/*`), with its target.
+    public func references(matching glob: String) throws -> [(name: String, target: ObjectID)] {
+        var iterator: OpaquePointer?
+        try GitError.check(git_reference_iterator_glob_new(&iterator, pointer, glob), "references \(glob)")
+        defer { git_reference_iterator_free(iterator) }
+        var result: [(String, ObjectID)] = []
+        while true {
+            var ref: OpaquePointer?
+            let rc = git_reference_next(&ref, iterator)
+            if rc == GIT_ITEROVER.rawValue { break }
+            try GitError.check(rc, "references \(glob)")
+            defer { git_reference_free(ref) }
+            if let target = git_reference_target(ref) {
+                result.append((String(cString: git_reference_name(ref)), ObjectID(target)))
+            }
+        }
+        return result.sorted { $0.0 < $1.0 }
+    }
+
+    /// Creates branch `name` (without `refs/heads/`) at `commit`; fails if it exists.
+    public func createBranch(_ name: String, at commit: ObjectID) throws {
+        try updateReference("refs/heads/\(name)", to: commit, expected: nil, message: "branch: Created from \(commit.short)")
+    }
+
+    /// The local branch names (without `refs/heads/`), sorted.
+    public func branches() throws -> [String] {
+        try references(matching: "refs/heads/*").map { String($0.name.dropFirst("refs/heads/".count)) }
+    }
+
+    /// Deletes a local branch. A missing branch is not an error.
+    public func deleteBranch(_ name: String) throws {
+        try deleteReference("refs/heads/\(name)")
+    }
+}

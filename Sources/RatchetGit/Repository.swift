@@ -1,0 +1,70 @@
+import Clibgit2
+import Foundation
+
+/// An open git repository. Owns its libgit2 handle and frees it in `deinit`.
+///
+/// libgit2 handles are not safe to share between threads: confine a `Repository` to one
+/// task at a time (open one per operation; opening is cheap).
+public final class Repository {
+    let pointer: OpaquePointer
+
+    private init(pointer: OpaquePointer) { self.pointer = pointer }
+
+    deinit { git_repository_free(pointer) }
+
+    /// Creates a new non-bare repository at `path` whose unborn HEAD points to `initialBranch`.
+    public static func create(at path: String, initialBranch: String = "main") throws -> Repository {
+        Library.ensure()
+        var options = git_repository_init_options()
+        try GitError.check(git_repository_init_options_init(&options, UInt32(GIT_REPOSITORY_INIT_OPTIONS_VERSION)))
+        options.flags = GIT_REPOSITORY_INIT_MKPATH.rawValue | GIT_REPOSITORY_INIT_NO_REINIT.rawValue
+        var out: OpaquePointer?
+        try initialBranch.withCString { head in
+            options.initial_head = head
+            try GitError.check(git_repository_init_ext(&out, path, &options), "init \(path)")
+        }
+        return Repository(pointer: out!)
+    }
+
+    /// Opens the repository at `path` exactly (a work tree, a linked worktree or a `.git` folder).
+    public static func open(_ path: String) throws -> Repository {
+        Library.ensure()
+        var out: OpaquePointer?
+        try GitError.check(git_repository_open_ext(&out, path, GIT_REPOSITORY_OPEN_NO_SEARCH.rawValue, nil), "open \(path)")
+        return Repository(pointer: out!)
+    }
+
+    /// The `.git` folder (for a linked worktree, its private admin folder).
+    public var gitDirectory: String { String(cString: git_repository_path(pointer)) }
+
+    /// The shared `.git` folder (the same for every worktree of one repository).
+    public var commonDirectory: String { String(cString: git_repository_commondir(pointer)) }
+
+    /// The working directory, nil for a bare repository.
+    public var workingDirectory: String? {
+        guard let dir = git_repository_workdir(pointer) else { return nil }
+        return String(cString: dir)
+    }
+
+    /// Whether HEAD points to a branch without commits.
+    public var isHeadUnborn: Bool { git_repository_head_unborn(pointer) == 1 }
+
+    /// The name of the branch HEAD points to (`refs/heads/main`), nil when detached.
+    public func headReferenceName() throws -> String? {
+        var ref: OpaquePointer?
+        let rc = git_reference_lookup(&ref, pointer, "HEAD")
+        try GitError.check(rc, "HEAD")
+        defer { git_reference_free(ref) }
+        guard git_reference_type(ref) == GIT_REFERENCE_SYMBOLIC else { return nil }
+        return String(cString: git_reference_symbolic_target(ref))
+    }
+
+    /// The commit HEAD resolves to, nil when unborn.
+    public func headCommit() throws -> ObjectID? {
+        var oid = git_oid()
+        let rc = git_reference_name_to_id(&oid, pointer, "HEAD")
+        if rc == GIT_ENOTFOUND.rawValue || rc == GIT_EUNBORNBRANCH.rawValue { return nil }
+        try GitError.check(rc, "HEAD")
+        return ObjectID(oid)
+    }
+}

@@ -1,0 +1,146 @@
+import Clibgit2
+import Foundation
+
+/// One changed path of a working tree, as `git status` sees it.
+public struct StatusEntry: Sendable, Equatable {
+    /// The path relative to the working tree.
+    public var path: String
+    /// Whether the path is untracked (new, not ignored).
+    public var isUntracked: Bool
+    /// Whether the path was deleted.
+    public var isDeleted: Bool
+}
+
+extension Repository {
+    /// Changes in the index or working tree against HEAD, including untracked files that
+    /// are not ignored. Empty means clean.
+    public func status() throws -> [StatusEntry] {
+        var options = git_status_options()
+        try GitError.check(git_status_options_init(&options, UInt32(GIT_STATUS_OPTIONS_VERSION)))
+        options.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR
+        options.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS.rawValue
+            | GIT_STATUS_OPT_EXCLUDE_SUBMODULES.rawValue
+        var list: OpaquePointer?
+        try GitError.check(git_status_list_new(&list, pointer, &options), "status")
+        defer { git_status_list_free(list) }
+        var entries: [StatusEntry] = []
+        for index in 0..<git_status_list_entrycount(list) {
+            guard let entry = git_status_byindex(list, index) else { continue }
+            let flags = entry.pointee.status.rawValue
+            if flags == GIT_STATUS_CURRENT.rawValue || flags & GIT_STATUS_IGNORED.rawValue != 0 { continue }
+            let delta = entry.pointee.index_to_workdir ?? entry.pointee.head_to_index
+            guard let delta else { continue }
+            let file = delta.pointee.new_file.path ?? delta.pointee.old_file.path
+            guard let file else { continue }
+            entries.append(StatusEntry(
+                path: String(cString: file),
+                isUntracked: flags & GIT_STATUS_WT_NEW.rawValue != 0,
+                isDeleted: flags & (GIT_STATUS_WT_DELETED.rawValue | GIT_STATUS_INDEX_DELETED.rawValue) != 0))
+        }
+        return entries.sorted { $0.path < $1.path }
+    }
+
+    /// Stages every change of this repository's working tree (additions, modifications,
+    /// deletions; `.gitignore` honoured) into its own index and commits it on HEAD's branch.
+    ///
+    /// Returns nil, committing nothing, when the tree would equal HEAD's. The branch moves
+    /// by compare-and-swap from the HEAD commit read at the start. Only use this on a
+    /// working tree Ratchet owns (an attempt's worktree): it rewrites that tree's index.
+    public func commitWorkingTree(author: Signature, committer: Signature, message: String) throws -> ObjectID? {
+        guard let head = try headCommit(), let branch = try headReferenceName() else {
+            throw GitError(code: .unbornBranch, message: "working tree has no branch with a commit checked out")
+        }
+        var index: OpaquePointer?
+        try GitError.check(git_repository_index(&index, pointer), "index")
+        defer { git_index_free(index) }
+        try GitError.check(git_index_read(index, 1), "read index")
+        var pathspec = git_strarray()
+        try withStrarray(["*"]) { array in
+            pathspec = array
+            try GitError.check(git_index_add_all(index, &pathspec, GIT_INDEX_ADD_DEFAULT.rawValue, nil, nil), "add")
+            try GitError.check(git_index_update_all(index, &pathspec, nil, nil), "update")
+        }
+        var tree = git_oid()
+        try GitError.check(git_index_write_tree(&tree, index), "write tree")
+        let headInfo = try commit(head)
+        if ObjectID(tree) == headInfo.tree {
+            try GitError.check(git_index_write(index), "write index")
+            return nil
+        }
+        let id = try createCommit(tree: ObjectID(tree), parents: [head], author: author, committer: committer, message: message)
+        try updateReference(branch, to: id, expected: head, message: "commit: \(message.prefix { $0 != "\n" })")
+        try GitError.check(git_index_write(index), "write index")
+        return id
+    }
+
+    /// Updates the checked-out files and index from `baseline` (the tree they were
+    /// checked out from) to HEAD's tree, refusing (`.conflict`) if that would overwrite
+    /// any local change. Used after Ratchet moves the checked-out branch.
+    public func safeCheckoutHead(baseline: ObjectID?) throws {
+        var options = git_checkout_options()
+        try GitError.check(git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION)))
+        options.checkout_strategy = GIT_CHECKOUT_SAFE.rawValue
+        var baselineTree: OpaquePointer?
+        defer { git_tree_free(baselineTree) }
+        if let baseline {
+            var oid = try commit(baseline).tree.raw
+            try GitError.check(git_tree_lookup(&baselineTree, pointer, &oid), "baseline tree")
+            options.baseline = baselineTree
+        }
+        try GitError.check(git_checkout_head(pointer, &options), "checkout")
+    }
+
+    /// Writes the files of `commit`'s tree into `directory` (created if missing), without
+    /// touching any index or working tree of the repository. Executable bits and symlinks
+    /// are kept; submodules are skipped.
+    public func materialize(_ commit: ObjectID, into directory: String) throws {
+        let treeID = try self.commit(commit).tree
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var oid = treeID.raw
+        var tree: OpaquePointer?
+        try GitError.check(git_tree_lookup(&tree, pointer, &oid), "tree")
+        defer { git_tree_free(tree) }
+        try materialize(tree: tree!, into: directory)
+    }
+
+    private func materialize(tree: OpaquePointer, into directory: String) throws {
+        for index in 0..<git_tree_entrycount(tree) {
+            guard let entry = git_tree_entry_byindex(tree, index) else { continue }
+            let name = String(cString: git_tree_entry_name(entry))
+            let path = directory + "/" + name
+            let mode = git_tree_entry_filemode(entry)
+            switch mode {
+            case GIT_FILEMODE_TREE:
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                var subtree: OpaquePointer?
+                try GitError.check(git_tree_lookup(&subtree, pointer, git_tree_entry_id(entry)), "tree \(name)")
+                defer { git_tree_free(subtree) }
+                try materialize(tree: subtree!, into: path)
+            case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE, GIT_FILEMODE_LINK:
+                var blob: OpaquePointer?
+                try GitError.check(git_blob_lookup(&blob, pointer, git_tree_entry_id(entry)), "blob \(name)")
+                defer { git_blob_free(blob) }
+                let data = Data(bytes: git_blob_rawcontent(blob), count: Int(git_blob_rawsize(blob)))
+                if mode == GIT_FILEMODE_LINK {
+                    try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: String(decoding: data, as: UTF8.self))
+                } else {
+                    guard FileManager.default.createFile(atPath: path, contents: data,
+                        attributes: [.posixPermissions: mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0o755 : 0o644]) else {
+                        throw GitError(message: "cannot write \(path)")
+                    }
+                }
+            default:
+                continue
+            }
+        }
+    }
+}
+
+/// Calls `body` with a `git_strarray` whose strings live for the call only.
+func withStrarray<T>(_ strings: [String], _ body: (git_strarray) throws -> T) rethrows -> T {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    defer { pointers.forEach { free($0) } }
+    return try pointers.withUnsafeMutableBufferPointer { buffer in
+        try body(git_strarray(strings: buffer.baseAddress, count: strings.count))
+    }
+}

@@ -1,0 +1,98 @@
+import GRDB
+
+extension RatchetDatabase {
+    /// All migrations, in order. A migration is never edited once it has landed: add a new one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-services-tickets-attempts-trajectories-events") { db in
+            try db.create(table: "service") { t in
+                t.primaryKey("name", .text)
+                t.column("path", .text).notNull()
+                t.column("template", .text)
+                t.column("isPaused", .boolean).notNull().defaults(to: false)
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "ticket") { t in
+                t.primaryKey("id", .text)
+                t.column("number", .integer).notNull().unique()
+                t.column("service", .text).notNull().references("service", onDelete: .restrict)
+                t.column("title", .text).notNull()
+                t.column("objective", .text).notNull().defaults(to: "")
+                t.column("acceptance", .jsonText).notNull()
+                t.column("constraints", .jsonText).notNull()
+                t.column("context", .text).notNull().defaults(to: "")
+                t.column("source", .text).notNull()
+                t.column("fingerprint", .text)
+                t.column("risk", .text).notNull()
+                t.column("priority", .integer).notNull().defaults(to: 0)
+                t.column("agent", .text)
+                t.column("assignee", .text).notNull()
+                t.column("state", .text).notNull().indexed()
+                t.column("createdAt", .datetime).notNull()
+                t.column("updatedAt", .datetime).notNull()
+            }
+            // One open ticket per fingerprint.
+            try db.execute(sql: """
+                CREATE UNIQUE INDEX ticket_open_fingerprint ON ticket(fingerprint)
+                WHERE fingerprint IS NOT NULL AND state NOT IN ('merged', 'reverted', 'cancelled', 'escalated')
+                """)
+            try db.create(table: "attempt") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("ticketId", .text).notNull().references("ticket", onDelete: .restrict)
+                t.column("number", .integer).notNull()
+                t.column("service", .text).notNull()
+                t.column("branch", .text).notNull()
+                t.column("worktree", .text).notNull()
+                t.column("trajectoryId", .text).notNull().unique()
+                t.column("agent", .text).notNull()
+                t.column("state", .text).notNull().indexed()
+                t.column("base", .text).notNull()
+                t.column("head", .text)
+                t.column("candidate", .text)
+                t.column("landing", .text)
+                t.column("revert", .text)
+                t.column("error", .text)
+                t.column("leaseOwner", .text)
+                t.column("leaseExpiresAt", .datetime)
+                t.column("startedAt", .datetime).notNull()
+                t.column("endedAt", .datetime)
+                t.uniqueKey(["ticketId", "number"])
+            }
+            try db.create(table: "trajectory") { t in
+                t.primaryKey("id", .text)
+                t.column("ticketId", .text).notNull().references("ticket", onDelete: .restrict)
+                t.column("attemptNumber", .integer).notNull()
+                t.column("service", .text).notNull()
+                t.column("agent", .text).notNull()
+                t.column("initialState", .jsonText).notNull()
+                t.column("outcome", .jsonText)
+                t.column("labels", .jsonText).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "trajectoryStep") { t in
+                t.column("trajectoryId", .text).notNull().references("trajectory", onDelete: .cascade)
+                t.column("index", .integer).notNull()
+                t.column("time", .datetime).notNull()
+                t.column("tool", .text).notNull()
+                t.column("arguments", .jsonText).notNull()
+                t.column("risk", .text).notNull()
+                t.column("effect", .text).notNull()
+                t.column("ok", .boolean).notNull()
+                t.column("output", .text).notNull()
+                t.column("data", .jsonText).notNull()
+                t.column("commit", .text)
+                t.primaryKey(["trajectoryId", "index"])
+            }
+            try db.create(table: "event") { t in
+                t.autoIncrementedPrimaryKey("seq")
+                t.column("time", .datetime).notNull()
+                t.column("kind", .text).notNull().indexed()
+                t.column("service", .text)
+                t.column("ticketId", .text)
+                t.column("attemptNumber", .integer)
+                t.column("data", .jsonText).notNull()
+            }
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import GRDB
+
+/// The workspace store: one SQLite file in WAL mode, migrated on open.
+///
+/// Every state change is written in the same transaction as the event that records it:
+/// use `write(_:)`, which runs `BEGIN IMMEDIATE` so that concurrent Ratchet processes
+/// serialise on the database's write lock rather than failing half way.
+public struct RatchetDatabase: Sendable {
+    private let writer: any DatabaseWriter
+
+    /// Opens (creating if needed) the store at `path` and runs the migrations.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+        writer = pool
+    }
+
+    /// An in-memory store for tests.
+    public init() throws {
+        let queue = try DatabaseQueue()
+        try Self.migrator.migrate(queue)
+        writer = queue
+    }
+
+    /// Runs `body` in one immediate write transaction; everything or nothing is written.
+    public func write<T>(_ body: (Database) throws -> T) throws -> T {
+        try writer.writeWithoutTransaction { db in
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db)
+                return .commit
+            }
+            return result!
+        }
+    }
+
+    /// Runs `body` on a consistent snapshot.
+    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try writer.read(body)
+    }
+
+    /// `PRAGMA integrity_check`: "ok" when the file is sound.
+    public func integrityCheck() throws -> String {
+        try writer.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "" }
+    }
+
+    /// The journal mode in force (`wal` for a file store).
+    public func journalMode() throws -> String {
+        try writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+}
