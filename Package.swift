@@ -21,6 +21,8 @@ let package = Package(
             pkgConfig: "libgit2",
             providers: [.apt(["libgit2-dev"])]
         ),
+        // POSIX calls Swift cannot reach (GNU extensions, variadic functions).
+        .target(name: "CSystem"),
         // A safe Swift API over libgit2.
         .target(name: "RatchetGit", dependencies: ["Clibgit2"]),
         // The SQLite store: schema, migrations, records, the event log.
@@ -29,7 +31,7 @@ let package = Package(
         .target(
             name: "RatchetCore",
             dependencies: [
-                "RatchetGit", "RatchetStore",
+                "RatchetGit", "RatchetStore", "CSystem",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]

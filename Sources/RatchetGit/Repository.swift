@@ -68,3 +68,18 @@ public final class Repository {
         return ObjectID(oid)
     }
 }
+
+extension Repository {
+    /// Clones the repository at `source` (a local path) into `path`, checking out `branch`.
+    public static func clone(from source: String, to path: String, branch: String) throws -> Repository {
+        Library.ensure()
+        var options = git_clone_options()
+        try GitError.check(git_clone_options_init(&options, UInt32(GIT_CLONE_OPTIONS_VERSION)))
+        var out: OpaquePointer?
+        try branch.withCString { name in
+            options.checkout_branch = name
+            try GitError.check(git_clone(&out, source, path, &options), "clone \(source)")
+        }
+        return Repository(pointer: out!)
+    }
+}

@@ -43,13 +43,15 @@ extension Repository {
     /// Stages every change of this repository's working tree (additions, modifications,
     /// deletions; `.gitignore` honoured) into its own index and commits it on HEAD's branch.
     ///
-    /// Returns nil, committing nothing, when the tree would equal HEAD's. The branch moves
+    /// Returns nil, committing nothing, when the tree would equal HEAD's. On an unborn
+    /// branch this makes the root commit. The branch moves
     /// by compare-and-swap from the HEAD commit read at the start. Only use this on a
     /// working tree Ratchet owns (an attempt's worktree): it rewrites that tree's index.
     public func commitWorkingTree(author: Signature, committer: Signature, message: String) throws -> ObjectID? {
-        guard let head = try headCommit(), let branch = try headReferenceName() else {
-            throw GitError(code: .unbornBranch, message: "working tree has no branch with a commit checked out")
+        guard let branch = try headReferenceName() else {
+            throw GitError(code: .unbornBranch, message: "working tree has a detached HEAD; a branch must be checked out")
         }
+        let head = try headCommit()
         var index: OpaquePointer?
         try GitError.check(git_repository_index(&index, pointer), "index")
         defer { git_index_free(index) }
@@ -62,31 +64,35 @@ extension Repository {
         }
         var tree = git_oid()
         try GitError.check(git_index_write_tree(&tree, index), "write tree")
-        let headInfo = try commit(head)
-        if ObjectID(tree) == headInfo.tree {
+        if let head, ObjectID(tree) == (try commit(head).tree) {
             try GitError.check(git_index_write(index), "write index")
             return nil
         }
-        let id = try createCommit(tree: ObjectID(tree), parents: [head], author: author, committer: committer, message: message)
+        let id = try createCommit(tree: ObjectID(tree), parents: head.map { [$0] } ?? [], author: author, committer: committer, message: message)
         try updateReference(branch, to: id, expected: head, message: "commit: \(message.prefix { $0 != "\n" })")
         try GitError.check(git_index_write(index), "write index")
         return id
     }
 
-    /// Updates the checked-out files and index from `baseline` (the tree they were
-    /// checked out from) to HEAD's tree, refusing (`.conflict`) if that would overwrite
-    /// any local change. Used after Ratchet moves the checked-out branch.
-    public func safeCheckoutHead(baseline: ObjectID?) throws {
+    /// Updates the checked-out files and index to HEAD's tree after Ratchet moved the
+    /// checked-out branch, refusing (`.conflict`) if that would overwrite any local change.
+    ///
+    /// The baseline is the repository's index: it records what was last checked out, so a
+    /// file that differs from it is a person's change and is never overwritten.
+    public func safeCheckoutHead() throws {
         var options = git_checkout_options()
         try GitError.check(git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION)))
         options.checkout_strategy = GIT_CHECKOUT_SAFE.rawValue
-        var baselineTree: OpaquePointer?
-        defer { git_tree_free(baselineTree) }
-        if let baseline {
-            var oid = try commit(baseline).tree.raw
-            try GitError.check(git_tree_lookup(&baselineTree, pointer, &oid), "baseline tree")
-            options.baseline = baselineTree
-        }
+        var index: OpaquePointer?
+        try GitError.check(git_repository_index(&index, pointer), "index")
+        defer { git_index_free(index) }
+        try GitError.check(git_index_read(index, 1), "read index")
+        var baseline: OpaquePointer?
+        var baselineTree = git_oid()
+        try GitError.check(git_index_write_tree(&baselineTree, index), "index tree")
+        try GitError.check(git_tree_lookup(&baseline, pointer, &baselineTree), "baseline tree")
+        defer { git_tree_free(baseline) }
+        options.baseline = baseline
         try GitError.check(git_checkout_head(pointer, &options), "checkout")
     }
 

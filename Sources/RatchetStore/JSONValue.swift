@@ -59,3 +59,21 @@ extension JSONValue {
     /// Wraps an optional string: `.null` when nil.
     public static func optional(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
 }
+
+import GRDB
+
+/// Stored as JSON text. Without this GRDB would decode the column through a single-value
+/// container that coerces text to a Bool.
+extension JSONValue: DatabaseValueConvertible {
+    public var databaseValue: DatabaseValue {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(self)) ?? Data("null".utf8)
+        return String(decoding: data, as: UTF8.self).databaseValue
+    }
+
+    public static func fromDatabaseValue(_ dbValue: DatabaseValue) -> JSONValue? {
+        guard let text = String.fromDatabaseValue(dbValue) else { return dbValue.isNull ? .null : nil }
+        return try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    }
+}

@@ -1,0 +1,17 @@
+#ifndef RATCHET_CSYSTEM_H
+#define RATCHET_CSYSTEM_H
+
+#include <spawn.h>
+
+/* POSIX calls that Swift cannot reach on Linux: GNU extensions and variadic functions. */
+
+/** pipe2(fds, O_CLOEXEC): a pipe whose ends are not inherited by other spawned children. */
+int ratchet_pipe_cloexec(int fds[2]);
+
+/** posix_spawn_file_actions_addchdir_np: the child starts in `path`. */
+int ratchet_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+
+/** prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are re-parented to this process. */
+int ratchet_set_child_subreaper(void);
+
+#endif

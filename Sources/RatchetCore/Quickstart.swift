@@ -1,0 +1,69 @@
+import Foundation
+import RatchetGit
+
+/// `ratchet quickstart`: the whole loop, as far as it exists today, in a fresh workspace.
+public enum Quickstart {
+    /// Creates a workspace in `directory` and walks a ticket through work, merge and revert,
+    /// printing what a person would look at.
+    public static func run(in directory: String, print: (String) -> Void) throws {
+        print("== 1. a workspace and a service from the kv-cache template")
+        let workspace = try Workspace.create(at: directory)
+        let service = try workspace.addService(name: "kv-cache", template: "kv-cache")
+        let servicePath = workspace.servicePath(service.name)
+        print("workspace \(workspace.root.path)")
+        print("service   \(service.name) in \(service.path)")
+
+        print("\n== 2. a ticket")
+        var draft = TicketDraft(service: service.name, title: "Double the cache capacity to 2048 entries")
+        draft.objective = "The hit ratio is low under the current working set; give the cache room for 2048 entries."
+        draft.acceptance = [
+            "command:python3 -m unittest discover -s tests -q",
+            "command:grep -q '\"capacity\": 2048' config/cache.json",
+        ]
+        draft.constraints = ["change config/cache.json only"]
+        draft.source = "human:quickstart"
+        let ticket = try workspace.createTicket(draft)
+        print("\(ticket.id): \(ticket.title)")
+        for criterion in ticket.acceptance { print("  accept: \(criterion)") }
+
+        print("\n== 3. a command agent makes the change on branch ticket/\(ticket.id)/1")
+        let agent = #"command:sed -i 's/"capacity": 1024/"capacity": 2048/' config/cache.json && echo raised capacity to 2048"#
+        print("$ ratchet work \(ticket.id) --agent '\(agent)'")
+        let attempt = try workspace.work(ticket: ticket.id, agent: agent)
+        print("attempt \(attempt.number) proposed: \(attempt.branch) at \(attempt.head!.prefix(7)), trajectory \(attempt.trajectoryId)")
+        print(git(["log", "--format=%h %an <%ae>%n    %s%n%w(0,4,4)%(trailers)", "-1", attempt.branch], in: servicePath))
+
+        print("== 4. merge: the exact merge result is verified, then lands by compare-and-swap")
+        print("$ ratchet merge \(ticket.id)")
+        let landing = try workspace.merge(ticket: ticket.id)
+        for check in landing.acceptance { print("  \(check.status): \(check.criterion)") }
+        print("landed \(landing.landing.short)")
+        print("$ git log --first-parent --oneline main")
+        print(git(["log", "--first-parent", "--format=%h %s", "main"], in: servicePath))
+        print("$ git show --no-patch \(landing.landing.short)")
+        print(git(["show", "--no-patch", "--format=commit %H%nMerge: %p%nAuthor: %an <%ae>%n%n%w(0,4,4)%B", landing.landing.hex], in: servicePath))
+        print("$ git notes --ref=ratchet show \(landing.landing.short) | head -5")
+        print(git(["notes", "--ref=ratchet", "show", landing.landing.hex], in: servicePath).split(separator: "\n").prefix(5).joined(separator: "\n"))
+        print("    …")
+
+        print("\n== 5. revert through a commit on main")
+        print("$ ratchet revert \(ticket.id) --reason 'quickstart: show the undo'")
+        let revert = try workspace.revert(ticket: ticket.id, reason: "quickstart: show the undo", by: "quickstart")
+        print("$ git log --first-parent --oneline main")
+        print(git(["log", "--first-parent", "--format=%h %s", "main"], in: servicePath))
+        print("$ git show --no-patch \(revert.short)")
+        print(git(["show", "--no-patch", "--format=%w(0,4,4)%B", revert.hex], in: servicePath))
+        let view = try workspace.ticketView(ticket.id)
+        print("\(view.id) is \(view.state); landing \(view.landing?.prefix(7) ?? "-"), revert \(view.revert?.prefix(7) ?? "-"); branch \(attempt.branch) kept")
+        print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(ticket.id) && ratchet events")
+    }
+
+    /// What `git args` prints in `directory`, for display only.
+    private static func git(_ arguments: [String], in directory: String) -> String {
+        guard let result = try? ProcessRunner.run(["/usr/bin/env", "git"] + arguments, directory: directory,
+                                                  environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": "/tmp", "GIT_PAGER": "cat"],
+                                                  limits: ProcessLimits(timeout: 30, outputBytes: 64 * 1024)),
+              result.exitStatus == 0 else { return "(git is not installed; inspect \(directory) with git to see this)" }
+        return result.output.trimmingCharacters(in: .newlines)
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import GRDB
+import RatchetGit
+import RatchetStore
+
+/// What `ratchet service show` reports.
+public struct ServiceView: Codable, Sendable {
+    public var name: String
+    public var path: String
+    public var template: String?
+    public var paused: Bool
+    public var main: String?
+    public var description: String
+    public var owners: [String]
+    public var protectedPaths: [String]
+    public var maxAttempts: Int
+    public var tickets: [String: Int]
+    enum CodingKeys: String, CodingKey {
+        case name, path, template, paused, main, description, owners, tickets
+        case protectedPaths = "protected_paths", maxAttempts = "max_attempts"
+    }
+}
+
+/// One problem `ratchet service check` found.
+public struct CheckFinding: Codable, Sendable, Equatable {
+    public var file: String
+    public var message: String
+}
+
+extension Workspace {
+    /// Registers a new service: from `template` (`templates/T` plus `canaries/T` as
+    /// `canary/`), committed as the first commit on `main`, or adopted from the repo at `from`.
+    @discardableResult
+    public func addService(name rawName: String, template: String? = nil, from source: String? = nil) throws -> ServiceRecord {
+        let name = try Names.serviceName(rawName)
+        guard (template == nil) != (source == nil) else { throw RatchetError("give exactly one of --template T or --from PATH") }
+        if try database.read({ db in try ServiceRecord.fetchOne(db, key: name) }) != nil {
+            throw RatchetError("service '\(name)' already exists")
+        }
+        let path = servicePath(name)
+        if FileManager.default.fileExists(atPath: path) {
+            throw RatchetError("\(path) already exists; remove it or choose another name")
+        }
+        var templateFolder: URL?
+        var canaryFolder: URL?
+        if let template {
+            guard let root = Resources.root() else {
+                throw RatchetError("cannot find Ratchet's templates/ folder; set RATCHET_HOME to the folder that holds templates/ and canaries/")
+            }
+            let folder = root.appendingPathComponent("templates/\(template)")
+            guard !template.contains("/"), !template.hasPrefix("."), FileManager.default.fileExists(atPath: folder.appendingPathComponent("service.yaml").path) else {
+                let known = Resources.templates()
+                throw RatchetError("unknown template '\(Names.printable(template))' (available: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+            }
+            templateFolder = folder
+            let canary = root.appendingPathComponent("canaries/\(template)")
+            canaryFolder = FileManager.default.fileExists(atPath: canary.path) ? canary : nil
+        }
+        let fm = FileManager.default
+        do {
+            if let templateFolder {
+                try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+                try copyContents(of: templateFolder.path, to: path)
+                if let canaryFolder { try copyContents(of: canaryFolder.path, to: path + "/canary") }
+                try renameService(in: path + "/service.yaml", to: name)
+                _ = try ServiceConfig.parse(String(contentsOfFile: path + "/service.yaml", encoding: .utf8), file: "service.yaml")
+                let repository = try Repository.create(at: path, initialBranch: "main")
+                let message = "Add service \(name) from template \(template!)\n"
+                guard try repository.commitWorkingTree(author: config.identity, committer: config.identity, message: message) != nil else {
+                    throw RatchetError("template '\(template!)' is empty")
+                }
+            } else if let source {
+                let sourcePath = URL(fileURLWithPath: source).standardizedFileURL.path
+                let origin: Repository
+                do { origin = try Repository.open(sourcePath) } catch { throw RatchetError("\(sourcePath) is not a git repository") }
+                guard let main = try origin.resolveReference("refs/heads/main") else {
+                    throw RatchetError("\(sourcePath) has no main branch; Ratchet lands on main")
+                }
+                guard let text = try origin.fileContents("service.yaml", in: main) else {
+                    throw RatchetError("\(sourcePath) has no service.yaml on main (see templates/kv-cache/service.yaml)")
+                }
+                let config = try ServiceConfig.parse(String(decoding: text, as: UTF8.self), file: "service.yaml")
+                guard config.name == name else {
+                    throw RatchetError("service.yaml on main of \(sourcePath) names the service '\(config.name)', not '\(name)'")
+                }
+                _ = try Repository.clone(from: sourcePath, to: path, branch: "main")
+            }
+        } catch {
+            try? fm.removeItem(atPath: path)
+            throw error
+        }
+        let record = ServiceRecord(name: name, path: "services/\(name)", template: template, createdAt: Date())
+        do {
+            try database.write { db in
+                try record.insert(db)
+                let head = try Repository.open(path).headCommit()
+                try RatchetDatabase.appendEvent(db, kind: "service.added", service: name, data: [
+                    "template": .optional(template), "from": .optional(source), "main": .optional(head?.hex)])
+            }
+        } catch {
+            try? fm.removeItem(atPath: path)
+            throw error
+        }
+        return record
+    }
+
+    /// The registered services, by name.
+    public func services() throws -> [ServiceRecord] {
+        try database.read { db in try ServiceRecord.order(ServiceRecord.Columns.name).fetchAll(db) }
+    }
+
+    /// The service record, or a clear error.
+    public func service(_ rawName: String) throws -> ServiceRecord {
+        let name = try Names.serviceName(rawName)
+        guard let record = try database.read({ db in try ServiceRecord.fetchOne(db, key: name) }) else {
+            throw RatchetError("no service named '\(name)' (see 'ratchet service list')")
+        }
+        return record
+    }
+
+    /// The service's `service.yaml` as committed on main.
+    public func serviceConfig(_ name: String) throws -> ServiceConfig {
+        let repository = try Repository.open(servicePath(name))
+        guard let main = try repository.resolveReference("refs/heads/main"),
+              let data = try repository.fileContents("service.yaml", in: main) else {
+            throw RatchetError("service '\(name)' has no service.yaml on main")
+        }
+        return try ServiceConfig.parse(String(decoding: data, as: UTF8.self), file: "services/\(name)/service.yaml")
+    }
+
+    /// What `ratchet service show` prints.
+    public func serviceView(_ name: String) throws -> ServiceView {
+        let record = try service(name)
+        let config = try serviceConfig(record.name)
+        let main = try Repository.open(servicePath(record.name)).resolveReference("refs/heads/main")
+        let counts = try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM ticket WHERE service = ? GROUP BY state", arguments: [record.name])
+        }
+        var tickets: [String: Int] = [:]
+        for row in counts { tickets[row["state"]] = row["n"] }
+        return ServiceView(name: record.name, path: record.path, template: record.template, paused: record.isPaused,
+                           main: main?.hex, description: config.description, owners: config.owners,
+                           protectedPaths: config.protectedPaths, maxAttempts: config.maxAttempts, tickets: tickets)
+    }
+
+    /// Validates the service's files in its checked-out main; empty means all is well.
+    public func checkService(_ name: String) throws -> [CheckFinding] {
+        let record = try service(name)
+        let path = servicePath(record.name)
+        var findings: [CheckFinding] = []
+        let file = "services/\(record.name)/service.yaml"
+        do {
+            let text = try String(contentsOfFile: path + "/service.yaml", encoding: .utf8)
+            let config = try ServiceConfig.parse(text, file: file)
+            if config.name != record.name {
+                findings.append(CheckFinding(file: file, message: "\(file): name: '\(config.name)' does not match the service name '\(record.name)'"))
+            }
+        } catch let error as RatchetError {
+            findings.append(CheckFinding(file: file, message: error.message))
+        } catch {
+            findings.append(CheckFinding(file: file, message: "\(file): cannot read: \(describe(error))"))
+        }
+        return findings
+    }
+
+    private func copyContents(of source: String, to destination: String) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: destination, withIntermediateDirectories: true)
+        for item in try fm.contentsOfDirectory(atPath: source) where item != "__pycache__" {
+            try fm.copyItem(atPath: source + "/" + item, toPath: destination + "/" + item)
+        }
+    }
+
+    private func renameService(in file: String, to name: String) throws {
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        var lines = text.components(separatedBy: "\n")
+        guard let index = lines.firstIndex(where: { $0.hasPrefix("name:") }) else {
+            throw RatchetError("template service.yaml has no top-level name: line")
+        }
+        let comment = lines[index].range(of: "#").map { "   " + lines[index][$0.lowerBound...] } ?? ""
+        lines[index] = "name: \(name)\(comment)"
+        try Data(lines.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: file))
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import GRDB
+import RatchetStore
+
+/// A trajectory in its native JSON form, `ratchet.trajectory/v1` (SPEC §9, docs/formats.md).
+public struct TrajectoryDocument: Codable, Sendable, Equatable {
+    public struct Action: Codable, Sendable, Equatable {
+        public var tool: String
+        public var arguments: JSONValue
+        public var risk: String
+        public var effect: String
+    }
+    public struct Observation: Codable, Sendable, Equatable {
+        public var ok: Bool
+        public var output: String
+        public var data: JSONValue
+    }
+    public struct Step: Codable, Sendable, Equatable {
+        public var index: Int
+        public var time: Date
+        public var action: Action
+        public var observation: Observation
+        public var commit: String?
+    }
+    public var schema = "ratchet.trajectory/v1"
+    public var id: String
+    public var ticket: String
+    public var service: String
+    public var attempt: Int
+    public var agent: String
+    public var initialState: JSONValue
+    public var steps: [Step]
+    public var outcome: JSONValue?
+    public var labels: [JSONValue]
+    enum CodingKeys: String, CodingKey {
+        case schema, id, ticket, service, attempt, agent, steps, outcome, labels
+        case initialState = "initial_state"
+    }
+}
+
+/// The JSON coders every Ratchet document uses: sorted keys, ISO 8601 dates.
+public enum RatchetJSON {
+    /// An encoder with sorted keys and ISO 8601 dates; `pretty` adds indentation.
+    public static func encoder(pretty: Bool = true) -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    /// A decoder for the same format.
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+
+    /// `value` as a JSON string.
+    public static func string<T: Encodable>(_ value: T, pretty: Bool = true) throws -> String {
+        String(decoding: try encoder(pretty: pretty).encode(value), as: UTF8.self)
+    }
+
+    /// Any encodable value as a `JSONValue`.
+    public static func value<T: Encodable>(_ value: T) throws -> JSONValue {
+        try decoder().decode(JSONValue.self, from: encoder(pretty: false).encode(value))
+    }
+}
+
+extension Workspace {
+    /// The complete trajectory `id` as its native document.
+    public func trajectoryDocument(_ id: String) throws -> TrajectoryDocument {
+        try database.read { db in try Self.trajectoryDocument(db, id: id) }
+    }
+
+    static func trajectoryDocument(_ db: Database, id: String) throws -> TrajectoryDocument {
+        guard let record = try TrajectoryRecord.fetchOne(db, key: id) else { throw RatchetError("no trajectory \(id)") }
+        let steps = try TrajectoryStepRecord.filter(TrajectoryStepRecord.Columns.trajectoryId == id)
+            .order(TrajectoryStepRecord.Columns.index).fetchAll(db)
+        return TrajectoryDocument(
+            id: record.id, ticket: record.ticketId, service: record.service, attempt: record.attemptNumber, agent: record.agent,
+            initialState: record.initialState,
+            steps: steps.map { step in
+                TrajectoryDocument.Step(
+                    index: step.index, time: step.time,
+                    action: .init(tool: step.tool, arguments: step.arguments, risk: step.risk, effect: step.effect),
+                    observation: .init(ok: step.ok, output: step.output, data: step.data), commit: step.commit)
+            },
+            outcome: record.outcome, labels: record.labels)
+    }
+
+    /// Appends a step to a trajectory, with its event, in one transaction. Returns its index.
+    @discardableResult
+    func recordStep(trajectory: String, ticket: String, service: String, attempt: Int, tool: String, arguments: JSONValue,
+                    risk: String, effect: String, ok: Bool, output: String, data: JSONValue, commit: String?) throws -> Int {
+        try database.write { db in
+            let index = (try Int.fetchOne(db, sql: "SELECT MAX(\"index\") FROM trajectoryStep WHERE trajectoryId = ?", arguments: [trajectory]) ?? 0) + 1
+            let step = TrajectoryStepRecord(trajectoryId: trajectory, index: index, time: Date(), tool: tool, arguments: arguments,
+                                            risk: risk, effect: effect, ok: ok, output: redact(output), data: data, commit: commit)
+            try step.insert(db)
+            try RatchetDatabase.appendEvent(db, kind: "trajectory.step", service: service, ticket: ticket, attempt: attempt, data: [
+                "trajectory": .string(trajectory), "index": .number(Double(index)), "tool": .string(tool), "ok": .bool(ok)])
+            return index
+        }
+    }
+
+    /// `text` with every match of the configured secret patterns replaced by `[REDACTED]`.
+    func redact(_ text: String) -> String {
+        var result = text
+        for pattern in config.secretPatterns {
+            guard let regex = try? NSRegularExpression(pattern: pattern) else { continue }
+            result = regex.stringByReplacingMatches(in: result, range: NSRange(result.startIndex..., in: result), withTemplate: "[REDACTED]")
+        }
+        return result
+    }
+}

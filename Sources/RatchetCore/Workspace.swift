@@ -1,0 +1,102 @@
+import Foundation
+import Logging
+import RatchetGit
+import RatchetStore
+
+/// A Ratchet workspace: `ratchet.yaml`, `ratchet.sqlite`, `services/`, `worktrees/`, `reports/` (SPEC §2).
+public final class Workspace: Sendable {
+    /// The workspace folder (absolute, symlinks resolved).
+    public let root: URL
+    /// The parsed `ratchet.yaml`.
+    public let config: WorkspaceConfig
+    /// The store.
+    public let database: RatchetDatabase
+    /// Where the library logs.
+    public let logger: Logger
+
+    /// The marker file that makes a folder a workspace.
+    public static let configFileName = "ratchet.yaml"
+
+    private init(root: URL, logger: Logger) throws {
+        self.root = root
+        self.logger = logger
+        let configURL = root.appendingPathComponent(Self.configFileName)
+        let text: String
+        do { text = try String(contentsOf: configURL, encoding: .utf8) } catch {
+            throw RatchetError("cannot read \(configURL.path): \(error.localizedDescription)")
+        }
+        config = try WorkspaceConfig.parse(text, file: configURL.path)
+        database = try RatchetDatabase(path: root.appendingPathComponent("ratchet.sqlite").path)
+    }
+
+    /// Opens the workspace named by `explicit`, else `$RATCHET_WORKSPACE`, else the nearest
+    /// ancestor of `currentDirectory` that holds `ratchet.yaml`.
+    public static func locate(explicit: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment,
+                              currentDirectory: String = FileManager.default.currentDirectoryPath,
+                              logger: Logger = Logger(label: "ratchet")) throws -> Workspace {
+        if let named = explicit ?? environment["RATCHET_WORKSPACE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            let url = URL(fileURLWithPath: named, relativeTo: URL(fileURLWithPath: currentDirectory)).standardizedFileURL
+            guard FileManager.default.fileExists(atPath: url.appendingPathComponent(configFileName).path) else {
+                throw RatchetError("\(url.path) is not a Ratchet workspace (no \(configFileName)); run 'ratchet init \(named)' first")
+            }
+            return try Workspace(root: url.resolvingSymlinksInPath(), logger: logger)
+        }
+        var folder = URL(fileURLWithPath: currentDirectory).standardizedFileURL.resolvingSymlinksInPath()
+        while true {
+            if FileManager.default.fileExists(atPath: folder.appendingPathComponent(configFileName).path) {
+                return try Workspace(root: folder, logger: logger)
+            }
+            let parent = folder.deletingLastPathComponent()
+            if parent.path == folder.path { break }
+            folder = parent
+        }
+        throw RatchetError("not in a Ratchet workspace (no \(configFileName) in \(currentDirectory) or above); run 'ratchet init' or pass --workspace")
+    }
+
+    /// Creates a workspace in `path` (created if missing; it must not already be one).
+    @discardableResult
+    public static func create(at path: String, logger: Logger = Logger(label: "ratchet")) throws -> Workspace {
+        let url = URL(fileURLWithPath: path).standardizedFileURL
+        let fm = FileManager.default
+        if fm.fileExists(atPath: url.appendingPathComponent(configFileName).path) {
+            throw RatchetError("\(url.path) is already a Ratchet workspace")
+        }
+        var isDirectory: ObjCBool = false
+        if fm.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw RatchetError("\(url.path) exists and is not a folder")
+        }
+        let existed = fm.fileExists(atPath: url.path)
+        do {
+            for folder in ["services", "worktrees", "reports", ".ratchet/tmp"] {
+                try fm.createDirectory(at: url.appendingPathComponent(folder), withIntermediateDirectories: true)
+            }
+            try Data("/ratchet.sqlite*\n/worktrees/\n/.ratchet/\n".utf8).write(to: url.appendingPathComponent(".gitignore"))
+            // The config is written last: its presence is what makes the folder a workspace.
+            let database = try RatchetDatabase(path: url.appendingPathComponent("ratchet.sqlite").path)
+            try database.write { db in
+                try RatchetDatabase.appendEvent(db, kind: "workspace.created", data: ["path": .string(url.path)])
+            }
+            try Data(WorkspaceConfig.initialText.utf8).write(to: url.appendingPathComponent(configFileName), options: .atomic)
+        } catch {
+            if !existed { try? fm.removeItem(at: url) }
+            throw error
+        }
+        return try Workspace(root: url.resolvingSymlinksInPath(), logger: logger)
+    }
+
+    /// `services/NAME`.
+    public func servicePath(_ name: String) -> String { root.appendingPathComponent("services/\(name)").path }
+
+    /// `worktrees/ID-N`.
+    public func worktreePath(ticket: String, attempt: Int) -> String { root.appendingPathComponent("worktrees/\(ticket)-\(attempt)").path }
+
+    /// Ratchet's private scratch folder (`.ratchet/tmp`), outside every checkout.
+    public var scratchPath: String { root.appendingPathComponent(".ratchet/tmp").path }
+
+    /// Makes a fresh private folder under the scratch folder.
+    func makeScratchFolder(_ prefix: String) throws -> String {
+        let path = scratchPath + "/\(prefix)-\(UUIDv7.make())"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import RatchetCore
+
+struct ServiceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "service", abstract: "Add, list, show and check services.",
+        subcommands: [Add.self, List.self, Show.self, Check.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a service repo from a template, or adopt an existing repo.")
+        @OptionGroup var workspace: WorkspaceOptions
+        @Argument(help: "The service name: lowercase letters, digits and dashes.") var name: String
+        @Option(help: "A template shipped with Ratchet (templates/T plus canaries/T).") var template: String?
+        @Option(help: "An existing git repo with service.yaml on main, cloned into services/NAME.") var from: String?
+
+        func validate() throws {
+            guard (template == nil) != (from == nil) else { throw ValidationError("give exactly one of --template T or --from PATH") }
+        }
+
+        func run() throws {
+            let workspace = try workspace.open()
+            let record = try workspace.addService(name: name, template: template, from: from)
+            print("added service \(record.name) in \(record.path)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the services.")
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let services = try workspace.open().services()
+            if output.json {
+                struct Row: Encodable { var name, path: String; var template: String?; var paused: Bool }
+                try Terminal.printJSON(services.map { Row(name: $0.name, path: $0.path, template: $0.template, paused: $0.isPaused) })
+                return
+            }
+            if services.isEmpty { print("no services; add one with: ratchet service add NAME --template kv-cache") }
+            for service in services {
+                print("\(service.name)\t\(service.path)\t\(service.template.map { "template \($0)" } ?? "adopted")\(service.isPaused ? "\tpaused" : "")")
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one service.")
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The service name.") var name: String
+
+        func run() throws {
+            let view = try workspace.open().serviceView(name)
+            if output.json { return try Terminal.printJSON(view) }
+            print("service     \(view.name)")
+            print("path        \(view.path)")
+            print("main        \(view.main ?? "(none)")")
+            print("template    \(view.template ?? "(adopted)")")
+            print("description \(view.description)")
+            print("owners      \(view.owners.joined(separator: ", "))")
+            print("protected   \(view.protectedPaths.joined(separator: " "))")
+            print("tickets     \(view.tickets.isEmpty ? "none" : view.tickets.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+        }
+    }
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate a service's files and say exactly what is wrong where.")
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The service name.") var name: String
+
+        func run() throws {
+            let findings = try workspace.open().checkService(name)
+            if output.json {
+                struct Report: Encodable { var service: String; var ok: Bool; var findings: [CheckFinding] }
+                try Terminal.printJSON(Report(service: name, ok: findings.isEmpty, findings: findings))
+            } else if findings.isEmpty {
+                print("\(name): ok")
+            } else {
+                for finding in findings { FileHandle.standardError.write(Data("\(finding.message)\n".utf8)) }
+            }
+            if !findings.isEmpty {
+                if !output.json { RatchetCommand.fail("service \(name) has \(findings.count) problem(s)") }
+                throw ExitCode(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import RatchetCore
+
+struct TicketCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ticket", abstract: "File, list, show and cancel tickets.",
+        subcommands: [New.self, List.self, Show.self, Cancel.self])
+
+    struct New: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "File a ticket, from flags or from a YAML or JSON file.")
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: "The service the ticket is for.") var service: String?
+        @Option(help: "A one-line title.") var title: String?
+        @Option(help: "What the change should achieve.") var objective: String?
+        @Option(name: .customLong("accept"), help: "An acceptance criterion: command:SHELL, invariant:NAME, canary, or text. Repeatable.") var acceptance: [String] = []
+        @Option(name: .customLong("constraint"), help: "A constraint the change must respect. Repeatable.") var constraints: [String] = []
+        @Option(help: "low, medium or high.") var risk: String?
+        @Option(help: "The agent to work it (command:SHELL or a name from ratchet.yaml).") var agent: String?
+        @Option(help: "A ticket file (YAML or JSON); flags override its fields.") var file: String?
+
+        func run() throws {
+            var draft: TicketDraft
+            if let file {
+                let text: String
+                do { text = try String(contentsOfFile: file, encoding: .utf8) } catch { throw RatchetError("cannot read \(file): \(error.localizedDescription)") }
+                draft = try TicketDraft.parse(text, file: file)
+            } else {
+                guard let title else { throw RatchetError("--title is required (or --file TICKET.yaml)") }
+                draft = TicketDraft(service: service ?? "", title: title)
+            }
+            if let service { draft.service = service }
+            if let title { draft.title = title }
+            if let objective { draft.objective = objective }
+            if !acceptance.isEmpty { draft.acceptance = acceptance }
+            if !constraints.isEmpty { draft.constraints = constraints }
+            if let risk { draft.risk = risk }
+            if let agent { draft.agent = agent }
+            guard !draft.service.isEmpty else { throw RatchetError("--service is required") }
+            let workspace = try workspace.open()
+            let ticket = try workspace.createTicket(draft)
+            if output.json { return try Terminal.printJSON(workspace.ticketView(ticket.id)) }
+            print(ticket.id)
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tickets.")
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: "Only tickets in this state.") var state: String?
+        @Option(help: "Only tickets of this service.") var service: String?
+
+        func run() throws {
+            let workspace = try workspace.open()
+            let tickets = try workspace.tickets(state: state, service: service)
+            if output.json { return try Terminal.printJSON(try tickets.map { try workspace.ticketView($0.id) }) }
+            if tickets.isEmpty { print("no tickets") }
+            for ticket in tickets {
+                print("\(ticket.id)\t\(ticket.state)\t\(ticket.service)\t\(ticket.risk)\t\(ticket.title)")
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a ticket and its attempts.")
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The ticket id, e.g. T-7.") var id: String
+
+        func run() throws {
+            let view = try workspace.open().ticketView(id)
+            if output.json { return try Terminal.printJSON(view) }
+            print("\(view.id)  \(view.title)")
+            print("state       \(view.state)")
+            print("service     \(view.service)")
+            print("risk        \(view.risk)   source \(view.source)")
+            if !view.objective.isEmpty { print("objective   \(view.objective)") }
+            for criterion in view.acceptance { print("accept      \(criterion)") }
+            for constraint in view.constraints { print("constraint  \(constraint)") }
+            if let landing = view.landing { print("landing     \(landing)") }
+            if let revert = view.revert { print("revert      \(revert)") }
+            for attempt in view.attempts {
+                print("attempt \(attempt.number)   \(attempt.state)  \(attempt.branch)  head \(attempt.head.map { String($0.prefix(7)) } ?? "-")  trajectory \(attempt.trajectory)")
+                if let error = attempt.error { print("            \(error)") }
+            }
+        }
+    }
+
+    struct Cancel: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cancel a ticket that has not merged.")
+        @OptionGroup var workspace: WorkspaceOptions
+        @Argument(help: "The ticket id.") var id: String
+        @Option(help: "Why (one line).") var reason: String?
+
+        func run() throws {
+            let ticket = try workspace.open().cancelTicket(id, reason: reason)
+            print("\(ticket.id) cancelled")
+        }
+    }
+}
