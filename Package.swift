@@ -44,9 +44,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "RatchetGitTests", dependencies: ["RatchetGit"]),
+        // Scratch folders and process helpers shared by the test targets.
+        .target(name: "RatchetTestSupport", path: "Tests/RatchetTestSupport"),
+        .testTarget(name: "RatchetGitTests", dependencies: ["RatchetGit", "RatchetTestSupport"]),
         .testTarget(name: "RatchetStoreTests", dependencies: ["RatchetStore"]),
-        .testTarget(name: "RatchetCoreTests", dependencies: ["RatchetCore", "RatchetGit", "RatchetStore"]),
-        .testTarget(name: "RatchetCLITests", dependencies: ["RatchetCore"]),
+        .testTarget(name: "RatchetCoreTests", dependencies: ["RatchetCore", "RatchetGit", "RatchetStore", "RatchetTestSupport"]),
+        // End-to-end: drives the built `ratchet` binary.
+        .testTarget(name: "RatchetCLITests", dependencies: ["ratchet", "RatchetTestSupport"]),
     ]
 )

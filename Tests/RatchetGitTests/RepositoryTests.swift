@@ -1,0 +1,232 @@
+import Foundation
+import RatchetGit
+import RatchetTestSupport
+import Testing
+
+private let person = Signature(name: "Agent", email: "agent@agents.ratchet.invalid")
+private let ratchet = Signature(name: "Ratchet", email: "ratchet@ratchet.invalid")
+
+/// A repository with `files` committed as the root commit on main.
+private func makeRepository(_ folder: ScratchFolder, files: [String: String]) throws -> (Repository, ObjectID) {
+    let path = folder("repo")
+    let repository = try Repository.create(at: path)
+    try write(files, in: path)
+    let root = try #require(try repository.commitWorkingTree(author: ratchet, committer: ratchet, message: "root\n"))
+    return (repository, root)
+}
+
+private func write(_ files: [String: String], in directory: String) throws {
+    for (path, text) in files {
+        let url = URL(fileURLWithPath: directory + "/" + path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: url)
+    }
+}
+
+/// Commits `files` (nil deletes) on top of `parent` without any working tree, via a scratch worktree.
+private func commit(_ repository: Repository, _ folder: ScratchFolder, branch: String, from parent: ObjectID,
+                    files: [String: String?], message: String) throws -> ObjectID {
+    if try repository.resolveReference("refs/heads/\(branch)") == nil { try repository.createBranch(branch, at: parent) }
+    let name = "wt-\(branch.replacingOccurrences(of: "/", with: "-"))-\(UUID().uuidString.prefix(6))"
+    let path = folder(name)
+    try repository.addWorktree(name: name, path: path, branch: branch)
+    defer { try? repository.removeWorktree(name) }
+    for (file, text) in files {
+        if let text { try write([file: text], in: path) } else { try FileManager.default.removeItem(atPath: path + "/" + file) }
+    }
+    let worktree = try Repository.open(path)
+    return try #require(try worktree.commitWorkingTree(author: person, committer: ratchet, message: message))
+}
+
+@Suite("RatchetGit")
+struct RepositoryTests {
+    @Test func commitsAdditionsModificationsDeletionsHonouringGitignore() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a.txt": "a\n", "b.txt": "b\n", ".gitignore": "*.log\n"])
+        let path = folder("repo")
+        try write(["a.txt": "a2\n", "new/c.txt": "c\n", "debug.log": "ignored\n"], in: path)
+        try FileManager.default.removeItem(atPath: path + "/b.txt")
+        let message = "change\n\nTicket: T-1\nTrajectory: 01900000-0000-7000-8000-000000000000\nStep: 1\n"
+        let id = try #require(try repository.commitWorkingTree(author: person, committer: ratchet, message: message))
+        #expect(try repository.commit(id).parents == [root])
+        #expect(try git(["ls-tree", "-r", "--name-only", "main"], in: path).split(separator: "\n") == [".gitignore", "a.txt", "new/c.txt"])
+        #expect(try git(["log", "-1", "--format=%an <%ae>|%cn <%ce>"], in: path) == "Agent <agent@agents.ratchet.invalid>|Ratchet <ratchet@ratchet.invalid>")
+        #expect(try git(["log", "-1", "--format=%(trailers:key=Ticket,valueonly)"], in: path) == "T-1")
+        #expect(try git(["status", "--porcelain"], in: path) == "")
+        try git(["fsck", "--strict"], in: path)
+        // Nothing changed: no commit.
+        #expect(try repository.commitWorkingTree(author: person, committer: ratchet, message: "noop\n") == nil)
+    }
+
+    @Test func referenceUpdatesAreCompareAndSwap() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n"])
+        let next = try commit(repository, folder, branch: "topic", from: root, files: ["a": "2\n"], message: "two\n")
+        // Expected value wrong: refused, ref unchanged.
+        #expect(throws: GitError.self) { try repository.updateReference("refs/heads/main", to: next, expected: next, message: "x") }
+        #expect(try repository.resolveReference("refs/heads/main") == root)
+        do {
+            try repository.updateReference("refs/heads/main", to: next, expected: next, message: "x")
+        } catch let error as GitError {
+            #expect(error.code == .modified)
+        }
+        try repository.updateReference("refs/heads/main", to: next, expected: root, message: "land")
+        #expect(try git(["rev-parse", "main"], in: folder("repo")) == next.hex)
+        // Creating a ref that exists is refused.
+        #expect(throws: GitError.self) { try repository.updateReference("refs/heads/topic", to: root, expected: nil, message: "x") }
+        #expect(!Repository.isValidReferenceName("refs/heads/a..b"))
+        #expect(!Repository.isValidReferenceName("refs/heads/x@{1}"))
+        #expect(Repository.isValidReferenceName("refs/heads/ticket/T-1/1"))
+    }
+
+    @Test func branchesCanBeListedAndDeleted() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n"])
+        try repository.createBranch("ticket/T-1/1", at: root)
+        #expect(try repository.branches() == ["main", "ticket/T-1/1"])
+        try repository.deleteBranch("ticket/T-1/1")
+        #expect(try repository.branches() == ["main"])
+        #expect(try git(["branch", "--format=%(refname:short)"], in: folder("repo")) == "main")
+    }
+
+    @Test func inMemoryMergeMatchesGitMergeTree() throws {
+        let folder = ScratchFolder()
+        var files: [String: String] = [:]
+        for index in 0..<30 { files["dir\(index % 5)/file\(index).txt"] = (0..<20).map { "line \($0) of \(index)\n" }.joined() }
+        let (repository, root) = try makeRepository(folder, files: files)
+        let path = folder("repo")
+        let indexBefore = try Data(contentsOf: URL(fileURLWithPath: path + "/.git/index"))
+        var generator = SystemRandomNumberGenerator()
+        var cleanCount = 0, conflictCount = 0
+        for round in 0..<12 {
+            // Odd rounds edit disjoint files (must merge cleanly); even rounds may collide.
+            let ourRange = round % 2 == 1 ? 0..<15 : 0..<30
+            let theirRange = round % 2 == 1 ? 15..<30 : 0..<30
+            // Two sides edit random files; sometimes the same line (a conflict), sometimes different lines.
+            var ours: [String: String?] = [:], theirs: [String: String?] = [:]
+            for _ in 0..<4 {
+                let pick = Int.random(in: ourRange, using: &generator)
+                let name = "dir\(pick % 5)/file\(pick).txt"
+                var lines = files[name]!.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                lines[Int.random(in: 0..<5, using: &generator)] = "ours \(round)"
+                ours[name] = lines.joined(separator: "\n")
+            }
+            for _ in 0..<4 {
+                let pick = Int.random(in: theirRange, using: &generator)
+                let name = "dir\(pick % 5)/file\(pick).txt"
+                var lines = files[name]!.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                lines[Int.random(in: 0..<20, using: &generator)] = "theirs \(round)"
+                theirs[name] = lines.joined(separator: "\n")
+            }
+            theirs["added-\(round).txt"] = "new\n"
+            if round % 4 == 1 { theirs["dir1/file16.txt"] = String?.none }
+            if round % 2 == 0 { ours["both-\(round).txt"] = "ours\n"; theirs["both-\(round).txt"] = "theirs\n" }
+            let a = try commit(repository, folder, branch: "a\(round)", from: root, files: ours, message: "ours\n")
+            let b = try commit(repository, folder, branch: "b\(round)", from: root, files: theirs, message: "theirs\n")
+            let expected = try run(["git", "merge-tree", "--write-tree", "--no-messages", "--name-only", a.hex, b.hex], in: path)
+            let lines = expected.stdout.split(separator: "\n").map(String.init)
+            switch try repository.merge(ours: a, theirs: b) {
+            case .clean(let tree):
+                cleanCount += 1
+                #expect(expected.status == 0, "git saw a conflict where Ratchet saw none")
+                #expect(tree.hex == lines.first)
+            case .conflicts(let paths):
+                conflictCount += 1
+                #expect(paths.contains("both-\(round).txt"))
+                #expect(expected.status == 1, "Ratchet saw a conflict where git saw none")
+                #expect(Set(paths) == Set(lines.dropFirst()))
+            }
+        }
+        #expect(cleanCount == 6 && conflictCount == 6)
+        // The merge touched neither the index nor the working tree.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path + "/.git/index")) == indexBefore)
+        #expect(try git(["status", "--porcelain"], in: path) == "")
+        try git(["fsck", "--strict"], in: path)
+    }
+
+    @Test func fastForwardCaseTakesTheirTreeAndRevertRestoresMainline() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "b": "2\n"])
+        let head = try commit(repository, folder, branch: "topic", from: root, files: ["a": "changed\n", "c": "3\n"], message: "topic\n")
+        guard case .clean(let tree) = try repository.merge(ours: root, theirs: head) else { Issue.record("conflict"); return }
+        #expect(tree == (try repository.commit(head).tree))
+        let landing = try repository.createCommit(tree: tree, parents: [root, head], author: ratchet, committer: ratchet, message: "Merge\n")
+        try repository.updateReference("refs/heads/main", to: landing, expected: root, message: "land")
+        guard case .clean(let reverted) = try repository.revert(landing, onto: landing) else { Issue.record("conflict"); return }
+        #expect(reverted == (try repository.commit(root).tree))
+        let path = folder("repo")
+        let revert = try repository.createCommit(tree: reverted, parents: [landing], author: ratchet, committer: ratchet, message: "Revert\n")
+        try repository.updateReference("refs/heads/main", to: revert, expected: landing, message: "revert")
+        #expect(try git(["rev-parse", "main^{tree}"], in: path) == git(["rev-parse", "\(root.hex)^{tree}"], in: path))
+        #expect(try repository.firstParentHistory(from: revert).map(\.id) == [revert, landing, root])
+        try git(["fsck", "--strict"], in: path)
+    }
+
+    @Test func notesAreReadableByGit() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n"])
+        try repository.setNote("{\"ticket\": \"T-1\"}\n", on: root, author: ratchet)
+        #expect(try git(["notes", "--ref=ratchet", "show", root.hex], in: folder("repo")) == "{\"ticket\": \"T-1\"}")
+        try repository.setNote("{\"ticket\": \"T-2\"}\n", on: root, author: ratchet)
+        #expect(try repository.note(on: root) == "{\"ticket\": \"T-2\"}\n")
+        #expect(try repository.note(on: root, notesRef: "refs/notes/other") == nil)
+    }
+
+    @Test func worktreesAreAddedAndRemovedKeepingTheBranch() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n"])
+        try repository.createBranch("ticket/T-1/1", at: root)
+        try repository.addWorktree(name: "T-1-1", path: folder("wt"), branch: "ticket/T-1/1")
+        #expect(try repository.worktrees() == ["T-1-1"])
+        #expect(try git(["worktree", "list", "--porcelain"], in: folder("repo")).contains("branch refs/heads/ticket/T-1/1"))
+        #expect(FileManager.default.fileExists(atPath: folder("wt/a")))
+        try repository.removeWorktree("T-1-1")
+        #expect(try repository.worktrees() == [])
+        #expect(!FileManager.default.fileExists(atPath: folder("wt")))
+        #expect(try repository.branches().contains("ticket/T-1/1"))
+        try git(["fsck", "--strict"], in: folder("repo"))
+    }
+
+    @Test func safeCheckoutNeverOverwritesLocalChanges() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "b": "2\n"])
+        let next = try commit(repository, folder, branch: "topic", from: root, files: ["a": "new\n"], message: "t\n")
+        let path = folder("repo")
+        try write(["a": "local edit\n"], in: path)
+        try repository.updateReference("refs/heads/main", to: next, expected: root, message: "move")
+        #expect(throws: GitError.self) { try repository.safeCheckoutHead() }
+        #expect(try String(contentsOfFile: path + "/a", encoding: .utf8) == "local edit\n")
+        // Without local changes the checkout follows main.
+        try write(["a": "1\n"], in: path)
+        try repository.safeCheckoutHead()
+        #expect(try String(contentsOfFile: path + "/a", encoding: .utf8) == "new\n")
+        #expect(try git(["status", "--porcelain"], in: path) == "")
+    }
+
+    @Test func materializeWritesTheTreeWithoutTouchingTheIndex() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["run.sh": "#!/bin/sh\necho hi\n", "sub/x": "x\n"])
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder("repo/run.sh"))
+        let head = try #require(try repository.commitWorkingTree(author: ratchet, committer: ratchet, message: "exec\n"))
+        let indexBefore = try Data(contentsOf: URL(fileURLWithPath: folder("repo/.git/index")))
+        try repository.materialize(head, into: folder("out"))
+        #expect(try String(contentsOfFile: folder("out/sub/x"), encoding: .utf8) == "x\n")
+        #expect(FileManager.default.isExecutableFile(atPath: folder("out/run.sh")))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: folder("repo/.git/index"))) == indexBefore)
+        #expect(root != head)
+    }
+
+    @Test func trailersParseLikeGit() {
+        let trailers = Repository.trailers(of: "Subject\n\nBody line\nApproved-By: not a trailer here\n\nTicket: T-7\nRisk: low\n")
+        #expect(trailers == [Trailer("Ticket", "T-7"), Trailer("Risk", "low")])
+    }
+
+    @Test func errorsCarryLibgit2CodeAndMessage() throws {
+        let folder = ScratchFolder()
+        #expect(throws: GitError.self) { try Repository.open(folder("missing")) }
+        do { _ = try Repository.open(folder("missing")) } catch let error as GitError {
+            #expect(error.code == .notFound)
+            #expect(!error.message.isEmpty)
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import GRDB
+import RatchetStore
+import Testing
+
+@Suite("RatchetStore")
+struct StoreTests {
+    private func makeFileStore() throws -> (RatchetDatabase, String) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("ratchet.sqlite").path
+        return (try RatchetDatabase(path: path), folder.path)
+    }
+
+    @Test func fileStoreRunsInWALModeAndPassesIntegrityCheck() throws {
+        let (database, folder) = try makeFileStore()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        #expect(try database.journalMode() == "wal")
+        #expect(try database.integrityCheck() == "ok")
+    }
+
+    @Test func stateChangeAndEventCommitOrRollBackTogether() throws {
+        let database = try RatchetDatabase()
+        try database.write { db in
+            try ServiceRecord(name: "svc", path: "services/svc", template: nil, createdAt: Date()).insert(db)
+            try RatchetDatabase.appendEvent(db, kind: "service.added", service: "svc")
+        }
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try database.write { db in
+                try ServiceRecord(name: "other", path: "services/other", template: nil, createdAt: Date()).insert(db)
+                try RatchetDatabase.appendEvent(db, kind: "service.added", service: "other")
+                throw Boom()
+            }
+        }
+        let events = try database.events()
+        #expect(events.map(\.service) == ["svc"])
+        #expect(try database.read { db in try ServiceRecord.fetchCount(db) } == 1)
+    }
+
+    @Test func jsonColumnsRoundTripExactly() throws {
+        let database = try RatchetDatabase()
+        let data: JSONValue = ["flag": true, "n": 3, "x": 1.5, "s": "text", "list": [1, "two", nil], "nested": ["k": false]]
+        try database.write { db in try RatchetDatabase.appendEvent(db, kind: "k", data: data) }
+        #expect(try database.events().first?.data == data)
+    }
+
+    @Test func eventsAreReadFromACursor() throws {
+        let database = try RatchetDatabase()
+        try database.write { db in
+            for index in 0..<5 { try RatchetDatabase.appendEvent(db, kind: "e\(index)") }
+        }
+        let all = try database.events()
+        #expect(all.map(\.kind) == ["e0", "e1", "e2", "e3", "e4"])
+        let cursor = try #require(all[2].seq)
+        #expect(try database.events(since: cursor).map(\.kind) == ["e3", "e4"])
+    }
+
+    @Test func onlyOneOpenTicketPerFingerprint() throws {
+        let database = try RatchetDatabase()
+        func ticket(_ number: Int, state: TicketState) -> TicketRecord {
+            TicketRecord(id: "T-\(number)", number: number, service: "svc", title: "t", objective: "", acceptance: [], constraints: [],
+                         context: "", source: "invariant:x", fingerprint: "fp", risk: "low", priority: 0, agent: nil,
+                         assignee: "agent", state: state, createdAt: Date(), updatedAt: Date())
+        }
+        try database.write { db in
+            try ServiceRecord(name: "svc", path: "services/svc", template: nil, createdAt: Date()).insert(db)
+            try ticket(1, state: .merged).insert(db)
+            try ticket(2, state: .open).insert(db)
+        }
+        #expect(throws: DatabaseError.self) { try database.write { db in try ticket(3, state: .open).insert(db) } }
+    }
+}

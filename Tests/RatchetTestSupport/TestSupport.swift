@@ -1,0 +1,93 @@
+import Foundation
+
+/// A scratch folder under the system temp folder, removed when the value is released.
+public final class ScratchFolder: @unchecked Sendable {
+    /// The folder's absolute path (symlinks resolved).
+    public let path: String
+
+    public init(_ label: String = "ratchet-test") {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString.prefix(8))")
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        path = url.resolvingSymlinksInPath().path
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    /// `path/relative`.
+    public func callAsFunction(_ relative: String) -> String { path + "/" + relative }
+}
+
+/// What a finished child process printed.
+public struct Output: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs `arguments` (looked up on PATH) in `directory` and waits for it.
+@discardableResult
+public func run(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> Output {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    var env = ProcessInfo.processInfo.environment
+    env["GIT_AUTHOR_NAME"] = "Test Person"; env["GIT_AUTHOR_EMAIL"] = "person@example.invalid"
+    env["GIT_COMMITTER_NAME"] = "Test Person"; env["GIT_COMMITTER_EMAIL"] = "person@example.invalid"
+    env.removeValue(forKey: "RATCHET_WORKSPACE")
+    env.merge(environment) { $1 }
+    process.environment = env
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    // Read both pipes to their end before waiting, so a chatty child cannot block.
+    let group = DispatchGroup()
+    nonisolated(unsafe) var errData = Data()
+    group.enter()
+    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                  stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// Runs `git args` in `directory`; returns its stdout without the final newline. Fails loudly on a non-zero exit.
+@discardableResult
+public func git(_ arguments: [String], in directory: String) throws -> String {
+    let output = try run(["git"] + arguments, in: directory)
+    guard output.status == 0 else {
+        throw TestFailure("git \(arguments.joined(separator: " ")) exited \(output.status): \(output.stderr)")
+    }
+    return output.stdout.trimmingCharacters(in: .newlines)
+}
+
+/// A test helper's failure.
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The Ratchet source checkout (holds templates/ and canaries/).
+public let repositoryRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// The built `ratchet` executable, next to the test bundle.
+public let ratchetBinary: String = {
+    let candidates = [
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("ratchet").path,
+        repositoryRoot + "/.build/debug/ratchet",
+    ]
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
+}()
+
+/// Runs the `ratchet` binary in `directory`.
+@discardableResult
+public func ratchet(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> Output {
+    try run([ratchetBinary] + arguments, in: directory, environment: environment)
+}
