@@ -92,7 +92,8 @@ extension Workspace {
         var attempt = try takeMergeLease(id)
         var leaseHeld = true
         defer { if leaseHeld { releaseLease(attempt) } }
-        try requireCleanMain(ticket.service, repository: repository)
+        // Under the store's write lock, so that another process's landing checkout is never seen half done.
+        try database.write { _ in try requireCleanMain(ticket.service, repository: repository) }
         guard let headHex = attempt.head, let head = ObjectID(hex: headHex) else { throw RatchetError("attempt \(id)/\(attempt.number) has no head commit") }
         let candidateRef = "refs/ratchet/candidates/\(id)/\(attempt.number)"
         let criteria = try ticket.acceptance.map(Acceptance.parse)
@@ -106,6 +107,7 @@ extension Workspace {
         }
 
         var rebuilds = 0
+        var checkoutWarning: String?
         while true {
             guard let main = try repository.resolveReference("refs/heads/main") else { throw RatchetError("service \(ticket.service) has no main") }
             progress("building the candidate of \(id)/\(attempt.number) on main \(main.short)")
@@ -166,6 +168,8 @@ extension Workspace {
                                                     data: ["landing": .string(candidate.hex), "main_before": .string(main.hex), "rebuilds": .number(Double(rebuilds))])
                     try RatchetDatabase.appendEvent(db, kind: "ticket.merged", service: ticketNow.service, ticket: id,
                                                     data: ["landing": .string(candidate.hex)])
+                    // Still under the write lock: landings of one workspace update checkouts one at a time.
+                    checkoutWarning = updateCheckout(db, repository, service: ticketNow.service, ticket: id)
                     return current
                 }
             } catch is MainMoved {
@@ -181,10 +185,9 @@ extension Workspace {
             leaseHeld = false
             progress("landed \(id) on main as \(candidate.short)")
             try writeNote(on: candidate, repository: repository, ticket: id, kind: "landing", extra: ["acceptance": try RatchetJSON.value(results)])
-            let warning = updateCheckout(repository, service: ticket.service, ticket: id)
             try? removeWorktree(of: attempt)
             try? repository.deleteReference(candidateRef)
-            return LandingResult(landing: candidate, attempt: attempt, rebuilds: rebuilds, acceptance: results, checkoutWarning: warning)
+            return LandingResult(landing: candidate, attempt: attempt, rebuilds: rebuilds, acceptance: results, checkoutWarning: checkoutWarning)
         }
     }
 
@@ -247,16 +250,15 @@ extension Workspace {
         try repository.setNote(text, on: commit, author: config.identity)
     }
 
-    /// Safe-checks-out main in `services/NAME` after Ratchet moved it. Returns a warning when it could not.
-    func updateCheckout(_ repository: Repository, service: String, ticket: String) -> String? {
+    /// Safe-checks-out main in `services/NAME` after Ratchet moved it, inside the landing's
+    /// transaction `db`. Returns a warning (and records an event) when local changes prevent it.
+    func updateCheckout(_ db: Database, _ repository: Repository, service: String, ticket: String) -> String? {
         do {
             try repository.safeCheckoutHead()
             return nil
         } catch {
-            let message = "services/\(service) was not updated to the new main (\(describe(error))); run 'git -C services/\(service) checkout -- .' after saving your changes"
-            _ = try? database.write { db in
-                try RatchetDatabase.appendEvent(db, kind: "service.checkout_skipped", service: service, ticket: ticket, data: ["reason": .string(describe(error))])
-            }
+            let message = "services/\(service) was not updated to the new main (\(describe(error))); save your changes, then run 'git -C services/\(service) reset --hard main'"
+            _ = try? RatchetDatabase.appendEvent(db, kind: "service.checkout_skipped", service: service, ticket: ticket, data: ["reason": .string(describe(error))])
             return message
         }
     }
@@ -276,7 +278,8 @@ extension Workspace {
             throw RatchetError("ticket \(id) has no landed attempt to revert")
         }
         let repository = try Repository.open(servicePath(ticket.service))
-        try requireCleanMain(ticket.service, repository: repository)
+        try database.write { _ in try requireCleanMain(ticket.service, repository: repository) }
+        var checkoutWarning: String?
         while true {
             guard let main = try repository.resolveReference("refs/heads/main") else { throw RatchetError("service has no main") }
             guard try repository.isAncestor(landing, of: main) else {
@@ -316,6 +319,7 @@ extension Workspace {
                     }
                     try RatchetDatabase.appendEvent(db, kind: "ticket.reverted", service: ticketNow.service, ticket: id, attempt: current.number,
                                                     data: ["landing": .string(landing.hex), "revert": .string(revert.hex), "reason": .string(reason)])
+                    checkoutWarning = updateCheckout(db, repository, service: ticketNow.service, ticket: id)
                 }
             } catch is MainMoved {
                 continue
@@ -323,7 +327,7 @@ extension Workspace {
             progress("reverted \(id): \(revert.short) undoes \(landing.short)")
             try writeNote(on: revert, repository: repository, ticket: id, kind: "revert",
                           extra: ["reverts": .string(landing.hex), "reason": .string(reason)])
-            if let warning = updateCheckout(repository, service: ticket.service, ticket: id) { progress("warning: \(warning)") }
+            if let checkoutWarning { progress("warning: \(checkoutWarning)") }
             return revert
         }
     }

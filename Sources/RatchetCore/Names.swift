@@ -14,7 +14,7 @@ public enum Names {
 
     /// Checks a ticket id (`T-7`) and returns it.
     public static func ticketID(_ text: String) throws -> String {
-        guard text.range(of: #"^T-[1-9][0-9]{0,8}$"#, options: .regularExpression) != nil else {
+        guard text.range(of: #"^T-[1-9][0-9]{0,8}\z"#, options: .regularExpression) != nil else {
             throw RatchetError("invalid ticket id '\(printable(text))': expected T-<number>, e.g. T-7")
         }
         return text
@@ -22,7 +22,7 @@ public enum Names {
 
     /// Checks a service name: lowercase letters, digits and single dashes, 1–63 characters.
     public static func serviceName(_ text: String) throws -> String {
-        guard text.range(of: #"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"#, options: .regularExpression) != nil,
+        guard text.range(of: #"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\z"#, options: .regularExpression) != nil,
               !text.contains("--") else {
             throw RatchetError("invalid service name '\(printable(text))': use 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit")
         }
@@ -31,7 +31,7 @@ public enum Names {
 
     /// Checks an agent name (the author name of its commits).
     public static func agentName(_ text: String) throws -> String {
-        guard text.range(of: #"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$"#, options: .regularExpression) != nil else {
+        guard text.range(of: #"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?\z"#, options: .regularExpression) != nil else {
             throw RatchetError("invalid agent name '\(printable(text))': use 1-32 lowercase letters, digits and dashes")
         }
         return text

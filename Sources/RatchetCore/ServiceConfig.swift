@@ -55,7 +55,7 @@ public struct ServiceConfig: Sendable, Equatable {
             }
         }
         for (index, variable) in config.agentEnv.enumerated()
-        where variable.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) == nil || variable.hasPrefix("RATCHET_") {
+        where variable.range(of: #"^[A-Za-z_][A-Za-z0-9_]*\z"#, options: .regularExpression) == nil || variable.hasPrefix("RATCHET_") {
             throw fields.fail("agent_env[\(index)]", "'\(variable)' is not an environment variable name an agent may receive")
         }
         for (index, path) in config.protectedPaths.enumerated() where path.isEmpty || path.hasPrefix("/") || path.split(separator: "/").contains("..") {

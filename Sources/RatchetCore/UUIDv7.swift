@@ -18,6 +18,6 @@ public enum UUIDv7 {
 
     /// Whether `text` is a lowercase UUIDv7.
     public static func isValid(_ text: String) -> Bool {
-        text.range(of: #"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"#, options: .regularExpression) != nil
+        text.range(of: #"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\z"#, options: .regularExpression) != nil
     }
 }

@@ -1,0 +1,127 @@
+import Foundation
+import RatchetCore
+import RatchetGit
+import RatchetTestSupport
+import Testing
+
+@Suite("Landing path")
+struct LandingTests {
+    @Test func workMergeRevertLeaveTheHistoryAPersonExpects() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let path = workspace.servicePath("svc")
+        let id = try file(workspace, "Raise capacity", accept: ["command:grep -q 2048 config/cache.json"])
+        let before = try git(["rev-parse", "main"], in: path)
+        let attempt = try workspace.work(ticket: id, agent: "command:sed -i s/1024/2048/ config/cache.json && echo edited")
+        #expect(attempt.state.rawValue == "proposed")
+        #expect(attempt.branch == "ticket/T-1/1")
+        #expect(try workspace.ticket(id).state.rawValue == "proposed")
+
+        // The step commit: author is the agent, committer Ratchet, trailers link ticket and trajectory.
+        let step = try git(["log", "-1", "--format=%an <%ae>|%cn|%(trailers:only,unfold)", attempt.branch], in: path)
+        #expect(step.hasPrefix("command <command@agents.ratchet.invalid>|Ratchet|Ticket: T-1\nTrajectory: \(attempt.trajectoryId)\nStep: "))
+        #expect(UUIDv7.isValid(attempt.trajectoryId))
+
+        let landing = try workspace.merge(ticket: id)
+        #expect(landing.acceptance.map(\.status) == ["passed"])
+        let firstParent = try git(["log", "--first-parent", "--format=%s", "main"], in: path).split(separator: "\n")
+        #expect(firstParent == ["Merge T-1: Raise capacity", "Add service svc from template kv-cache"])
+        #expect(try git(["rev-parse", "main^1", "main^2"], in: path) == "\(before)\n\(attempt.head!)")
+        let trailers = try git(["log", "-1", "--format=%(trailers:only,unfold)", "main"], in: path)
+        #expect(trailers == "Ticket: T-1\nTrajectory: \(attempt.trajectoryId)\nAgent: command\nCanary: none\nRisk: low")
+        // The note holds the ticket and the complete trajectory.
+        let note = try git(["notes", "--ref=ratchet", "show", "main"], in: path)
+        let document = try JSONSerialization.jsonObject(with: Data(note.utf8)) as! [String: Any]
+        #expect((document["ticket"] as? [String: Any])?["id"] as? String == "T-1")
+        let trajectory = try #require(document["trajectory"] as? [String: Any])
+        #expect(trajectory["id"] as? String == attempt.trajectoryId)
+        #expect((trajectory["steps"] as? [Any])?.count == 2)
+        // The branch survives; the worktree is gone; main's checkout follows.
+        #expect(try git(["branch", "--list", "ticket/T-1/1"], in: path).contains("ticket/T-1/1"))
+        #expect(!FileManager.default.fileExists(atPath: workspace.worktreePath(ticket: id, attempt: 1)))
+        #expect(try String(contentsOfFile: path + "/config/cache.json", encoding: .utf8).contains("2048"))
+        try expectConsistent(workspace)
+
+        let revert = try workspace.revert(ticket: id, reason: "testing the undo")
+        #expect(try git(["rev-parse", "main^{tree}"], in: path) == git(["rev-parse", "\(before)^{tree}"], in: path))
+        #expect(try git(["log", "-1", "--format=%s%n%b", "main"], in: path)
+            == "Revert T-1: Raise capacity\nThis reverts commit \(landing.landing.hex).\n\nTicket: T-1\nReverts: \(landing.landing.hex)\nReason: testing the undo")
+        #expect(try git(["notes", "--ref=ratchet", "show", revert.hex], in: path).contains("\"kind\" : \"revert\""))
+        let view = try workspace.ticketView(id)
+        #expect(view.state == "reverted" && view.landing == landing.landing.hex && view.revert == revert.hex)
+        #expect(try String(contentsOfFile: path + "/config/cache.json", encoding: .utf8).contains("1024"))
+        try expectConsistent(workspace)
+    }
+
+    @Test func mainMovingDuringVerificationRebuildsAndVerifiesAgain() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let path = workspace.servicePath("svc")
+        let marker = folder("moved")
+        // The acceptance check itself moves main the first time it runs: a concurrent landing.
+        let mover = "test -e \(marker) || { touch \(marker) && cd \(path) && git -c user.name=p -c user.email=p@x update-ref refs/heads/main $(git -c user.name=p -c user.email=p@x commit-tree main^{tree} -p main -m concurrent) ; }"
+        let id = try file(workspace, "Race", accept: ["command:\(mover)"])
+        try workspace.work(ticket: id, agent: "command:echo x > race.txt")
+        let landing = try workspace.merge(ticket: id)
+        #expect(landing.rebuilds == 1)
+        #expect(try git(["log", "-1", "--format=%s", "main^1"], in: path) == "concurrent")
+        #expect(try git(["rev-parse", "main"], in: path) == landing.landing.hex)
+        let kinds = try workspace.database.events().map(\.kind)
+        #expect(kinds.filter { $0 == "landing.rebuilt" }.count == 1)
+        try expectConsistent(workspace)
+    }
+
+    @Test func twoTicketsOnOneServiceBothLandAndAConflictReopensTheTicket() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let path = workspace.servicePath("svc")
+        let one = try file(workspace, "One")
+        let two = try file(workspace, "Two")
+        let three = try file(workspace, "Three")
+        try workspace.work(ticket: one, agent: "command:echo one > one.txt")
+        try workspace.work(ticket: two, agent: "command:echo two > two.txt")
+        try workspace.work(ticket: three, agent: "command:echo three > one.txt")
+        try workspace.merge(ticket: one)
+        try workspace.merge(ticket: two)
+        #expect(try git(["log", "--first-parent", "--format=%s", "main"], in: path).split(separator: "\n").prefix(2) == ["Merge T-2: Two", "Merge T-1: One"])
+        let error = message { try workspace.merge(ticket: three) }
+        #expect(error?.contains("conflicts in 1 path(s): one.txt") == true)
+        #expect(try workspace.ticket(three).state.rawValue == "open")
+        #expect(try workspace.ticketView(three).attempts.map(\.state) == ["failed"])
+        #expect(message { try workspace.merge(ticket: one) }?.contains("already merged") == true)
+        try expectConsistent(workspace)
+    }
+
+    @Test func failingAcceptanceRejectsAnAgentThatDeletesEverything() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let path = workspace.servicePath("svc")
+        let id = try file(workspace, "Tidy up", accept: ["command:test -f service.yaml"])
+        let attempt = try workspace.work(ticket: id, agent: "command:find . -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} +")
+        // Committed faithfully: the branch's tree is empty.
+        #expect(try git(["ls-tree", "-r", "--name-only", attempt.head!], in: path) == "")
+        let main = try git(["rev-parse", "main"], in: path)
+        let error = message { try workspace.merge(ticket: id) }
+        #expect(error?.contains("acceptance criterion 'command:test -f service.yaml' failed") == true)
+        #expect(try git(["rev-parse", "main"], in: path) == main)
+        #expect(try workspace.ticket(id).state.rawValue == "open")
+        try expectConsistent(workspace)
+    }
+
+    @Test func uncommittedChangesOnMainAreRefusedBeforeAnyCandidate() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let path = workspace.servicePath("svc")
+        let id = try file(workspace, "Change")
+        try workspace.work(ticket: id, agent: "command:echo x > x.txt")
+        try Data("person's work\n".utf8).write(to: URL(fileURLWithPath: path + "/README.md"))
+        let error = message { try workspace.merge(ticket: id) }
+        #expect(error?.contains("uncommitted changes (README.md)") == true)
+        #expect(try workspace.ticket(id).state.rawValue == "proposed")
+        #expect(try String(contentsOfFile: path + "/README.md", encoding: .utf8) == "person's work\n")
+        #expect(try git(["for-each-ref", "refs/ratchet/"], in: path) == "")
+        try git(["checkout", "--", "README.md"], in: path)
+        try workspace.merge(ticket: id)
+        try expectConsistent(workspace)
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import RatchetCore
+import RatchetGit
+import RatchetTestSupport
+import Testing
+
+/// A fresh workspace with one kv-cache service named `svc`.
+func makeWorkspace(_ folder: ScratchFolder, limits: String? = nil) throws -> Workspace {
+    let workspace = try Workspace.create(at: folder("ws"))
+    try workspace.addService(name: "svc", template: "kv-cache")
+    if let limits {
+        let path = workspace.servicePath("svc")
+        var text = try String(contentsOfFile: path + "/service.yaml", encoding: .utf8)
+        let start = text.range(of: "limits:")!.lowerBound
+        text = String(text[..<start]) + "limits:\n" + limits
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path + "/service.yaml"))
+        try git(["commit", "-qam", "Tighten limits for the test"], in: path)
+    }
+    return workspace
+}
+
+/// Files a ticket for `svc`.
+func file(_ workspace: Workspace, _ title: String, accept: [String] = []) throws -> String {
+    var draft = TicketDraft(service: "svc", title: title)
+    draft.acceptance = accept
+    return try workspace.createTicket(draft).id
+}
+
+/// Asserts what must hold after any operation, failed or not.
+func expectConsistent(_ workspace: Workspace, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let path = workspace.servicePath("svc")
+    let fsck = try run(["git", "fsck", "--strict"], in: path)
+    #expect(fsck.status == 0, "git fsck --strict: \(fsck.stderr)", sourceLocation: sourceLocation)
+    #expect(try workspace.database.integrityCheck() == "ok", sourceLocation: sourceLocation)
+    #expect(try git(["status", "--porcelain"], in: path) == "", "services/svc has local changes", sourceLocation: sourceLocation)
+    #expect(try git(["for-each-ref", "refs/ratchet/"], in: path) == "", "refs/ratchet/* left behind", sourceLocation: sourceLocation)
+    // Only the main working tree remains unless an attempt is proposed.
+    let proposed = try workspace.tickets(state: "proposed").count
+    let worktrees = try git(["worktree", "list", "--porcelain"], in: path).components(separatedBy: "worktree ").count - 1
+    #expect(worktrees == 1 + proposed, "orphaned worktrees", sourceLocation: sourceLocation)
+}
+
+/// `text` with its error message, for expectations on RatchetError.
+func message(of body: () throws -> Void) -> String? {
+    do { try body(); return nil } catch { return describe(error) }
+}
