@@ -121,6 +121,24 @@ public struct AttemptView: Codable, Sendable, Equatable {
         case number, branch, trajectory, state, agent, base, head, candidate, landing, revert, error
         case startedAt = "started_at", endedAt = "ended_at"
     }
+    /// Encodes every key, with `null` for absent values, so readers can rely on the keys.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(number, forKey: .number)
+        try container.encode(branch, forKey: .branch)
+        try container.encode(trajectory, forKey: .trajectory)
+        try container.encode(state, forKey: .state)
+        try container.encode(agent, forKey: .agent)
+        try container.encode(base, forKey: .base)
+        try container.encode(head, forKey: .head)
+        try container.encode(candidate, forKey: .candidate)
+        try container.encode(landing, forKey: .landing)
+        try container.encode(revert, forKey: .revert)
+        try container.encode(error, forKey: .error)
+        try container.encode(startedAt, forKey: .startedAt)
+        try container.encode(endedAt, forKey: .endedAt)
+    }
+
     init(_ record: AttemptRecord) {
         number = record.number; branch = record.branch; trajectory = record.trajectoryId; state = record.state.rawValue
         agent = record.agent; base = record.base; head = record.head; candidate = record.candidate; landing = record.landing
@@ -155,6 +173,30 @@ public struct TicketView: Codable, Sendable, Equatable {
         case id, service, title, objective, acceptance, constraints, context, source, fingerprint, risk, priority, agent
         case assignee, state, attempts, landing, revert
         case createdAt = "created_at", updatedAt = "updated_at"
+    }
+
+    /// Encodes every key, with `null` for absent values (SPEC §11: `landing` and `revert` are always present).
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(service, forKey: .service)
+        try container.encode(title, forKey: .title)
+        try container.encode(objective, forKey: .objective)
+        try container.encode(acceptance, forKey: .acceptance)
+        try container.encode(constraints, forKey: .constraints)
+        try container.encode(context, forKey: .context)
+        try container.encode(source, forKey: .source)
+        try container.encode(fingerprint, forKey: .fingerprint)
+        try container.encode(risk, forKey: .risk)
+        try container.encode(priority, forKey: .priority)
+        try container.encode(agent, forKey: .agent)
+        try container.encode(assignee, forKey: .assignee)
+        try container.encode(state, forKey: .state)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
+        try container.encode(attempts, forKey: .attempts)
+        try container.encode(landing, forKey: .landing)
+        try container.encode(revert, forKey: .revert)
     }
 
     init(_ ticket: TicketRecord, attempts: [AttemptRecord]) {

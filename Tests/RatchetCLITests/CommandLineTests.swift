@@ -1,0 +1,158 @@
+import Foundation
+import RatchetTestSupport
+import Testing
+
+/// A workspace made through the binary, with service `svc` from the kv-cache template.
+private func makeWorkspace(_ folder: ScratchFolder) throws -> String {
+    let root = folder("ws")
+    #expect(try ratchet(["init", root], in: folder.path).status == 0)
+    let added = try ratchet(["service", "add", "svc", "--template", "kv-cache"], in: root)
+    #expect(added.status == 0, "\(added.stderr)")
+    return root
+}
+
+/// Asserts one `error:` line on stderr and a non-zero exit.
+private func expectError(_ output: Output, containing text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(output.status != 0, sourceLocation: sourceLocation)
+    let lines = output.stderr.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
+    #expect(lines.count == 1 && lines[0].hasPrefix("error: "), "stderr was: \(output.stderr)", sourceLocation: sourceLocation)
+    #expect(output.stderr.contains(text), "stderr was: \(output.stderr)", sourceLocation: sourceLocation)
+}
+
+@Suite("Command line")
+struct CommandLineTests {
+    @Test func quickstartPrintsTheLoop() throws {
+        let folder = ScratchFolder()
+        // From an unrelated working directory: templates are found from the binary's location.
+        let output = try ratchet(["quickstart", folder("qs")], in: "/")
+        #expect(output.status == 0, "\(output.stderr)")
+        for line in ["Merge T-1: Double the cache capacity to 2048 entries", "Revert T-1: Double the cache capacity to 2048 entries",
+                     "Ticket: T-1", "Reverts: ", "passed: command:python3 -m unittest", "T-1 is reverted"] {
+            #expect(output.stdout.contains(line), "missing: \(line)")
+        }
+        let service = folder("qs/services/kv-cache")
+        #expect(try git(["log", "--first-parent", "--format=%s", "main"], in: service).split(separator: "\n").count == 3)
+        try git(["fsck", "--strict"], in: service)
+    }
+
+    @Test func ticketShowJSONHasTheContractKeys() throws {
+        let folder = ScratchFolder()
+        let root = try makeWorkspace(folder)
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Raise capacity", "--accept", "command:true"], in: root).stdout == "T-1\n")
+        #expect(try ratchet(["work", "T-1", "--agent", "command:echo x > x.txt"], in: root).status == 0)
+        #expect(try ratchet(["merge", "T-1"], in: root).status == 0)
+        let output = try ratchet(["ticket", "show", "T-1", "--json"], in: root)
+        let ticket = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        for key in ["id", "service", "title", "state", "risk", "attempts", "landing", "revert"] { #expect(ticket.keys.contains(key), "missing \(key)") }
+        #expect(ticket["state"] as? String == "merged")
+        #expect(ticket["revert"] is NSNull)
+        let attempt = try #require((ticket["attempts"] as? [[String: Any]])?.first)
+        for key in ["number", "branch", "trajectory", "state", "head", "landing", "revert"] { #expect(attempt.keys.contains(key), "missing attempts[].\(key)") }
+        #expect(attempt["landing"] as? String == ticket["landing"] as? String)
+        #expect(try git(["rev-parse", "main"], in: root + "/services/svc") == ticket["landing"] as? String)
+        // Every read command takes --json and prints one JSON document.
+        for command in [["ticket", "list"], ["service", "list"], ["service", "show", "svc"], ["service", "check", "svc"], ["events"]] {
+            let read = try ratchet(command + ["--json"], in: root)
+            #expect(read.status == 0)
+            #expect((try? JSONSerialization.jsonObject(with: Data(read.stdout.utf8))) != nil, "\(command) --json")
+        }
+    }
+
+    @Test func badInputGetsOneErrorLineAndChangesNothing() throws {
+        let folder = ScratchFolder()
+        let root = try makeWorkspace(folder)
+        let service = root + "/services/svc"
+        expectError(try ratchet(["ticket", "new", "--service", "svc", "--title", "Fix\nApproved-By: someone"], in: root), containing: "newline")
+        expectError(try ratchet(["ticket", "new", "--service", "svc", "--title", String(repeating: "x", count: 10_240)], in: root), containing: "limit is 200")
+        expectError(try ratchet(["ticket", "new", "--service", "svc", "--title", "bell\u{07}"], in: root), containing: "control character")
+        for id in ["..", "T-1~^:?*[\\", "T-1@{0}", "T-1/../x"] {
+            expectError(try ratchet(["ticket", "show", id], in: root), containing: "invalid ticket id")
+            expectError(try ratchet(["work", id, "--agent", "command:true"], in: root), containing: "invalid ticket id")
+        }
+        expectError(try ratchet(["work", "-T-1"], in: root), containing: "Missing expected argument")
+        expectError(try ratchet(["service", "add", "a/b", "--template", "kv-cache"], in: root), containing: "invalid service name")
+        expectError(try ratchet(["service", "add", "..", "--template", "kv-cache"], in: root), containing: "invalid service name")
+        expectError(try ratchet(["service", "add", "x", "--template", "nope"], in: root), containing: "unknown template 'nope'")
+        expectError(try ratchet(["ticket", "list"], in: folder.path), containing: "not in a Ratchet workspace")
+        expectError(try ratchet(["ticket", "list", "--workspace", folder.path], in: "/"), containing: "is not a Ratchet workspace")
+        expectError(try ratchet(["ticket", "show", "T-9"], in: root), containing: "no ticket T-9")
+        expectError(try ratchet(["merge", "T-1"], in: root), containing: "no ticket T-1")
+        let list = try ratchet(["ticket", "list", "--json"], in: root)
+        #expect(list.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || list.stdout.contains("[]"))
+        #expect(try git(["for-each-ref", "--format=%(refname)"], in: service) == "refs/heads/main")
+        try git(["fsck", "--strict"], in: service)
+        #expect(!FileManager.default.fileExists(atPath: root + "/services/x"))
+    }
+
+    @Test func failingAgentsExitNonZeroWithOneErrorLine() throws {
+        let folder = ScratchFolder()
+        let root = try makeWorkspace(folder)
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Fail"], in: root).status == 0)
+        expectError(try ratchet(["work", "T-1", "--agent", "command:echo oops; exit 4"], in: root), containing: "agent exited with status 4")
+        let show = try ratchet(["ticket", "show", "T-1", "--json"], in: root)
+        #expect(show.stdout.contains("\"state\" : \"open\""))
+        try Data("local\n".utf8).write(to: URL(fileURLWithPath: root + "/services/svc/README.md"))
+        #expect(try ratchet(["work", "T-1", "--agent", "command:echo y > y.txt"], in: root).status == 0)
+        expectError(try ratchet(["merge", "T-1"], in: root), containing: "uncommitted changes")
+    }
+
+    @Test func concurrentMergesOfDifferentTicketsBothLandAndOfOneTicketOnlyOnce() throws {
+        let folder = ScratchFolder()
+        let root = try makeWorkspace(folder)
+        let service = root + "/services/svc"
+        for (index, name) in ["a", "b", "c"].enumerated() {
+            #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Ticket \(name)", "--accept", "command:test -f \(name).txt"], in: root).stdout == "T-\(index + 1)\n")
+            #expect(try ratchet(["work", "T-\(index + 1)", "--agent", "command:echo \(name) > \(name).txt"], in: root).status == 0)
+        }
+        // Different tickets, at the same time: both land, one after the other.
+        let results = try concurrently([["merge", "T-1"], ["merge", "T-2"]], in: root)
+        #expect(results.map(\.status) == [0, 0], "\(results.map(\.stderr))")
+        let subjects = try git(["log", "--first-parent", "--format=%s", "main"], in: service).split(separator: "\n")
+        #expect(Set(subjects.prefix(2)) == ["Merge T-1: Ticket a", "Merge T-2: Ticket b"])
+        #expect(try git(["ls-tree", "--name-only", "main", "a.txt", "b.txt"], in: service) == "a.txt\nb.txt")
+        // The same ticket twice: one lands, the other gets an error.
+        let same = try concurrently([["merge", "T-3"], ["merge", "T-3"]], in: root)
+        #expect(same.map(\.status).sorted() == [0, 1], "\(same.map(\.stderr))")
+        #expect(same.contains { $0.stderr.hasPrefix("error: ") })
+        #expect(try git(["log", "--first-parent", "--format=%s", "main"], in: service).split(separator: "\n").filter { $0 == "Merge T-3: Ticket c" }.count == 1)
+        #expect(try git(["status", "--porcelain"], in: service) == "")
+        try git(["fsck", "--strict"], in: service)
+    }
+
+    @Test func eventsCanBeReadFromACursor() throws {
+        let folder = ScratchFolder()
+        let root = try makeWorkspace(folder)
+        let all = try ratchet(["events", "--json"], in: root)
+        let page = try #require(try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [String: Any])
+        let events = try #require(page["events"] as? [[String: Any]])
+        #expect(events.map { $0["kind"] as? String } == ["workspace.created", "service.added"])
+        let cursor = try #require(events.first?["seq"] as? Int)
+        let rest = try ratchet(["events", "--since", "\(cursor)"], in: root)
+        #expect(rest.stdout.split(separator: "\n").count == 1 && rest.stdout.contains("service.added"))
+    }
+}
+
+/// Starts every command at once and waits for all of them.
+private func concurrently(_ commands: [[String]], in directory: String) throws -> [Output] {
+    let results = ResultBox(count: commands.count)
+    let group = DispatchGroup()
+    for (index, command) in commands.enumerated() {
+        group.enter()
+        DispatchQueue.global().async {
+            results.set(index, try? ratchet(command, in: directory))
+            group.leave()
+        }
+    }
+    group.wait()
+    return try results.all()
+}
+
+private final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Output?]
+    init(count: Int) { values = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ value: Output?) { lock.withLock { values[index] = value } }
+    func all() throws -> [Output] {
+        try lock.withLock { try values.map { guard let value = $0 else { throw TestFailure("a command did not run") }; return value } }
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system packages Ratchet needs when they are missing (Debian/Ubuntu).
+# Sourced by scripts/test.sh and scripts/quickstart.sh; safe to run again.
+set -euo pipefail
+
+ratchet_missing_packages() {
+  local missing=()
+  pkg-config --exists libgit2 2>/dev/null || missing+=(libgit2-dev)
+  [ -e /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  command -v git >/dev/null 2>&1 || missing+=(git)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
+  echo "${missing[@]:-}"
+}
+
+ratchet_install_deps() {
+  local missing
+  missing=$(ratchet_missing_packages)
+  [ -z "$missing" ] && return 0
+  echo "installing: $missing" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs Ratchet's whole test suite, installing libgit2-dev and libsqlite3-dev first when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+ratchet_install_deps
+swift build --build-tests
+swift test --skip-build
