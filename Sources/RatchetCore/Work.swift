@@ -181,7 +181,9 @@ extension Workspace {
         var head: ObjectID?
         if !changes.isEmpty {
             let view = try ticketView(id)
-            let stepNumber = 2
+            let stepNumber = try database.read { db in
+                (try Int.fetchOne(db, sql: "SELECT MAX(\"index\") FROM trajectoryStep WHERE trajectoryId = ?", arguments: [attempt.trajectoryId]) ?? 0) + 1
+            }
             let message = try CommitMessage.step(ticket: view, summary: view.title, trajectory: attempt.trajectoryId,
                                                  step: stepNumber, attempt: attempt.number)
             do {

@@ -91,11 +91,14 @@ struct TicketCommand: ParsableCommand {
     struct Cancel: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Cancel a ticket that has not merged.")
         @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
         @Argument(help: "The ticket id.") var id: String
         @Option(help: "Why (one line).") var reason: String?
 
         func run() throws {
-            let ticket = try workspace.open().cancelTicket(id, reason: reason)
+            let workspace = try workspace.open()
+            let ticket = try workspace.cancelTicket(id, reason: reason)
+            if output.json { return try Terminal.printJSON(workspace.ticketView(ticket.id)) }
             print("\(ticket.id) cancelled")
         }
     }
