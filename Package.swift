@@ -40,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "ratchet",
             dependencies: [
-                "RatchetCore",
+                "RatchetCore", "RatchetStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -96,13 +96,19 @@ extension Workspace {
         try database.write { _ in try requireCleanMain(ticket.service, repository: repository) }
         guard let headHex = attempt.head, let head = ObjectID(hex: headHex) else { throw RatchetError("attempt \(id)/\(attempt.number) has no head commit") }
         let candidateRef = "refs/ratchet/candidates/\(id)/\(attempt.number)"
+        defer { try? repository.deleteReference(candidateRef) }
         let criteria = try ticket.acceptance.map(Acceptance.parse)
 
-        func fail(_ message: String) throws -> Never {
+        func fail(_ message: String, acceptance: [AcceptanceResult]? = nil) throws -> Never {
             try? repository.deleteReference(candidateRef)
             try? removeWorktree(of: attempt)
             leaseHeld = false
-            let next = try endAttempt(attempt, as: .failed, error: message, maxAttempts: serviceConfig.maxAttempts)
+            var outcome: JSONValue?
+            if let acceptance {
+                outcome = ["status": "failed", "error": .string(message), "acceptance": try RatchetJSON.value(acceptance),
+                           "duration_s": .number(Date().timeIntervalSince(attempt.startedAt))]
+            }
+            let next = try endAttempt(attempt, as: .failed, error: message, maxAttempts: serviceConfig.maxAttempts, outcome: outcome)
             throw RatchetError("\(message); attempt \(id)/\(attempt.number) failed and ticket \(id) is \(next)")
         }
 
@@ -111,6 +117,9 @@ extension Workspace {
         while true {
             guard let main = try repository.resolveReference("refs/heads/main") else { throw RatchetError("service \(ticket.service) has no main") }
             progress("building the candidate of \(id)/\(attempt.number) on main \(main.short)")
+            if try repository.isAncestor(head, of: main) {
+                try fail("\(attempt.branch) at \(head.short) is already contained in main; there is nothing to land")
+            }
             let tree: ObjectID
             switch try repository.merge(ours: main, theirs: head) {
             case .conflicts(let paths):
@@ -128,8 +137,8 @@ extension Workspace {
             let results = try verify(criteria, candidate: candidate, repository: repository, service: ticket.service,
                                      config: serviceConfig, progress: progress)
             if let failed = results.first(where: { $0.status == "failed" }) {
-                try recordOutcomeOnly(attempt, acceptance: results)
-                try fail("acceptance criterion '\(failed.criterion)' failed on candidate \(candidate.short): \(failed.detail.split(separator: "\n").last ?? "")")
+                try fail("acceptance criterion '\(failed.criterion)' failed on candidate \(candidate.short): \(failed.detail.split(separator: "\n").last ?? "")",
+                         acceptance: results)
             }
 
             // Land: fenced by the lease, compare-and-swap on main, store update: one transaction.
@@ -137,7 +146,8 @@ extension Workspace {
                 attempt = try database.write { db in
                     guard var current = try AttemptRecord.fetchOne(db, key: attempt.id),
                           var ticketNow = try TicketRecord.fetchOne(db, key: id) else { throw RatchetError("attempt vanished") }
-                    guard current.leaseOwner == Lease.owner, current.state == .proposed, ticketNow.state == .proposed else {
+                    guard current.leaseOwner == Lease.owner, (current.leaseExpiresAt ?? .distantPast) > Date(),
+                          current.state == .proposed, ticketNow.state == .proposed else {
                         throw RatchetError("lost the claim on \(id) before landing (ticket is \(ticketNow.state), attempt is \(current.state)); nothing landed")
                     }
                     do {
@@ -225,15 +235,6 @@ extension Workspace {
         return results
     }
 
-    private func recordOutcomeOnly(_ attempt: AttemptRecord, acceptance: [AcceptanceResult]) throws {
-        try database.write { db in
-            if var trajectory = try TrajectoryRecord.fetchOne(db, key: attempt.trajectoryId) {
-                trajectory.outcome = ["status": "failed", "acceptance": try RatchetJSON.value(acceptance)]
-                try trajectory.update(db)
-            }
-        }
-    }
-
     /// Writes the JSON note on a landing or revert commit: ticket, complete trajectory, canary report.
     func writeNote(on commit: ObjectID, repository: Repository, ticket id: String, kind: String, extra: [String: JSONValue]) throws {
         let view = try ticketView(id)
@@ -280,7 +281,7 @@ extension Workspace {
         let repository = try Repository.open(servicePath(ticket.service))
         try database.write { _ in try requireCleanMain(ticket.service, repository: repository) }
         var checkoutWarning: String?
-        while true {
+        for _ in 0...20 {
             guard let main = try repository.resolveReference("refs/heads/main") else { throw RatchetError("service has no main") }
             guard try repository.isAncestor(landing, of: main) else {
                 throw RatchetError("landing \(landing.short) of \(id) is not on main; nothing to revert")
@@ -330,6 +331,7 @@ extension Workspace {
             if let checkoutWarning { progress("warning: \(checkoutWarning)") }
             return revert
         }
+        throw RatchetError("main of \(ticket.service) kept moving; gave up reverting \(id) after 20 tries")
     }
 }
 

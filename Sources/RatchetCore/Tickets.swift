@@ -280,12 +280,14 @@ extension Workspace {
             var ended: [AttemptRecord] = []
             for var attempt in try AttemptRecord.filter(AttemptRecord.Columns.ticketId == id).fetchAll(db)
             where !TicketLifecycle.finishedAttemptStates.contains(attempt.state) {
+                // A running attempt's worktree belongs to the process running its agent, which removes it.
+                let ownsWorktree = attempt.state == .proposed
                 attempt.state = .cancelled
                 attempt.endedAt = now
                 attempt.leaseOwner = nil
                 attempt.leaseExpiresAt = nil
                 try attempt.update(db)
-                ended.append(attempt)
+                if ownsWorktree { ended.append(attempt) }
             }
             ticket.state = .cancelled
             ticket.updatedAt = now

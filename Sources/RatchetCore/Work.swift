@@ -113,7 +113,7 @@ extension Workspace {
             current.updatedAt = now
             try current.update(db)
             try RatchetDatabase.appendEvent(db, kind: "ticket.claimed", service: current.service, ticket: id, attempt: number,
-                                            data: ["agent": .string(agent.spec), "branch": .string(attempt.branch),
+                                            data: ["agent": .string(redact(agent.spec)), "branch": .string(attempt.branch),
                                                    "trajectory": .string(attempt.trajectoryId), "base": .string(base.hex)])
             return attempt
         }
@@ -126,7 +126,9 @@ extension Workspace {
             try? FileManager.default.removeItem(atPath: briefPath)
             try? FileManager.default.removeItem(atPath: privateTemp)
         }
+        var ended = false
         func fail(_ message: String, state: AttemptState = .failed) throws -> Never {
+            ended = true
             cleanUp()
             let next = try endAttempt(attempt, as: state, error: message, maxAttempts: serviceConfig.maxAttempts)
             throw RatchetError("attempt \(id)/\(attempt.number) failed: \(message); ticket \(id) is \(next)")
@@ -138,7 +140,7 @@ extension Workspace {
             try repository.addWorktree(name: "\(id)-\(attempt.number)", path: worktreePath, branch: attempt.branch)
             try FileManager.default.createDirectory(atPath: (briefPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: privateTemp, withIntermediateDirectories: true)
-            try Data(brief(ticketView(id), attempt: attempt).utf8).write(to: URL(fileURLWithPath: briefPath))
+            try Data(brief(ticketView(id), attempt: attempt, protectedPaths: serviceConfig.protectedPaths).utf8).write(to: URL(fileURLWithPath: briefPath))
         } catch {
             try fail("cannot prepare the worktree: \(describe(error))")
         }
@@ -158,78 +160,89 @@ extension Workspace {
         } catch {
             try fail("cannot start the agent: \(describe(error))")
         }
-        try recordStep(trajectory: attempt.trajectoryId, ticket: id, service: ticket.service, attempt: attempt.number,
-                       tool: "command", arguments: ["command": .string(command)], risk: "medium", effect: "write-worktree",
-                       ok: run.succeeded, output: run.output,
-                       data: ["exit_status": run.exitStatus.map { .number(Double($0)) } ?? nil,
-                              "signal": run.signal.map { .number(Double($0)) } ?? nil,
-                              "timed_out": .bool(run.timedOut), "left_processes": .bool(run.leftProcesses),
-                              "output_truncated": .bool(run.isTruncated), "duration_s": .number(run.duration)],
-                       commit: nil)
-        progress("agent \(run.summary) after \(String(format: "%.2f", run.duration)) s")
+        do {
+            return try finish()
+        } catch where !ended {
+            try fail("cannot record the agent's work: \(describe(error))")
+        }
 
-        // Whatever the agent left uncommitted becomes the final step commit, unless it broke a limit.
-        let worktree = try Repository.open(worktreePath)
-        let changes = try worktree.status()
-        for change in changes where !change.isDeleted {
-            let path = worktreePath + "/" + change.path
-            if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > serviceConfig.agentFileBytes {
-                try fail("agent wrote \(change.path) of \(size) bytes; the limit is \(serviceConfig.agentFileBytes) (limits.agent_file_bytes)")
-            }
-        }
-        if run.signal == SIGXFSZ { try fail("agent \(run.summary) (limit \(serviceConfig.agentFileBytes) bytes, limits.agent_file_bytes)") }
-        var head: ObjectID?
-        if !changes.isEmpty {
-            let view = try ticketView(id)
-            let stepNumber = try database.read { db in
-                (try Int.fetchOne(db, sql: "SELECT MAX(\"index\") FROM trajectoryStep WHERE trajectoryId = ?", arguments: [attempt.trajectoryId]) ?? 0) + 1
-            }
-            let message = try CommitMessage.step(ticket: view, summary: view.title, trajectory: attempt.trajectoryId,
-                                                 step: stepNumber, attempt: attempt.number)
-            do {
-                head = try worktree.commitWorkingTree(author: Signature(name: agent.name, email: agent.email),
-                                                      committer: config.identity, message: message)
-            } catch {
-                try fail("cannot commit the agent's changes: \(describe(error))")
-            }
-            if let head {
-                try recordStep(trajectory: attempt.trajectoryId, ticket: id, service: ticket.service, attempt: attempt.number,
-                               tool: "commit", arguments: ["message": .string(message)], risk: "low", effect: "commit", ok: true,
-                               output: "committed \(head.short): \(changes.count) path(s) changed",
-                               data: ["paths": .array(changes.prefix(1000).map { .string($0.path) })], commit: head.hex)
-                progress("committed \(head.short) on \(attempt.branch) (\(changes.count) path(s))")
-            }
-        }
-        guard run.succeeded else { try fail("agent \(run.summary)") }
-        guard let head else { try fail("agent made no changes") }
+        /// Records the run, commits what the agent left, and proposes the attempt.
+        func finish() throws -> AttemptRecord {
+            try recordStep(trajectory: attempt.trajectoryId, ticket: id, service: ticket.service, attempt: attempt.number,
+                           tool: "command", arguments: ["command": .string(redact(command))], risk: "medium", effect: "write-worktree",
+                           ok: run.succeeded, output: run.output,
+                           data: ["exit_status": run.exitStatus.map { .number(Double($0)) } ?? nil,
+                                  "signal": run.signal.map { .number(Double($0)) } ?? nil,
+                                  "timed_out": .bool(run.timedOut), "left_processes": .bool(run.leftProcesses),
+                                  "output_truncated": .bool(run.isTruncated), "duration_s": .number(run.duration)],
+                           commit: nil)
+            progress("agent \(run.summary) after \(String(format: "%.2f", run.duration)) s")
 
-        // Propose: attempt running → proposed, ticket working → proposed.
-        let proposed: AttemptRecord = try database.write { db in
-            guard var current = try AttemptRecord.fetchOne(db, key: attempt.id),
-                  var ticket = try TicketRecord.fetchOne(db, key: id) else { throw RatchetError("attempt vanished") }
-            guard current.state == .running, ticket.state == .working else {
-                throw RatchetError("ticket \(id) became \(ticket.state) while the agent ran; its attempt is \(current.state)")
+            // Whatever the agent left uncommitted becomes the final step commit, unless it broke a limit.
+            let worktree = try Repository.open(worktreePath)
+            let changes = try worktree.status()
+            for change in changes where !change.isDeleted {
+                let path = worktreePath + "/" + change.path
+                if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > serviceConfig.agentFileBytes {
+                    try fail("agent wrote \(change.path) of \(size) bytes; the limit is \(serviceConfig.agentFileBytes) (limits.agent_file_bytes)")
+                }
             }
-            let now = Date()
-            current.state = .proposed
-            current.head = head.hex
-            current.leaseOwner = nil
-            current.leaseExpiresAt = nil
-            try current.update(db)
-            ticket.state = .proposed
-            ticket.updatedAt = now
-            try ticket.update(db)
-            try RatchetDatabase.appendEvent(db, kind: "attempt.proposed", service: ticket.service, ticket: id, attempt: current.number,
-                                            data: ["head": .string(head.hex), "branch": .string(current.branch)])
-            return current
+            if run.signal == SIGXFSZ { try fail("agent \(run.summary) (limit \(serviceConfig.agentFileBytes) bytes, limits.agent_file_bytes)") }
+            var head: ObjectID?
+            if !changes.isEmpty {
+                let view = try ticketView(id)
+                let stepNumber = try database.read { db in
+                    (try Int.fetchOne(db, sql: "SELECT MAX(\"index\") FROM trajectoryStep WHERE trajectoryId = ?", arguments: [attempt.trajectoryId]) ?? 0) + 1
+                }
+                let message = try CommitMessage.step(ticket: view, summary: view.title, trajectory: attempt.trajectoryId,
+                                                     step: stepNumber, attempt: attempt.number)
+                do {
+                    head = try worktree.commitWorkingTree(author: Signature(name: agent.name, email: agent.email),
+                                                          committer: config.identity, message: message)
+                } catch {
+                    try fail("cannot commit the agent's changes: \(describe(error))")
+                }
+                if let head {
+                    try recordStep(trajectory: attempt.trajectoryId, ticket: id, service: ticket.service, attempt: attempt.number,
+                                   tool: "commit", arguments: ["message": .string(message)], risk: "low", effect: "commit", ok: true,
+                                   output: "committed \(head.short): \(changes.count) path(s) changed",
+                                   data: ["paths": .array(changes.prefix(1000).map { .string($0.path) })], commit: head.hex)
+                    progress("committed \(head.short) on \(attempt.branch) (\(changes.count) path(s))")
+                }
+            }
+            guard run.succeeded else { try fail("agent \(run.summary)") }
+            // An agent may also have committed on its branch itself: its last commit is the head.
+            if head == nil, let branchHead = try worktree.headCommit(), branchHead != base { head = branchHead }
+            guard let head else { try fail("agent made no changes") }
+
+            // Propose: attempt running → proposed, ticket working → proposed.
+            let proposed: AttemptRecord = try database.write { db in
+                guard var current = try AttemptRecord.fetchOne(db, key: attempt.id),
+                      var ticket = try TicketRecord.fetchOne(db, key: id) else { throw RatchetError("attempt vanished") }
+                guard current.state == .running, ticket.state == .working else {
+                    throw RatchetError("ticket \(id) became \(ticket.state) while the agent ran; attempt \(id)/\(current.number) is \(current.state) and proposes nothing")
+                }
+                let now = Date()
+                current.state = .proposed
+                current.head = head.hex
+                current.leaseOwner = nil
+                current.leaseExpiresAt = nil
+                try current.update(db)
+                ticket.state = .proposed
+                ticket.updatedAt = now
+                try ticket.update(db)
+                try RatchetDatabase.appendEvent(db, kind: "attempt.proposed", service: ticket.service, ticket: id, attempt: current.number,
+                                                data: ["head": .string(head.hex), "branch": .string(current.branch)])
+                return current
+            }
+            try? FileManager.default.removeItem(atPath: briefPath)
+            try? FileManager.default.removeItem(atPath: privateTemp)
+            return proposed
         }
-        try? FileManager.default.removeItem(atPath: briefPath)
-        try? FileManager.default.removeItem(atPath: privateTemp)
-        return proposed
     }
 
     /// The markdown brief an agent reads (`RATCHET_TICKET_FILE`).
-    func brief(_ ticket: TicketView, attempt: AttemptRecord) -> String {
+    func brief(_ ticket: TicketView, attempt: AttemptRecord, protectedPaths: [String]) -> String {
         var text = "# \(ticket.id): \(ticket.title)\n\n"
         text += "- service: \(ticket.service)\n- risk: \(ticket.risk)\n- source: \(ticket.source)\n"
         text += "- attempt: \(attempt.number) on branch `\(attempt.branch)`\n- trajectory: \(attempt.trajectoryId)\n\n"
@@ -237,7 +250,7 @@ extension Workspace {
         text += "## Acceptance criteria\n\n" + (ticket.acceptance.isEmpty ? "(none)\n" : ticket.acceptance.map { "- \($0)\n" }.joined())
         text += "\n## Constraints\n\n" + (ticket.constraints.isEmpty ? "(none)\n" : ticket.constraints.map { "- \($0)\n" }.joined())
         if !ticket.context.isEmpty { text += "\n## Context\n\n\(ticket.context)\n" }
-        text += "\nProtected paths (changes need human approval): canary/, invariants.yaml, slos.yaml, service.yaml, runbooks/.\n"
+        text += "\nProtected paths (changes need human approval): \(protectedPaths.joined(separator: ", ")).\n"
         return text
     }
 }

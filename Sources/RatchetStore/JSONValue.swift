@@ -35,6 +35,9 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
     /// The string, when this is one.
     public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
 
+    /// The elements, when this is an array.
+    public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
+
     /// The member `key`, when this is an object that has it.
     public subscript(key: String) -> JSONValue? {
         if case .object(let members) = self { return members[key] }

@@ -80,10 +80,7 @@ struct ServiceCommand: ParsableCommand {
             } else {
                 for finding in findings { FileHandle.standardError.write(Data("\(finding.message)\n".utf8)) }
             }
-            if !findings.isEmpty {
-                if !output.json { RatchetCommand.fail("service \(name) has \(findings.count) problem(s)") }
-                throw ExitCode(1)
-            }
+            if !findings.isEmpty { RatchetCommand.fail("service \(name) has \(findings.count) problem(s)") }
         }
     }
 }

@@ -58,6 +58,17 @@ struct AgentTests {
         #expect(try git(["show", "\(attempt.head!):brief.md"], in: workspace.servicePath("svc")).hasPrefix("# T-1: Env"))
     }
 
+    @Test func agentThatCommitsOnItsBranchItselfIsProposed() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let id = try file(workspace, "Self-committing agent")
+        let attempt = try workspace.work(ticket: id, agent: "command:echo x > x.txt && git add x.txt && git -c user.name=a -c user.email=a@x commit -qm 'agent commit'")
+        #expect(try git(["log", "-1", "--format=%s", attempt.branch], in: workspace.servicePath("svc")) == "agent commit")
+        #expect(try git(["rev-parse", attempt.branch], in: workspace.servicePath("svc")) == attempt.head)
+        try workspace.merge(ticket: id)
+        try expectConsistent(workspace)
+    }
+
     @Test func attemptsRunOutIntoEscalation() throws {
         let folder = ScratchFolder()
         let workspace = try makeWorkspace(folder)

@@ -105,6 +105,11 @@ struct LandingTests {
         #expect(error?.contains("acceptance criterion 'command:test -f service.yaml' failed") == true)
         #expect(try git(["rev-parse", "main"], in: path) == main)
         #expect(try workspace.ticket(id).state.rawValue == "open")
+        // The failed trajectory keeps the acceptance results.
+        let outcome = try #require(try workspace.trajectoryDocument(attempt.trajectoryId).outcome)
+        #expect(outcome["status"] == "failed")
+        #expect(outcome["acceptance"] == [["criterion": "command:test -f service.yaml", "status": "failed",
+                                           "detail": try #require(outcome["acceptance"]?.arrayValue?.first?["detail"])]])
         try expectConsistent(workspace)
     }
 
