@@ -64,6 +64,10 @@ extension Repository {
     public func merge(ours: ObjectID, theirs: ObjectID) throws -> MergeOutcome {
         if try isAncestor(ours, of: theirs) { return .clean(tree: try commit(theirs).tree) }
         if try isAncestor(theirs, of: ours) { return .clean(tree: try commit(ours).tree) }
+        let base = try mergeBase(ours, theirs).map { try commit($0).tree }
+        if let outcome = try mergeTrees(base: base, ours: try commit(ours).tree, theirs: try commit(theirs).tree) {
+            return outcome
+        }
         var options = try Self.mergeOptions()
         return try withCommit(ours) { oursCommit in
             try withCommit(theirs) { theirsCommit in
@@ -76,8 +80,16 @@ extension Repository {
 
     /// The tree that undoes `commit` on top of `onto` (`git revert -m mainline` semantics), in memory.
     public func revert(_ commit: ObjectID, onto: ObjectID, mainline: UInt32 = 1) throws -> MergeOutcome {
+        let reverted = try self.commit(commit)
+        let parents = reverted.parents.count
+        if parents > 0 {
+            // Undoing `commit` is merging its parent's tree into `onto` with `commit` as the base.
+            let parent = try self.commit(reverted.parents[parents > 1 ? Int(mainline) - 1 : 0]).tree
+            if let outcome = try mergeTrees(base: reverted.tree, ours: try self.commit(onto).tree, theirs: parent) {
+                return outcome
+            }
+        }
         var options = try Self.mergeOptions()
-        let parents = try self.commit(commit).parents.count
         return try withCommit(commit) { revertCommit in
             try withCommit(onto) { ourCommit in
                 var index: OpaquePointer?
