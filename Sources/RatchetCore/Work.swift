@@ -197,8 +197,8 @@ extension Workspace {
                 let message = try CommitMessage.step(ticket: view, summary: view.title, trajectory: attempt.trajectoryId,
                                                      step: stepNumber, attempt: attempt.number)
                 do {
-                    head = try worktree.commitWorkingTree(author: Signature(name: agent.name, email: agent.email),
-                                                          committer: config.identity, message: message)
+                    head = try worktree.commitChanges(changes, author: Signature(name: agent.name, email: agent.email),
+                                                      committer: config.identity, message: message)
                 } catch {
                     try fail("cannot commit the agent's changes: \(describe(error))")
                 }

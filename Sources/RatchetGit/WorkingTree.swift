@@ -150,3 +150,58 @@ func withStrarray<T>(_ strings: [String], _ body: (git_strarray) throws -> T) re
         try body(git_strarray(strings: buffer.baseAddress, count: strings.count))
     }
 }
+
+extension Repository {
+    /// Commits the paths `status()` reported on HEAD's branch, building the tree along those
+    /// paths only (`git_tree_create_updated`) and refreshing just their index entries.
+    ///
+    /// Falls back to `commitWorkingTree` (a whole-index commit) for shapes the tree update
+    /// cannot express, such as a file that became a folder. Returns nil when nothing changed.
+    public func commitChanges(_ entries: [StatusEntry], author: Signature, committer: Signature, message: String) throws -> ObjectID? {
+        guard let branch = try headReferenceName(), let head = try headCommit(), let workdir = workingDirectory else {
+            return try commitWorkingTree(author: author, committer: committer, message: message)
+        }
+        var changes: [TreeChange] = []
+        for entry in entries {
+            let full = workdir + entry.path
+            var info = stat()
+            if entry.isDeleted || lstat(full, &info) != 0 {
+                changes.append(.remove(entry.path))
+                continue
+            }
+            var blob = git_oid()
+            let mode: UInt32
+            switch info.st_mode & S_IFMT {
+            case S_IFLNK:
+                let target = try FileManager.default.destinationOfSymbolicLink(atPath: full)
+                try GitError.check(target.withCString { git_blob_create_from_buffer(&blob, pointer, $0, strlen($0)) }, "blob \(entry.path)")
+                mode = GIT_FILEMODE_LINK.rawValue
+            case S_IFREG:
+                try GitError.check(git_blob_create_from_workdir(&blob, pointer, entry.path), "blob \(entry.path)")
+                mode = info.st_mode & 0o111 != 0 ? GIT_FILEMODE_BLOB_EXECUTABLE.rawValue : GIT_FILEMODE_BLOB.rawValue
+            default:
+                return try commitWorkingTree(author: author, committer: committer, message: message)
+            }
+            changes.append(.upsert(entry.path, ObjectID(blob), mode: mode))
+        }
+        let headTree = try commit(head).tree
+        let tree: ObjectID
+        do { tree = try makeTree(from: headTree, applying: changes) } catch {
+            return try commitWorkingTree(author: author, committer: committer, message: message)
+        }
+        if tree == headTree { return nil }
+        let id = try createCommit(tree: tree, parents: [head], author: author, committer: committer, message: message)
+        try updateReference(branch, to: id, expected: head, message: "commit: \(message.prefix { $0 != "\n" })")
+        // Keep this worktree's index in step with the new HEAD for the paths that changed.
+        var index: OpaquePointer?
+        try GitError.check(git_repository_index(&index, pointer), "index")
+        defer { git_index_free(index) }
+        try GitError.check(git_index_read(index, 0), "read index")
+        for change in changes {
+            if change.id == nil { _ = git_index_remove_bypath(index, change.path) }
+            else { try GitError.check(git_index_add_bypath(index, change.path), "index \(change.path)") }
+        }
+        try GitError.check(git_index_write(index), "write index")
+        return id
+    }
+}
