@@ -46,6 +46,15 @@ let package = Package(
         ),
         // Scratch folders and process helpers shared by the test targets.
         .target(name: "RatchetTestSupport", path: "Tests/RatchetTestSupport"),
+        // The benchmark: Ratchet's lifecycle against the git CLI (swift run -c release ratchet-bench).
+        .executableTarget(
+            name: "ratchet-bench",
+            dependencies: [
+                "RatchetGit", "RatchetStore", "CSystem",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "RatchetGitTests", dependencies: ["RatchetGit", "RatchetTestSupport"]),
         .testTarget(name: "RatchetStoreTests", dependencies: ["RatchetStore"]),
         .testTarget(name: "RatchetCoreTests", dependencies: ["RatchetCore", "RatchetGit", "RatchetStore", "RatchetTestSupport"]),

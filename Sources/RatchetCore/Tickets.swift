@@ -299,10 +299,8 @@ extension Workspace {
         return ticket
     }
 
-    /// Removes an attempt's worktree (the branch stays).
+    /// Ends an attempt's worktree: back to the pool or removed (the branch stays).
     func removeWorktree(of attempt: AttemptRecord) throws {
-        let repository = try Repository.open(servicePath(attempt.service))
-        try repository.removeWorktree("\(attempt.ticketId)-\(attempt.number)")
-        try? FileManager.default.removeItem(atPath: root.appendingPathComponent(attempt.worktree).path)
+        try releaseWorktree(service: attempt.service, path: root.appendingPathComponent(attempt.worktree).path)
     }
 }

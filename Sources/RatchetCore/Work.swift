@@ -136,8 +136,8 @@ extension Workspace {
 
         do {
             try repository.createBranch(attempt.branch, at: base)
-            try FileManager.default.createDirectory(atPath: root.appendingPathComponent("worktrees").path, withIntermediateDirectories: true)
-            try repository.addWorktree(name: "\(id)-\(attempt.number)", path: worktreePath, branch: attempt.branch)
+            try prepareWorktree(service: ticket.service, repository: repository, branch: attempt.branch, path: worktreePath,
+                                name: "\(id)-\(attempt.number)")
             try FileManager.default.createDirectory(atPath: (briefPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: privateTemp, withIntermediateDirectories: true)
             try Data(brief(ticketView(id), attempt: attempt, protectedPaths: serviceConfig.protectedPaths).utf8).write(to: URL(fileURLWithPath: briefPath))

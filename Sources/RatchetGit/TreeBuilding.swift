@@ -55,3 +55,15 @@ extension Repository {
         return try createCommit(tree: tree, parents: [parent], author: author, committer: committer, message: message)
     }
 }
+
+extension Repository {
+    /// The empty tree (written if missing): the base of a first commit built from changes.
+    public func emptyTree() throws -> ObjectID {
+        var builder: OpaquePointer?
+        try GitError.check(git_treebuilder_new(&builder, pointer, nil), "treebuilder")
+        defer { git_treebuilder_free(builder) }
+        var out = git_oid()
+        try GitError.check(git_treebuilder_write(&out, builder), "empty tree")
+        return ObjectID(out)
+    }
+}

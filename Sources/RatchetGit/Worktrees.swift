@@ -66,3 +66,107 @@ extension Repository {
         return pruned
     }
 }
+
+extension Repository {
+    /// The worktree admin name of the linked worktree checked out at `path` (from its `.git` file).
+    public static func worktreeName(at path: String) -> String? {
+        guard let text = try? String(contentsOfFile: path + "/.git", encoding: .utf8),
+              let line = text.split(separator: "\n").first, line.hasPrefix("gitdir: ") else { return nil }
+        let gitdir = line.dropFirst("gitdir: ".count)
+        guard gitdir.contains("/worktrees/") else { return nil }
+        return String(gitdir.split(separator: "/").last ?? "")
+    }
+
+    /// Moves linked worktree `name`'s folder to `newPath` (`git worktree move`). The rename is
+    /// atomic: when two processes race for one folder, one of them gets `.notFound`.
+    public func moveWorktree(_ name: String, from oldPath: String, to newPath: String) throws {
+        guard rename(oldPath, newPath) == 0 else {
+            let code: GitError.Code = errno == ENOENT ? .notFound : .generic
+            throw GitError(code: code, message: "cannot move worktree \(oldPath) to \(newPath): \(String(cString: strerror(errno)))")
+        }
+        let gitdir = commonDirectory + "worktrees/\(name)/gitdir"
+        do {
+            try Data((newPath + "/.git\n").utf8).write(to: URL(fileURLWithPath: gitdir), options: .atomic)
+        } catch {
+            _ = rename(newPath, oldPath)
+            throw GitError(message: "cannot update \(gitdir): \(error.localizedDescription)")
+        }
+    }
+
+    /// Detaches this (worktree's) HEAD at its current commit, so that its branch is free.
+    public func detachHead() throws {
+        try GitError.check(git_repository_detach_head(pointer), "detach HEAD")
+    }
+
+    /// Switches this clean working tree to `branch` by rewriting only the files that differ
+    /// between its current HEAD and the branch's commit, and their index entries.
+    ///
+    /// Use only on a worktree Ratchet owns and has checked to be clean: files are
+    /// overwritten without a safety check.
+    public func switchCleanWorktree(toBranch branch: String) throws {
+        guard let workdir = workingDirectory, let old = try headCommit() else {
+            throw GitError(code: .unbornBranch, message: "worktree has no HEAD commit")
+        }
+        guard let target = try resolveReference("refs/heads/\(branch)") else {
+            throw GitError(code: .notFound, message: "no branch \(branch)")
+        }
+        let oldTree = try commit(old).tree, newTree = try commit(target).tree
+        var oldObject: OpaquePointer?, newObject: OpaquePointer?
+        var oldID = oldTree.raw, newID = newTree.raw
+        try GitError.check(git_tree_lookup(&oldObject, pointer, &oldID), "tree")
+        defer { git_tree_free(oldObject) }
+        try GitError.check(git_tree_lookup(&newObject, pointer, &newID), "tree")
+        defer { git_tree_free(newObject) }
+        var diff: OpaquePointer?
+        try GitError.check(git_diff_tree_to_tree(&diff, pointer, oldObject, newObject, nil), "diff")
+        defer { git_diff_free(diff) }
+        var index: OpaquePointer?
+        try GitError.check(git_repository_index(&index, pointer), "index")
+        defer { git_index_free(index) }
+        try GitError.check(git_index_read(index, 0), "read index")
+        let fm = FileManager.default
+        for position in 0..<git_diff_num_deltas(diff) {
+            guard let delta = git_diff_get_delta(diff, position)?.pointee else { continue }
+            if delta.status == GIT_DELTA_DELETED || delta.status == GIT_DELTA_TYPECHANGE || delta.status == GIT_DELTA_MODIFIED {
+                let path = String(cString: delta.old_file.path)
+                if delta.status != GIT_DELTA_MODIFIED {
+                    try? fm.removeItem(atPath: workdir + path)
+                    _ = git_index_remove_bypath(index, path)
+                    removeEmptyParents(of: workdir + path, below: workdir)
+                }
+            }
+            guard delta.status != GIT_DELTA_DELETED else { continue }
+            let path = String(cString: delta.new_file.path)
+            let file = workdir + path
+            var blob: OpaquePointer?
+            var blobID = delta.new_file.id
+            try GitError.check(git_blob_lookup(&blob, pointer, &blobID), "blob \(path)")
+            defer { git_blob_free(blob) }
+            if delta.new_file.mode == UInt16(GIT_FILEMODE_COMMIT.rawValue) { continue }
+            try fm.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try writeFile(file, blob: blob!, mode: git_filemode_t(rawValue: UInt32(delta.new_file.mode)))
+            try GitError.check(git_index_add_bypath(index, path), "index \(path)")
+        }
+        try GitError.check(git_repository_set_head(pointer, "refs/heads/\(branch)"), "set HEAD")
+        try GitError.check(git_index_write(index), "write index")
+    }
+
+    private func removeEmptyParents(of path: String, below root: String) {
+        var folder = (path as NSString).deletingLastPathComponent
+        while folder.count > root.count - 1, folder.hasPrefix(root), rmdir(folder) == 0 {
+            folder = (folder as NSString).deletingLastPathComponent
+        }
+    }
+
+    /// Whether this working tree has no changes at all, counting ignored files too.
+    public func isPristine() throws -> Bool {
+        var options = git_status_options()
+        try GitError.check(git_status_options_init(&options, UInt32(GIT_STATUS_OPTIONS_VERSION)))
+        options.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR
+        options.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_INCLUDE_IGNORED.rawValue
+        var list: OpaquePointer?
+        try GitError.check(git_status_list_new(&list, pointer, &options), "status")
+        defer { git_status_list_free(list) }
+        return git_status_list_entrycount(list) == 0
+    }
+}

@@ -10,11 +10,15 @@ public struct RatchetDatabase: Sendable {
     private let writer: any DatabaseWriter
 
     /// Opens (creating if needed) the store at `path` and runs the migrations.
-    public init(path: String) throws {
+    ///
+    /// `synchronous` is SQLite's sync setting; the default NORMAL in WAL mode survives a
+    /// killed process without losing a committed transaction (see docs/performance.md).
+    public init(path: String, synchronous: String = "NORMAL") throws {
+        guard ["OFF", "NORMAL", "FULL", "EXTRA"].contains(synchronous) else { throw DatabaseError(message: "invalid synchronous \(synchronous)") }
         var configuration = Configuration()
         configuration.busyMode = .timeout(30)
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)

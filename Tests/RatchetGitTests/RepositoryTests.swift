@@ -230,3 +230,30 @@ struct RepositoryTests {
         }
     }
 }
+
+@Suite("Packing")
+struct PackingTests {
+    @Test func looseObjectsArePackedAndStayReadable() throws {
+        let folder = ScratchFolder()
+        let path = folder("repo")
+        let repository = try Repository.create(at: path)
+        try repository.prepareObjectFolders()
+        #expect(FileManager.default.fileExists(atPath: path + "/.git/objects/ab"))
+        let empty = try repository.emptyTree()
+        var changes: [TreeChange] = []
+        for index in 0..<50 { changes.append(.upsert("d\(index % 5)/f\(index)", try repository.writeBlob(Data("\(index)\n".utf8)))) }
+        let signature = Signature(name: "R", email: "r@x")
+        let root = try repository.createCommit(tree: try repository.makeTree(from: empty, applying: changes), parents: [],
+                                               author: signature, committer: signature, message: "root\n")
+        try repository.updateReference("refs/heads/main", to: root, expected: nil, message: "root")
+        let loose = try repository.looseObjects().count
+        #expect(loose >= 57) // 50 blobs, 5 folders, the root tree, the commit (the empty tree too)
+        #expect(try repository.packLooseObjects() == loose)
+        #expect(try repository.looseObjects().isEmpty)
+        #expect(repository.packCount() == 1)
+        #expect(try repository.fileContents("d3/f13", in: root) == Data("13\n".utf8))
+        #expect(try git(["count-objects", "-v"], in: path).contains("in-pack: \(loose)"))
+        try git(["fsck", "--strict", "--no-dangling"], in: path)
+        #expect(try repository.packLooseObjects() == 0)
+    }
+}

@@ -1,0 +1,184 @@
+import ArgumentParser
+import Foundation
+import RatchetGit
+
+/// `ratchet-bench`: Ratchet's own overhead against the git CLI, on generated repositories.
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ratchet-bench",
+        abstract: "Benchmark Ratchet's ticket lifecycle against the git CLI (run with swift run -c release ratchet-bench).")
+
+    @Flag(help: "Small repositories and few runs: proves the benchmark works (CI runs this in debug); its figures mean nothing.")
+    var quick = false
+
+    @Option(help: "Lifecycles measured per figure.")
+    var runs: Int?
+
+    @Option(help: "Where generated repositories are cached between runs.")
+    var cache: String = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/ratchet-bench").path
+
+    @Option(help: "Write the figures as JSON to this file.")
+    var output: String?
+
+    @Flag(help: "Skip the three-way durability comparison (shipped default only).")
+    var shippedOnly = false
+
+    @Flag(help: "Print the median time of each phase of Ratchet's lifecycle.")
+    var profile = false
+
+    mutating func run() throws {
+        let shapes: [Generator.Shape] = quick ? [.init(commits: 100, files: 300)] : [.init(commits: 1000, files: 2000), .init(commits: 20_000, files: 20_000)]
+        let runs = self.runs ?? (quick ? 5 : 41)
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ratchet-bench-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        var figures: [Figure] = []
+        var memory: [String: Double] = [:]
+        #if DEBUG
+        let build = "debug"
+        FileHandle.standardError.write(Data("warning: debug build; figures are only meaningful from swift run -c release ratchet-bench\n".utf8))
+        #else
+        let build = "release"
+        #endif
+        for shape in shapes {
+            progress("generating or reusing \(shape)")
+            let source = try Generator.repository(shape, cache: cache)
+            let durabilities: [Durability] = quick || shippedOnly ? [.shipped] : Durability.allCases
+            for durability in durabilities {
+                progress("\(shape), \(durability.rawValue) durability: lifecycles")
+                figures += try lifecycles(shape: shape, source: source, durability: durability, runs: runs, scratch: scratch,
+                                          withReverts: durability == .shipped)
+            }
+            progress("\(shape): worktrees and checkouts")
+            figures += try Worktrees.measure(shape: shape, source: source, runs: quick ? 3 : 11, scratch: scratch)
+            progress("\(shape): \(quick ? 10 : 50) concurrent lifecycles")
+            figures += try Concurrency.measure(shape: shape, source: source, count: quick ? 10 : 50, scratch: scratch)
+            memory[shape.description] = peakMemoryMiB()
+        }
+        printTable(figures)
+        print("peak memory (MiB, cumulative over the run): " + memory.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.1f", $0.value))" }.joined(separator: "; "))
+        if let output {
+            let report = Report(machine: Machine.current(), build: build, quick: quick, figures: figures, peakMemoryMiB: memory)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: output))
+            progress("wrote \(output)")
+        }
+    }
+
+    private func lifecycles(shape: Generator.Shape, source: String, durability: Durability, runs: Int, scratch: String,
+                            withReverts: Bool) throws -> [Figure] {
+        try GitSettings.setFsyncGitDir(durability.libgit2Fsync)
+        defer { try? GitSettings.setFsyncGitDir(false) }
+        let size = shape.description
+        var figures: [Figure] = []
+        // Ratchet.
+        let ours = scratch + "/ratchet-\(durability.rawValue)"
+        try Generator.copy(source, to: ours)
+        let ratchetStore = try StoreWrites(path: ours + ".sqlite", durability: durability, tickets: runs * 3 + 10)
+        let pipeline = RatchetPipeline(repository: try Repository.open(ours), store: ratchetStore, files: shape.files)
+        var samples: [Double] = [], reverts: [Double] = []
+        let phases = PhaseTimes()
+        for ticket in 1...(runs + 3) {
+            if ticket % 2 == 0 { try advanceMain(pipeline.repository, ticket: ticket, files: shape.files) }
+            let time = try milliseconds { _ = try pipeline.lifecycle(ticket, phases: ticket > 3 ? phases : nil) }
+            if ticket > 3 { samples.append(time) } // the first three warm caches up
+        }
+        if profile {
+            progress("phases of the Ratchet lifecycle (median ms): " + phases.medians().map { "\($0.0) \(Format.ms($0.1))" }.joined(separator: ", "))
+        }
+        figures.append(Figure(name: "lifecycle", size: size, pipeline: "ratchet/\(durability.rawValue)", samples: samples))
+        if withReverts {
+            for ticket in (runs + 4)...(runs * 2 + 3) {
+                let landing = try pipeline.lifecycle(ticket)
+                reverts.append(try milliseconds { try pipeline.revert(landing, ticket: ticket) })
+            }
+            figures.append(Figure(name: "revert", size: size, pipeline: "ratchet/\(durability.rawValue)", samples: reverts))
+        }
+        // The git CLI.
+        let theirs = scratch + "/git-\(durability.rawValue)"
+        try Generator.copy(source, to: theirs)
+        let gitStore = try StoreWrites(path: theirs + ".sqlite", durability: durability, tickets: runs * 3 + 10)
+        let git = GitPipeline(path: theirs, store: gitStore, files: shape.files, config: durability.gitConfig)
+        let gitRepository = try Repository.open(theirs)
+        samples = []
+        reverts = []
+        for ticket in 1...(runs + 3) {
+            if ticket % 2 == 0 { try advanceMain(gitRepository, ticket: ticket, files: shape.files) }
+            let time = try milliseconds { _ = try git.lifecycle(ticket) }
+            if ticket > 3 { samples.append(time) }
+        }
+        figures.append(Figure(name: "lifecycle", size: size, pipeline: "git-cli/\(durability.rawValue)", samples: samples))
+        if withReverts {
+            for ticket in (runs + 4)...(runs * 2 + 3) {
+                let landing = try git.lifecycle(ticket)
+                reverts.append(try milliseconds { try git.revert(landing, ticket: ticket) })
+            }
+            figures.append(Figure(name: "revert", size: size, pipeline: "git-cli/\(durability.rawValue)", samples: reverts))
+        }
+        try? FileManager.default.removeItem(atPath: ours)
+        try? FileManager.default.removeItem(atPath: theirs)
+        return figures
+    }
+
+    /// Another landing on main (untimed), so that half the measured merges are three-way.
+    private func advanceMain(_ repository: Repository, ticket: Int, files: Int) throws {
+        let main = try repository.resolveReference("refs/heads/main")!
+        let identity = Signature(name: "Other", email: "other@example.invalid")
+        let path = Generator.path((ticket * 31 + 17) % files)
+        let next = try repository.commit(on: main, applying: [.upsert(path, try repository.writeBlob(Data("other \(ticket)\n".utf8)))],
+                                         author: identity, committer: identity, message: "concurrent landing\n")
+        try repository.updateReference("refs/heads/main", to: next, expected: main, message: "other")
+    }
+
+    private func printTable(_ figures: [Figure]) {
+        print("")
+        print("figure      size                           pipeline              median ms   p90 ms   max ms   runs   vs git")
+        for figure in figures {
+            let baseline = figures.first { $0.name == figure.name && $0.size == figure.size
+                && $0.pipeline == figure.pipeline.replacingOccurrences(of: "ratchet", with: "git-cli") && !figure.pipeline.hasPrefix("git-cli") }
+            let ratio = baseline.map { String(format: "%.1fx", $0.median / max(figure.median, 0.0001)) } ?? ""
+            print(figure.name.padding(toLength: 12, withPad: " ", startingAt: 0) + figure.size.padding(toLength: 31, withPad: " ", startingAt: 0)
+                + figure.pipeline.padding(toLength: 22, withPad: " ", startingAt: 0)
+                + Format.ms(figure.median).leftPadded(9) + Format.ms(figure.p90).leftPadded(9) + Format.ms(figure.max).leftPadded(9)
+                + "\(figure.runs)".leftPadded(7) + ratio.leftPadded(9))
+        }
+    }
+}
+
+func progress(_ line: String) {
+    FileHandle.standardError.write(Data("· \(line)\n".utf8))
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
+
+/// What the JSON report says about where it ran.
+struct Machine: Codable {
+    var system: String
+    var cores: Int
+    var memoryGiB: Double
+    var libgit2: String
+    var git: String
+
+    static func current() -> Machine {
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return Machine(system: "Linux \(release)", cores: ProcessInfo.processInfo.activeProcessorCount,
+                       memoryGiB: Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824,
+                       libgit2: (try? Shell.run(["pkg-config", "--modversion", "libgit2"], in: "/")) ?? "?",
+                       git: (try? Shell.run(["git", "--version"], in: "/")) ?? "?")
+    }
+}
+
+struct Report: Codable {
+    var machine: Machine
+    var build: String
+    var quick: Bool
+    var figures: [Figure]
+    var peakMemoryMiB: [String: Double]
+}

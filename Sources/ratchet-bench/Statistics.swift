@@ -1,0 +1,42 @@
+import Foundation
+
+/// Median, p90 and max of a series of durations, in milliseconds.
+struct Figure: Codable {
+    var name: String
+    var size: String
+    var pipeline: String
+    var runs: Int
+    var median: Double
+    var p90: Double
+    var max: Double
+
+    init(name: String, size: String, pipeline: String, samples: [Double]) {
+        let sorted = samples.sorted()
+        self.name = name
+        self.size = size
+        self.pipeline = pipeline
+        runs = sorted.count
+        median = sorted.isEmpty ? 0 : (sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2)
+        p90 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.9).rounded(.up)) - 1)]
+        max = sorted.last ?? 0
+    }
+}
+
+/// Times `body` in milliseconds.
+func milliseconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000_000
+}
+
+enum Format {
+    static func count(_ value: Int) -> String { value >= 1000 && value % 1000 == 0 ? "\(value / 1000)k" : "\(value)" }
+    static func ms(_ value: Double) -> String { value >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value) }
+}
+
+/// The peak resident set size of this process, in MiB.
+func peakMemoryMiB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
