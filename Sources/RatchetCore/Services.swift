@@ -65,6 +65,7 @@ extension Workspace {
                 try renameService(in: path + "/service.yaml", to: name)
                 _ = try ServiceConfig.parse(String(contentsOfFile: path + "/service.yaml", encoding: .utf8), file: "service.yaml")
                 let repository = try Repository.create(at: path, initialBranch: "main")
+                try repository.prepareObjectFolders()
                 let message = "Add service \(name) from template \(template!)\n"
                 guard try repository.commitWorkingTree(author: config.identity, committer: config.identity, message: message) != nil else {
                     throw RatchetError("template '\(template!)' is empty")
@@ -83,7 +84,7 @@ extension Workspace {
                 guard config.name == name else {
                     throw RatchetError("service.yaml on main of \(sourcePath) names the service '\(config.name)', not '\(name)'")
                 }
-                _ = try Repository.clone(from: sourcePath, to: path, branch: "main")
+                try Repository.clone(from: sourcePath, to: path, branch: "main").prepareObjectFolders()
             }
         } catch {
             try? fm.removeItem(atPath: path)

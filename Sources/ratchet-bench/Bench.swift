@@ -51,6 +51,8 @@ struct Bench: ParsableCommand {
                 figures += try lifecycles(shape: shape, source: source, durability: durability, runs: runs, scratch: scratch,
                                           withReverts: durability == .shipped)
             }
+            progress("\(shape): packing the loose objects of \(runs) lifecycles")
+            figures.append(try packing(shape: shape, source: source, lifecycles: runs, scratch: scratch))
             progress("\(shape): worktrees and checkouts")
             figures += try Worktrees.measure(shape: shape, source: source, runs: quick ? 3 : 11, scratch: scratch)
             progress("\(shape): \(quick ? 10 : 50) concurrent lifecycles")
@@ -123,6 +125,22 @@ struct Bench: ParsableCommand {
         return figures
     }
 
+    /// Packing the loose objects that `lifecycles` lifecycles leave behind (what maintenance does every 50 landings).
+    private func packing(shape: Generator.Shape, source: String, lifecycles: Int, scratch: String) throws -> Figure {
+        var samples: [Double] = []
+        for round in 0..<3 {
+            let path = scratch + "/packing"
+            try Generator.copy(source, to: path)
+            defer { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: path + ".sqlite") }
+            let store = try StoreWrites(path: path + ".sqlite", durability: .shipped, tickets: lifecycles)
+            let pipeline = RatchetPipeline(repository: try Repository.open(path), store: store, files: shape.files)
+            for ticket in 1...lifecycles { _ = try pipeline.lifecycle(ticket + round * 0) }
+            samples.append(try milliseconds { try pipeline.repository.packLooseObjects() })
+            guard try pipeline.repository.looseObjects().isEmpty else { throw Shell.Failure(description: "loose objects left after packing") }
+        }
+        return Figure(name: "pack-\(lifecycles)", size: shape.description, pipeline: "ratchet/shipped", samples: samples)
+    }
+
     /// Another landing on main (untimed), so that half the measured merges are three-way.
     private func advanceMain(_ repository: Repository, ticket: Int, files: Int) throws {
         let main = try repository.resolveReference("refs/heads/main")!
@@ -135,12 +153,12 @@ struct Bench: ParsableCommand {
 
     private func printTable(_ figures: [Figure]) {
         print("")
-        print("figure      size                           pipeline              median ms   p90 ms   max ms   runs   vs git")
+        print("figure              size                           pipeline              median ms   p90 ms   max ms   runs   vs git")
         for figure in figures {
             let baseline = figures.first { $0.name == figure.name && $0.size == figure.size
                 && $0.pipeline == figure.pipeline.replacingOccurrences(of: "ratchet", with: "git-cli") && !figure.pipeline.hasPrefix("git-cli") }
             let ratio = baseline.map { String(format: "%.1fx", $0.median / max(figure.median, 0.0001)) } ?? ""
-            print(figure.name.padding(toLength: 12, withPad: " ", startingAt: 0) + figure.size.padding(toLength: 31, withPad: " ", startingAt: 0)
+            print(figure.name.padding(toLength: 20, withPad: " ", startingAt: 0) + figure.size.padding(toLength: 31, withPad: " ", startingAt: 0)
                 + figure.pipeline.padding(toLength: 22, withPad: " ", startingAt: 0)
                 + Format.ms(figure.median).leftPadded(9) + Format.ms(figure.p90).leftPadded(9) + Format.ms(figure.max).leftPadded(9)
                 + "\(figure.runs)".leftPadded(7) + ratio.leftPadded(9))

@@ -1,5 +1,6 @@
 import CSystem
 import Foundation
+import RatchetGit
 
 /// Generates and caches the benchmark repositories with `git fast-import`.
 enum Generator {
@@ -69,6 +70,8 @@ enum Generator {
     static func copy(_ source: String, to destination: String) throws {
         try? FileManager.default.removeItem(atPath: destination)
         try Shell.run(["cp", "-a", source, destination], in: "/")
+        // As `ratchet service add` does: writing a loose object never pays for a mkdir.
+        try Repository.open(destination).prepareObjectFolders()
     }
 }
 
