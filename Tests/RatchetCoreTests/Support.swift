@@ -36,8 +36,16 @@ func expectConsistent(_ workspace: Workspace, sourceLocation: SourceLocation = #
     #expect(try git(["for-each-ref", "refs/ratchet/"], in: path) == "", "refs/ratchet/* left behind", sourceLocation: sourceLocation)
     // Only the main working tree remains unless an attempt is proposed.
     let proposed = try workspace.tickets(state: "proposed").count
-    let worktrees = try git(["worktree", "list", "--porcelain"], in: path).components(separatedBy: "worktree ").count - 1
-    #expect(worktrees == 1 + proposed, "orphaned worktrees", sourceLocation: sourceLocation)
+    let listed = try git(["worktree", "list", "--porcelain"], in: path).components(separatedBy: "\n\n")
+    let pooled = listed.filter { $0.contains("/worktrees/.pool/") }
+    #expect(listed.count - pooled.count == 1 + proposed, "orphaned worktrees", sourceLocation: sourceLocation)
+    // Pooled worktrees are detached, clean and at most two.
+    #expect(pooled.count <= 2, sourceLocation: sourceLocation)
+    for entry in pooled {
+        #expect(entry.contains("\ndetached"), "pooled worktree holds a branch: \(entry)", sourceLocation: sourceLocation)
+        let folder = String(entry.split(separator: "\n")[0].dropFirst("worktree ".count))
+        #expect(try git(["status", "--porcelain", "--ignored"], in: folder) == "", "pooled worktree not clean", sourceLocation: sourceLocation)
+    }
 }
 
 /// `text` with its error message, for expectations on RatchetError.
