@@ -257,3 +257,31 @@ struct PackingTests {
         #expect(try repository.packLooseObjects() == 0)
     }
 }
+
+@Suite("Notes")
+struct NoteLayoutTests {
+    @Test func notesFanOutAndReplaceInPlaceAndGitReadsThem() throws {
+        let folder = ScratchFolder()
+        let path = folder("repo")
+        let repository = try Repository.create(at: path)
+        let signature = Signature(name: "R", email: "r@x")
+        var commits: [ObjectID] = []
+        var parent: ObjectID?
+        for index in 0..<5 {
+            let tree = try repository.makeTree(from: try repository.emptyTree(), applying: [.upsert("f", try repository.writeBlob(Data("\(index)\n".utf8)))])
+            let id = try repository.createCommit(tree: tree, parents: parent.map { [$0] } ?? [], author: signature, committer: signature, message: "c\(index)\n")
+            commits.append(id)
+            parent = id
+        }
+        try repository.updateReference("refs/heads/main", to: parent!, expected: nil, message: "main")
+        for (index, id) in commits.enumerated() { try repository.setNote("note \(index)\n", on: id, author: signature) }
+        try repository.setNote("replaced\n", on: commits[2], author: signature)
+        #expect(try git(["notes", "--ref=ratchet", "show", commits[2].hex], in: path) == "replaced")
+        #expect(try git(["notes", "--ref=ratchet", "show", commits[4].hex], in: path) == "note 4")
+        #expect(try git(["notes", "--ref=ratchet", "list"], in: path).split(separator: "\n").count == 5)
+        let hex = commits[0].hex
+        #expect(try git(["ls-tree", "--name-only", "refs/notes/ratchet", String(hex.prefix(2)) + "/"], in: path) == String(hex.prefix(2)) + "/" + String(hex.dropFirst(2)))
+        #expect(try git(["rev-list", "--count", "refs/notes/ratchet"], in: path) == "6")
+        try git(["fsck", "--strict"], in: path)
+    }
+}
