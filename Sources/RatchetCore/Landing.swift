@@ -14,7 +14,7 @@ public struct AcceptanceResult: Codable, Sendable, Equatable {
     public var detail: String
 }
 
-/// What `ratchet merge` did.
+/// What `ratchet merge` or `ratchet approve` did.
 public struct LandingResult: Sendable, Equatable {
     /// The landing merge commit on main.
     public var landing: ObjectID
@@ -26,6 +26,30 @@ public struct LandingResult: Sendable, Equatable {
     public var acceptance: [AcceptanceResult]
     /// Set when the service's checked-out main could not be updated (local changes appeared).
     public var checkoutWarning: String?
+    /// The canary report of the landed tree; nil when main has no `canary/canary.yaml`.
+    public var canary: CanaryReport? = nil
+    /// Protected paths the landing changes (approved by a person).
+    public var protectedPaths: [String] = []
+}
+
+/// A merge that verified the candidate but did not land it: the gate held it for a
+/// person (`needs-approval`) or the canary rejected it. Carries the report for display.
+public struct GateStop: Error, CustomStringConvertible, Sendable {
+    /// `needs-approval` or `rejected`.
+    public var outcome: String
+    /// The one-line message.
+    public var message: String
+    /// The canary report, when a canary ran.
+    public var report: CanaryReport?
+    /// The acceptance results.
+    public var acceptance: [AcceptanceResult]
+    public var description: String { message }
+}
+
+/// A person's approval of a held attempt.
+struct Approval {
+    var by: String
+    var note: String?
 }
 
 /// A landing's compare-and-swap lost because main moved: rebuild and verify again.
@@ -44,15 +68,20 @@ extension Workspace {
         }
     }
 
-    /// Takes the merge lease of the ticket's proposed attempt so that one process at a time lands it.
-    private func takeMergeLease(_ id: String) throws -> AttemptRecord {
+    /// Takes the merge lease of the ticket's proposed attempt so that one process at a time
+    /// lands it; the ticket must be in `state` (`proposed` for merge, `needs-approval` for approve).
+    private func takeMergeLease(_ id: String, state expected: TicketState) throws -> AttemptRecord {
         try database.write { db in
             guard let ticket = try TicketRecord.fetchOne(db, key: id) else { throw RatchetError("no ticket \(id)") }
-            guard ticket.state == .proposed else {
-                switch ticket.state {
-                case .merged: throw RatchetError("ticket \(id) is already merged; nothing to merge")
-                case .open: throw RatchetError("ticket \(id) is open: it has no proposed attempt; run 'ratchet work \(id)' first")
-                default: throw RatchetError("ticket \(id) is \(ticket.state), not proposed; nothing to merge")
+            guard ticket.state == expected else {
+                switch (ticket.state, expected) {
+                case (.merged, _): throw RatchetError("ticket \(id) is already merged; nothing to \(expected == .proposed ? "merge" : "approve")")
+                case (.open, .proposed): throw RatchetError("ticket \(id) is open: it has no proposed attempt; run 'ratchet work \(id)' first")
+                case (.needsApproval, .proposed):
+                    throw RatchetError("ticket \(id) needs approval; a person lands it with 'ratchet approve \(id)' or turns it down with 'ratchet reject \(id)'")
+                case (.proposed, .needsApproval):
+                    throw RatchetError("ticket \(id) is proposed, not needs-approval; there is nothing to approve (land it with 'ratchet merge \(id)')")
+                default: throw RatchetError("ticket \(id) is \(ticket.state), not \(expected); nothing to \(expected == .proposed ? "merge" : "approve")")
                 }
             }
             if try ServiceRecord.fetchOne(db, key: ticket.service)?.isPaused == true {
@@ -81,15 +110,35 @@ extension Workspace {
     }
 
     /// Verifies and lands ticket `id`'s proposed attempt: builds the merge with current main
-    /// in memory, runs the `command:` acceptance criteria on a checkout of that exact tree,
-    /// and moves main to it by compare-and-swap; if main moved meanwhile, rebuilds and verifies again.
+    /// in memory, runs the `command:` acceptance criteria and then main's canary on that exact
+    /// tree, and moves main to it by compare-and-swap; if main moved meanwhile, rebuilds and
+    /// verifies again. The canary gate: pass lands; marginal, or a change to a protected path,
+    /// holds the ticket for a person (`needs-approval`, throws `GateStop`); fail rejects the
+    /// attempt (throws `GateStop`).
     @discardableResult
     public func merge(ticket rawID: String, progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> LandingResult {
+        try land(ticket: rawID, approval: nil, progress: progress)
+    }
+
+    /// Lands ticket `id` held in `needs-approval` on a person's word: `Approved-By: by` and an
+    /// approval label on the trajectory. The approval covers the canary verdict and the
+    /// protected paths; what lands is still verified: if main moved since the candidate was
+    /// judged, it is rebuilt and the acceptance criteria and the canary run again.
+    @discardableResult
+    public func approve(ticket rawID: String, by person: String? = nil, note: String? = nil,
+                        progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> LandingResult {
+        let by = try Names.line(person ?? ProcessInfo.processInfo.environment["USER"] ?? "operator", what: "approver", limit: 200)
+        let note = try note.map { try Names.line($0, what: "note") }
+        return try land(ticket: rawID, approval: Approval(by: by, note: note), progress: progress)
+    }
+
+    private func land(ticket rawID: String, approval: Approval?, progress: @escaping @Sendable (String) -> Void) throws -> LandingResult {
         let id = try Names.ticketID(rawID)
         let ticket = try ticket(id)
         let serviceConfig = try serviceConfig(ticket.service)
         let repository = try Repository.open(servicePath(ticket.service))
-        var attempt = try takeMergeLease(id)
+        let expectedState: TicketState = approval == nil ? .proposed : .needsApproval
+        var attempt = try takeMergeLease(id, state: expectedState)
         var leaseHeld = true
         defer { if leaseHeld { releaseLease(attempt) } }
         // Under the store's write lock, so that another process's landing checkout is never seen half done.
@@ -127,19 +176,76 @@ extension Workspace {
             case .clean(let clean):
                 tree = clean
             }
-            let message = try CommitMessage.landing(ticket: ticket, attempt: attempt, canary: "none", approvedBy: nil)
-            let candidate = try repository.createCommit(tree: tree, parents: [main, head], author: config.identity,
-                                                        committer: config.identity, message: message)
-            try repository.updateReference(candidateRef, to: candidate, expected: try repository.resolveReference(candidateRef),
-                                           message: "ratchet: candidate of \(id)/\(attempt.number)")
+            let protected = try repository.changedPaths(from: try repository.commit(main).tree, to: tree).filter(serviceConfig.isProtected)
 
-            // Verify the exact candidate tree.
-            let results = try verify(criteria, candidate: candidate, repository: repository, service: ticket.service,
-                                     config: serviceConfig, progress: progress)
-            if let failed = results.first(where: { $0.status == "failed" }) {
-                try fail("acceptance criterion '\(failed.criterion)' failed on candidate \(candidate.short): \(failed.detail.split(separator: "\n").last ?? "")",
-                         acceptance: results)
+            // A held candidate judged on this very main is not verified again on approval.
+            var verified: (results: [AcceptanceResult], report: CanaryReport?)?
+            if approval != nil, let held = attempt.candidate.flatMap(ObjectID.init(hex:)),
+               let info = try? repository.commit(held), info.parents == [main, head], info.tree == tree {
+                verified = try heldVerification(of: attempt, candidate: held)
+                if verified != nil { progress("the approved candidate \(held.short) was judged on this main; landing it") }
             }
+            let results: [AcceptanceResult]
+            let report: CanaryReport?
+            var candidate: ObjectID
+            if let verified {
+                (results, report) = verified
+                candidate = ObjectID(hex: attempt.candidate!)!
+            } else {
+                let message = try CommitMessage.landing(ticket: ticket, attempt: attempt, canary: "pending", approvedBy: approval?.by)
+                candidate = try repository.createCommit(tree: tree, parents: [main, head], author: config.identity,
+                                                        committer: config.identity, message: message)
+                try repository.updateReference(candidateRef, to: candidate, expected: try repository.resolveReference(candidateRef),
+                                               message: "ratchet: candidate of \(id)/\(attempt.number)")
+
+                // Verify the exact candidate tree: the commands first (cheap), then the canary.
+                var checked = try verify(criteria, candidate: candidate, repository: repository, service: ticket.service,
+                                         config: serviceConfig, progress: progress)
+                if let failed = checked.first(where: { $0.status == "failed" }) {
+                    try fail("acceptance criterion '\(failed.criterion)' failed on candidate \(candidate.short): \(failed.detail.split(separator: "\n").last ?? "")",
+                             acceptance: checked)
+                }
+                report = try judgeCanary(service: ticket.service, repository: repository, baseline: main, candidate: candidate,
+                                         ticket: id, attempt: attempt.number, progress: progress)
+                for index in checked.indices where checked[index].criterion == Acceptance.canary.text {
+                    checked[index].status = report?.verdict == .pass ? "passed" : "failed"
+                    checked[index].detail = report.map { "canary report #\($0.id ?? 0): \($0.summary)" }
+                        ?? "service \(ticket.service) has no \(CanaryConfig.path) on main"
+                }
+                results = checked
+                if report == nil, let failed = results.first(where: { $0.status == "failed" }) {
+                    try fail("acceptance criterion '\(failed.criterion)' failed: \(failed.detail)", acceptance: results)
+                }
+            }
+
+            // The gate.
+            if approval == nil {
+                if let report, report.verdict == .fail, protected.isEmpty {
+                    try rejectByCanary(attempt, report: report, acceptance: results, maxAttempts: serviceConfig.maxAttempts)
+                    leaseHeld = false
+                    try? repository.deleteReference(candidateRef)
+                    try? removeWorktree(of: attempt)
+                    let next = try self.ticket(id).state
+                    throw GateStop(outcome: "rejected",
+                                   message: "the canary rejected \(id)/\(attempt.number): \(report.summary); attempt \(id)/\(attempt.number) is rejected and ticket \(id) is \(next)",
+                                   report: report, acceptance: results)
+                }
+                if report?.verdict == .marginal || !protected.isEmpty {
+                    var reasons: [String] = []
+                    if let report, report.verdict != .pass { reasons.append("canary \(report.summary)") }
+                    if !protected.isEmpty { reasons.append("it changes protected path(s) \(protected.prefix(10).joined(separator: ", "))") }
+                    try hold(attempt, candidate: candidate, report: report, acceptance: results, protected: protected, reasons: reasons)
+                    leaseHeld = false
+                    throw GateStop(outcome: "needs-approval",
+                                   message: "\(id) needs approval because \(reasons.joined(separator: " and ")); land it with 'ratchet approve \(id)' or turn it down with 'ratchet reject \(id)'",
+                                   report: report, acceptance: results)
+                }
+            }
+
+            // The landing commit: the verified tree and parents, with the final trailers.
+            let landingMessage = try CommitMessage.landing(ticket: ticket, attempt: attempt, canary: report?.trailer ?? "none", approvedBy: approval?.by)
+            let landing = try repository.createCommit(tree: tree, parents: [main, head], author: config.identity,
+                                                      committer: config.identity, message: landingMessage)
 
             // Land: fenced by the lease, compare-and-swap on main, store update: one transaction.
             do {
@@ -147,11 +253,11 @@ extension Workspace {
                     guard var current = try AttemptRecord.fetchOne(db, key: attempt.id),
                           var ticketNow = try TicketRecord.fetchOne(db, key: id) else { throw RatchetError("attempt vanished") }
                     guard current.leaseOwner == Lease.owner, (current.leaseExpiresAt ?? .distantPast) > Date(),
-                          current.state == .proposed, ticketNow.state == .proposed else {
+                          current.state == .proposed, ticketNow.state == expectedState else {
                         throw RatchetError("lost the claim on \(id) before landing (ticket is \(ticketNow.state), attempt is \(current.state)); nothing landed")
                     }
                     do {
-                        try repository.updateReference("refs/heads/main", to: candidate, expected: main,
+                        try repository.updateReference("refs/heads/main", to: landing, expected: main,
                                                        message: "ratchet: land \(id)/\(current.number)")
                     } catch let error as GitError where error.code == .modified || error.code == .locked {
                         throw MainMoved()
@@ -160,7 +266,7 @@ extension Workspace {
                     try TicketLifecycle.check(id, from: ticketNow.state, to: .merged)
                     current.state = .landed
                     current.candidate = candidate.hex
-                    current.landing = candidate.hex
+                    current.landing = landing.hex
                     current.endedAt = now
                     current.leaseOwner = nil
                     current.leaseExpiresAt = nil
@@ -169,15 +275,30 @@ extension Workspace {
                     ticketNow.updatedAt = now
                     try ticketNow.update(db)
                     if var trajectory = try TrajectoryRecord.fetchOne(db, key: current.trajectoryId) {
-                        trajectory.outcome = ["status": "landed", "landing": .string(candidate.hex), "verdict": nil,
+                        trajectory.outcome = ["status": "landed", "landing": .string(landing.hex),
+                                              "verdict": report.map { .string($0.verdict.rawValue) } ?? nil,
+                                              "canary": report.map { ["report": .number(Double($0.id ?? 0)), "verdict": .string($0.verdict.rawValue),
+                                                                      "score": .number($0.score)] } ?? nil,
                                               "acceptance": try RatchetJSON.value(results),
                                               "duration_s": .number(now.timeIntervalSince(current.startedAt))]
+                        if let approval {
+                            trajectory.labels.append(["kind": "approval", "by": .string(approval.by), "at": .string(ISO8601DateFormatter().string(from: now)),
+                                                      "note": .optional(approval.note), "verdict": .optional(report?.verdict.rawValue),
+                                                      "score": report.map { .number($0.score) } ?? nil,
+                                                      "protected_paths": .array(protected.map { .string($0) }), "landing": .string(landing.hex)])
+                        }
                         try trajectory.update(db)
                     }
+                    if let approval {
+                        try RatchetDatabase.appendEvent(db, kind: "ticket.approved", service: ticketNow.service, ticket: id, attempt: current.number,
+                                                        data: ["by": .string(approval.by), "note": .optional(approval.note), "landing": .string(landing.hex),
+                                                               "verdict": .optional(report?.verdict.rawValue)])
+                    }
                     try RatchetDatabase.appendEvent(db, kind: "attempt.landed", service: ticketNow.service, ticket: id, attempt: current.number,
-                                                    data: ["landing": .string(candidate.hex), "main_before": .string(main.hex), "rebuilds": .number(Double(rebuilds))])
+                                                    data: ["landing": .string(landing.hex), "main_before": .string(main.hex), "rebuilds": .number(Double(rebuilds)),
+                                                           "canary": .optional(report?.trailer)])
                     try RatchetDatabase.appendEvent(db, kind: "ticket.merged", service: ticketNow.service, ticket: id,
-                                                    data: ["landing": .string(candidate.hex)])
+                                                    data: ["landing": .string(landing.hex)])
                     // Still under the write lock: landings of one workspace update checkouts one at a time.
                     checkoutWarning = updateCheckout(db, repository, service: ticketNow.service, ticket: id)
                     return current
@@ -193,12 +314,80 @@ extension Workspace {
                 continue
             }
             leaseHeld = false
-            progress("landed \(id) on main as \(candidate.short)")
-            try writeNote(on: candidate, repository: repository, ticket: id, kind: "landing", extra: ["acceptance": try RatchetJSON.value(results)])
+            progress("landed \(id) on main as \(landing.short)")
+            var extra: [String: JSONValue] = ["acceptance": try RatchetJSON.value(results), "canary": try report.map { try RatchetJSON.value($0) } ?? nil]
+            if let approval {
+                extra["approval"] = ["by": .string(approval.by), "note": .optional(approval.note), "protected_paths": .array(protected.map { .string($0) })]
+            }
+            try writeNote(on: landing, repository: repository, ticket: id, kind: "landing", extra: extra)
             try? removeWorktree(of: attempt)
             try? repository.deleteReference(candidateRef)
-            return LandingResult(landing: candidate, attempt: attempt, rebuilds: rebuilds, acceptance: results, checkoutWarning: checkoutWarning)
+            return LandingResult(landing: landing, attempt: attempt, rebuilds: rebuilds, acceptance: results, checkoutWarning: checkoutWarning,
+                                 canary: report, protectedPaths: protected)
         }
+    }
+
+    /// The acceptance results and canary report recorded when `attempt` was held for approval
+    /// with `candidate`; nil when they cannot be found (then everything is verified again).
+    private func heldVerification(of attempt: AttemptRecord, candidate: ObjectID) throws -> ([AcceptanceResult], CanaryReport?)? {
+        guard let outcome = try database.read({ db in try TrajectoryRecord.fetchOne(db, key: attempt.trajectoryId)?.outcome }),
+              outcome["status"]?.stringValue == "needs-approval", outcome["candidate"]?.stringValue == candidate.hex,
+              let acceptance = outcome["acceptance"] else { return nil }
+        let results = try RatchetJSON.decoder().decode([AcceptanceResult].self, from: Data(RatchetJSON.string(acceptance).utf8))
+        var report: CanaryReport?
+        if case .number(let number)? = outcome["canary_report"] {
+            report = try canaryReports(String(Int64(number))).first
+            guard report?.candidate == candidate.hex else { return nil }
+        }
+        return (results, report)
+    }
+
+    /// Holds a verified attempt for a person: ticket `needs-approval`, the attempt stays
+    /// proposed with its candidate and worktree; one transaction with its event.
+    private func hold(_ attempt: AttemptRecord, candidate: ObjectID, report: CanaryReport?, acceptance: [AcceptanceResult],
+                      protected: [String], reasons: [String]) throws {
+        try database.write { db in
+            guard var current = try AttemptRecord.fetchOne(db, key: attempt.id),
+                  var ticket = try TicketRecord.fetchOne(db, key: attempt.ticketId) else { throw RatchetError("attempt vanished") }
+            guard current.leaseOwner == Lease.owner, (current.leaseExpiresAt ?? .distantPast) > Date(),
+                  current.state == .proposed, ticket.state == .proposed else {
+                throw RatchetError("lost the claim on \(ticket.id) before holding it for approval (ticket is \(ticket.state), attempt is \(current.state))")
+            }
+            try TicketLifecycle.check(ticket.id, from: ticket.state, to: .needsApproval)
+            let now = Date()
+            current.candidate = candidate.hex
+            current.leaseOwner = nil
+            current.leaseExpiresAt = nil
+            try current.update(db)
+            ticket.state = .needsApproval
+            ticket.updatedAt = now
+            try ticket.update(db)
+            if var trajectory = try TrajectoryRecord.fetchOne(db, key: current.trajectoryId) {
+                trajectory.outcome = ["status": "needs-approval", "candidate": .string(candidate.hex),
+                                      "verdict": .optional(report?.verdict.rawValue),
+                                      "canary_report": report.map { .number(Double($0.id ?? 0)) } ?? nil,
+                                      "acceptance": try RatchetJSON.value(acceptance),
+                                      "protected_paths": .array(protected.map { .string($0) }),
+                                      "reasons": .array(reasons.map { .string($0) })]
+                try trajectory.update(db)
+            }
+            try RatchetDatabase.appendEvent(db, kind: "ticket.needs_approval", service: ticket.service, ticket: ticket.id, attempt: current.number,
+                                            data: ["candidate": .string(candidate.hex), "verdict": .optional(report?.verdict.rawValue),
+                                                   "score": report.map { .number($0.score) } ?? nil,
+                                                   "report": report.map { .number(Double($0.id ?? 0)) } ?? nil,
+                                                   "protected_paths": .array(protected.map { .string($0) }),
+                                                   "reasons": .array(reasons.map { .string($0) })])
+        }
+    }
+
+    /// Ends an attempt the canary failed: `rejected`, report kept, ticket open or escalated.
+    private func rejectByCanary(_ attempt: AttemptRecord, report: CanaryReport, acceptance: [AcceptanceResult], maxAttempts: Int) throws {
+        let message = "canary \(report.summary)"
+        let outcome: JSONValue = ["status": "rejected", "error": .string(message), "verdict": .string(report.verdict.rawValue),
+                                  "canary": ["report": .number(Double(report.id ?? 0)), "verdict": .string(report.verdict.rawValue), "score": .number(report.score)],
+                                  "acceptance": try RatchetJSON.value(acceptance),
+                                  "duration_s": .number(Date().timeIntervalSince(attempt.startedAt))]
+        try endAttempt(attempt, as: .rejected, error: message, maxAttempts: maxAttempts, outcome: outcome)
     }
 
     /// Runs the acceptance criteria on a private checkout of `candidate`.
@@ -226,8 +415,7 @@ extension Workspace {
                 results.append(AcceptanceResult(criterion: criterion.text, status: "not-evaluated",
                                                 detail: "invariants are evaluated once observation lands (SPEC §8)"))
             case .canary:
-                results.append(AcceptanceResult(criterion: criterion.text, status: "not-evaluated",
-                                                detail: "the canary gate lands with the canary issue (SPEC §7)"))
+                results.append(AcceptanceResult(criterion: criterion.text, status: "not-evaluated", detail: "judged by the canary after the commands"))
             case .text:
                 results.append(AcceptanceResult(criterion: criterion.text, status: "not-evaluated", detail: "judged by a person"))
             }

@@ -12,10 +12,19 @@ public struct ProcessLimits: Sendable {
     public var outputBytes: Int
     /// The largest file the process may write (RLIMIT_FSIZE), bytes; nil for no limit.
     public var fileBytes: Int?
-    public init(timeout: Double, outputBytes: Int, fileBytes: Int? = nil) {
+    /// When set, stderr goes to its own pipe (`ProcessResult.errorOutput`), of which this
+    /// many bytes are kept; otherwise stderr is interleaved with stdout.
+    public var errorOutputBytes: Int?
+    /// Whether output past `outputBytes` kills the whole process group at once instead of
+    /// being read and dropped.
+    public var killsOnOutputOverflow: Bool
+    public init(timeout: Double, outputBytes: Int, fileBytes: Int? = nil, errorOutputBytes: Int? = nil,
+                killsOnOutputOverflow: Bool = false) {
         self.timeout = timeout
         self.outputBytes = outputBytes
         self.fileBytes = fileBytes
+        self.errorOutputBytes = errorOutputBytes
+        self.killsOnOutputOverflow = killsOnOutputOverflow
     }
 }
 
@@ -35,6 +44,8 @@ public struct ProcessResult: Sendable, Equatable {
     public var leftProcesses: Bool
     /// Wall-clock seconds.
     public var duration: Double
+    /// Its stderr, when `ProcessLimits.errorOutputBytes` separated it (cut at that limit).
+    public var errorOutput: String = ""
 
     /// Whether it exited 0 within its limits and left nothing behind.
     public var succeeded: Bool { exitStatus == 0 && !timedOut && !leftProcesses }
@@ -74,13 +85,21 @@ public enum ProcessRunner {
         var fds: [Int32] = [0, 0]
         guard ratchet_pipe_cloexec(&fds) == 0 else { throw RatchetError("pipe: \(String(cString: strerror(errno)))") }
         let (readEnd, writeEnd) = (fds[0], fds[1])
+        var errorFDs: [Int32] = [-1, -1]
+        if limits.errorOutputBytes != nil {
+            guard ratchet_pipe_cloexec(&errorFDs) == 0 else {
+                close(readEnd); close(writeEnd)
+                throw RatchetError("pipe: \(String(cString: strerror(errno)))")
+            }
+        }
+        let (errorReadEnd, errorWriteEnd) = (errorFDs[0], errorFDs[1])
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+        posix_spawn_file_actions_adddup2(&actions, errorWriteEnd >= 0 ? errorWriteEnd : writeEnd, 2)
         ratchet_spawn_addchdir(&actions, directory)
 
         var attributes = posix_spawnattr_t()
@@ -105,13 +124,20 @@ public enum ProcessRunner {
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
         close(writeEnd)
+        if errorWriteEnd >= 0 { close(errorWriteEnd) }
         guard rc == 0 else {
             close(readEnd)
+            if errorReadEnd >= 0 { close(errorReadEnd) }
             throw RatchetError("cannot start \(argv[0]): \(String(cString: strerror(rc)))")
         }
 
-        let collector = OutputCollector(fd: readEnd, limit: limits.outputBytes, onOutput: onOutput)
+        let childGroup = pid
+        let killGroup: @Sendable () -> Void = { _ = kill(-childGroup, SIGKILL) }
+        let collector = OutputCollector(fd: readEnd, limit: limits.outputBytes, onOutput: onOutput,
+                                        onOverflow: limits.killsOnOutputOverflow ? killGroup : nil)
         Thread.detachNewThread { collector.run() }
+        let errorCollector = errorReadEnd >= 0 ? OutputCollector(fd: errorReadEnd, limit: limits.errorOutputBytes ?? 0, onOutput: nil, onOverflow: nil) : nil
+        if let errorCollector { Thread.detachNewThread { errorCollector.run() } }
         let exit = ExitWaiter(pid: pid)
         Thread.detachNewThread { exit.run() }
 
@@ -128,16 +154,18 @@ public enum ProcessRunner {
         }
         kill(-pid, SIGKILL)
         // A process that escaped the group may hold the pipe open: give the reader a bounded grace.
-        if collector.done.wait(timeout: .now() + 2) == .timedOut {
-            collector.stop()
-            collector.done.wait()
+        for reader in [collector, errorCollector].compactMap({ $0 }) where reader.done.wait(timeout: .now() + 2) == .timedOut {
+            reader.stop()
+            reader.done.wait()
         }
         close(readEnd)
+        if errorReadEnd >= 0 { close(errorReadEnd) }
         let (data, truncated) = collector.result()
         let status = exit.status
         var result = ProcessResult(exitStatus: nil, signal: nil, output: String(decoding: data, as: UTF8.self),
                                    isTruncated: truncated, timedOut: timedOut, leftProcesses: leftProcesses,
                                    duration: Date().timeIntervalSince(start))
+        if let errorCollector { result.errorOutput = String(decoding: errorCollector.result().0, as: UTF8.self) }
         if status & 0x7f == 0 { result.exitStatus = (status >> 8) & 0xff } else { result.signal = status & 0x7f }
         // prlimit reports a child killed by a signal as 128+N.
         if limits.fileBytes != nil, let code = result.exitStatus, code == 128 + SIGXFSZ { result.signal = SIGXFSZ; result.exitStatus = nil }
@@ -166,16 +194,19 @@ private final class OutputCollector: @unchecked Sendable {
     let fd: Int32
     let limit: Int
     let onOutput: (@Sendable (Data) -> Void)?
+    /// Called once, from the reading thread, when output first goes past the limit.
+    let onOverflow: (@Sendable () -> Void)?
     let done = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     private var data = Data()
     private var truncated = false
     private var stopped = false
 
-    init(fd: Int32, limit: Int, onOutput: (@Sendable (Data) -> Void)?) {
+    init(fd: Int32, limit: Int, onOutput: (@Sendable (Data) -> Void)?, onOverflow: (@Sendable () -> Void)? = nil) {
         self.fd = fd
         self.limit = limit
         self.onOutput = onOutput
+        self.onOverflow = onOverflow
     }
 
     func stop() { lock.withLock { stopped = true } }
@@ -193,10 +224,14 @@ private final class OutputCollector: @unchecked Sendable {
             if count <= 0 { break }
             let chunk = Data(buffer[0..<count])
             onOutput?(chunk)
-            lock.withLock {
+            let overflowed = lock.withLock {
                 let room = max(0, limit - data.count)
-                if room >= chunk.count { data.append(chunk) } else { data.append(chunk.prefix(room)); truncated = true }
+                if room >= chunk.count { data.append(chunk); return false }
+                data.append(chunk.prefix(room))
+                defer { truncated = true }
+                return !truncated
             }
+            if overflowed { onOverflow?() }
         }
         done.signal()
     }

@@ -3,7 +3,9 @@ import RatchetGit
 
 /// `ratchet quickstart`: the whole loop, as far as it exists today, in a fresh workspace.
 public enum Quickstart {
-    /// Creates a workspace in `directory` and walks a ticket through work, merge and revert,
+    /// Creates a workspace in `directory` and walks a ticket through work, merge (with the
+    /// canary passing it) and revert, and a regression through work and merge (the canary
+    /// rejecting it),
     /// printing what a person would look at.
     public static func run(in directory: String, print: (String) -> Void) throws {
         print("== 1. a workspace and a service from the kv-cache template")
@@ -33,10 +35,11 @@ public enum Quickstart {
         print("attempt \(attempt.number) proposed: \(attempt.branch) at \(attempt.head!.prefix(7)), trajectory \(attempt.trajectoryId)")
         print(git(["log", "--format=%h %an <%ae>%n    %s%n%w(0,4,4)%(trailers)", "-1", attempt.branch], in: servicePath))
 
-        print("== 4. merge: the exact merge result is verified, then lands by compare-and-swap")
+        print("== 4. merge: the exact merge result is verified (acceptance, then main's canary against main), then lands by compare-and-swap")
         print("$ ratchet merge \(ticket.id)")
         let landing = try workspace.merge(ticket: ticket.id)
         for check in landing.acceptance { print("  \(check.status): \(check.criterion)") }
+        if let report = landing.canary { print(indent(report.table())) }
         print("landed \(landing.landing.short)")
         print("$ git log --first-parent --oneline main")
         print(git(["log", "--first-parent", "--format=%h %s", "main"], in: servicePath))
@@ -46,7 +49,28 @@ public enum Quickstart {
         print(git(["notes", "--ref=ratchet", "show", landing.landing.hex], in: servicePath).split(separator: "\n").prefix(5).joined(separator: "\n"))
         print("    …")
 
-        print("\n== 5. revert through a commit on main")
+        print("\n== 5. a real regression: an agent adds a sleep to the GET path; the canary rejects it")
+        var slowDraft = TicketDraft(service: service.name, title: "Pace GETs to protect the backend")
+        slowDraft.objective = "Add a short pause before each cache lookup."
+        slowDraft.acceptance = ["command:python3 -m unittest discover -s tests -q", "canary"]
+        slowDraft.source = "human:quickstart"
+        let slow = try workspace.createTicket(slowDraft)
+        let slowAgent = #"command:sed -i 's/        value = self.server.cache.get(key)/        time.sleep(0.003)\n        value = self.server.cache.get(key)/' kvcache/server.py"#
+        print("$ ratchet work \(slow.id) --agent '\(slowAgent)'")
+        let slowAttempt = try workspace.work(ticket: slow.id, agent: slowAgent)
+        print("attempt \(slowAttempt.number) proposed: \(slowAttempt.branch) at \(slowAttempt.head!.prefix(7))")
+        print("$ ratchet merge \(slow.id)")
+        do {
+            try workspace.merge(ticket: slow.id)
+            print("(unexpected: the regression landed)")
+        } catch let stop as GateStop {
+            for check in stop.acceptance { print("  \(check.status): \(check.criterion)") }
+            if let report = stop.report { print(indent(report.table())) }
+            print("error: \(stop.message)")
+        }
+        print("\(slow.id) is \(try workspace.ticket(slow.id).state); main is unchanged; see: ratchet canary show \(slow.id)")
+
+        print("\n== 6. revert through a commit on main")
         print("$ ratchet revert \(ticket.id) --reason 'quickstart: show the undo'")
         let revert = try workspace.revert(ticket: ticket.id, reason: "quickstart: show the undo", by: "quickstart")
         print("$ git log --first-parent --oneline main")
@@ -56,6 +80,10 @@ public enum Quickstart {
         let view = try workspace.ticketView(ticket.id)
         print("\(view.id) is \(view.state); landing \(view.landing?.prefix(7) ?? "-"), revert \(view.revert?.prefix(7) ?? "-"); branch \(attempt.branch) kept")
         print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(ticket.id) && ratchet events")
+    }
+
+    private static func indent(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n")
     }
 
     /// What `git args` prints in `directory`, for display only.

@@ -93,6 +93,20 @@ extension RatchetDatabase {
                 t.column("data", .jsonText).notNull()
             }
         }
+        migrator.registerMigration("v2-canary-reports") { db in
+            try db.create(table: "canaryReport") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("service", .text).notNull().indexed()
+                t.column("ticketId", .text).indexed()
+                t.column("attemptNumber", .integer)
+                t.column("baseline", .text).notNull()
+                t.column("candidate", .text).notNull()
+                t.column("verdict", .text).notNull()
+                t.column("score", .double).notNull()
+                t.column("report", .jsonText).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+        }
         return migrator
     }
 }

@@ -27,7 +27,8 @@ struct CommandLineTests {
         let output = try ratchet(["quickstart", folder("qs")], in: "/")
         #expect(output.status == 0, "\(output.stderr)")
         for line in ["Merge T-1: Double the cache capacity to 2048 entries", "Revert T-1: Double the cache capacity to 2048 entries",
-                     "Ticket: T-1", "Reverts: ", "passed: command:python3 -m unittest", "T-1 is reverted"] {
+                     "Ticket: T-1", "Reverts: ", "passed: command:python3 -m unittest", "T-1 is reverted",
+                     "Canary: pass score=", "verdict pass score=", "verdict fail score=0", "latency_ms*  High", "T-2 is open; main is unchanged"] {
             #expect(output.stdout.contains(line), "missing: \(line)")
         }
         let service = folder("qs/services/kv-cache")

@@ -4,10 +4,37 @@ import RatchetGit
 import RatchetTestSupport
 import Testing
 
+/// Which canary the test service `svc` has on main.
+enum TestCanary {
+    /// None: the template's canary/ is removed from the first commit (landings say `Canary: none`).
+    case none
+    /// The template's own kv-cache canary (starts the real service).
+    case kvCache
+    /// `TestCanaryModule`: deterministic samples from files of the checkout, faults on demand.
+    case scripted(yaml: String)
+}
+
 /// A fresh workspace with one kv-cache service named `svc`.
-func makeWorkspace(_ folder: ScratchFolder, limits: String? = nil) throws -> Workspace {
+func makeWorkspace(_ folder: ScratchFolder, limits: String? = nil, canary: TestCanary = .none) throws -> Workspace {
     let workspace = try Workspace.create(at: folder("ws"))
     try workspace.addService(name: "svc", template: "kv-cache")
+    let service = workspace.servicePath("svc")
+    // Rewrite the first commit in place, so that history looks as the template made it.
+    let ratchet = ["GIT_COMMITTER_NAME": "Ratchet", "GIT_COMMITTER_EMAIL": "ratchet@ratchet.invalid"]
+    switch canary {
+    case .kvCache: break
+    case .none:
+        try git(["rm", "-rq", "canary"], in: service)
+        _ = try run(["git", "commit", "-q", "--amend", "--no-edit"], in: service, environment: ratchet)
+    case .scripted(let yaml):
+        try git(["rm", "-rq", "canary"], in: service)
+        try FileManager.default.createDirectory(atPath: service + "/canary", withIntermediateDirectories: true)
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: service + "/canary/canary.yaml"))
+        try Data(TestCanaryModule.script.utf8).write(to: URL(fileURLWithPath: service + "/canary/run"))
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: service + "/canary/run")
+        try git(["add", "canary"], in: service)
+        _ = try run(["git", "commit", "-q", "--amend", "--no-edit"], in: service, environment: ratchet)
+    }
     if let limits {
         let path = workspace.servicePath("svc")
         var text = try String(contentsOfFile: path + "/service.yaml", encoding: .utf8)
@@ -34,8 +61,8 @@ func expectConsistent(_ workspace: Workspace, sourceLocation: SourceLocation = #
     #expect(try workspace.database.integrityCheck() == "ok", sourceLocation: sourceLocation)
     #expect(try git(["status", "--porcelain"], in: path) == "", "services/svc has local changes", sourceLocation: sourceLocation)
     #expect(try git(["for-each-ref", "refs/ratchet/"], in: path) == "", "refs/ratchet/* left behind", sourceLocation: sourceLocation)
-    // Only the main working tree remains unless an attempt is proposed.
-    let proposed = try workspace.tickets(state: "proposed").count
+    // Only the main working tree remains unless an attempt is proposed (or held for approval).
+    let proposed = try workspace.tickets(state: "proposed").count + workspace.tickets(state: "needs-approval").count
     let listed = try git(["worktree", "list", "--porcelain"], in: path).components(separatedBy: "\n\n")
     let pooled = listed.filter { $0.contains("/worktrees/.pool/") }
     #expect(listed.count - pooled.count == 1 + proposed, "orphaned worktrees", sourceLocation: sourceLocation)

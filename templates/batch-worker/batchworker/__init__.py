@@ -1,0 +1,1 @@
+"""batch-worker: a queue worker that runs small data jobs in batches (Python stdlib only)."""
