@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "ratchet-bench",
             dependencies: [
-                "RatchetGit", "RatchetStore", "CSystem",
+                "RatchetGit", "RatchetStore", "RatchetCore", "CSystem",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -11,6 +11,7 @@ ratchet_missing_packages() {
   command -v git >/dev/null 2>&1 || missing+=(git)
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
   command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
+  command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
   echo "${missing[@]:-}"
 }
 

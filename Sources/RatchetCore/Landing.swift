@@ -139,6 +139,7 @@ extension Workspace {
         let repository = try Repository.open(servicePath(ticket.service))
         let expectedState: TicketState = approval == nil ? .proposed : .needsApproval
         var attempt = try takeMergeLease(id, state: expectedState)
+        try Failpoints.hit("merge.leased")
         var leaseHeld = true
         defer { if leaseHeld { releaseLease(attempt) } }
         // Under the store's write lock, so that another process's landing checkout is never seen half done.
@@ -197,6 +198,7 @@ extension Workspace {
                                                         committer: config.identity, message: message)
                 try repository.updateReference(candidateRef, to: candidate, expected: try repository.resolveReference(candidateRef),
                                                message: "ratchet: candidate of \(id)/\(attempt.number)")
+                try Failpoints.hit("candidate.written")
 
                 // Verify the exact candidate tree: the commands first (cheap), then the canary.
                 var checked = try verify(criteria, candidate: candidate, repository: repository, service: ticket.service,
@@ -205,8 +207,10 @@ extension Workspace {
                     try fail("acceptance criterion '\(failed.criterion)' failed on candidate \(candidate.short): \(failed.detail.split(separator: "\n").last ?? "")",
                              acceptance: checked)
                 }
+                try Failpoints.hit("acceptance.done")
                 report = try judgeCanary(service: ticket.service, repository: repository, baseline: main, candidate: candidate,
                                          ticket: id, attempt: attempt.number, progress: progress)
+                try Failpoints.hit("canary.judged")
                 for index in checked.indices where checked[index].criterion == Acceptance.canary.text {
                     checked[index].status = report?.verdict == .pass ? "passed" : "failed"
                     checked[index].detail = report.map { "canary report #\($0.id ?? 0): \($0.summary)" }
@@ -218,9 +222,11 @@ extension Workspace {
                 }
             }
 
-            // The gate.
-            if approval == nil {
-                if let report, report.verdict == .fail, protected.isEmpty {
+            // The gate. An approval covers what the person saw; a candidate rebuilt because main
+            // moved that now fails the canary is held again for a second, explicit approval.
+            let approvalCovers = approval != nil && (verified != nil || report?.verdict != .fail)
+            if !approvalCovers {
+                if approval == nil, let report, report.verdict == .fail, protected.isEmpty {
                     try rejectByCanary(attempt, report: report, acceptance: results, maxAttempts: serviceConfig.maxAttempts)
                     leaseHeld = false
                     try? repository.deleteReference(candidateRef)
@@ -230,8 +236,9 @@ extension Workspace {
                                    message: "the canary rejected \(id)/\(attempt.number): \(report.summary); attempt \(id)/\(attempt.number) is rejected and ticket \(id) is \(next)",
                                    report: report, acceptance: results)
                 }
-                if report?.verdict == .marginal || !protected.isEmpty {
+                if approval != nil || report?.verdict == .marginal || !protected.isEmpty {
                     var reasons: [String] = []
+                    if approval != nil { reasons.append("main moved since the approval and the rebuilt candidate fails the canary (approve again to land this exact candidate)") }
                     if let report, report.verdict != .pass { reasons.append("canary \(report.summary)") }
                     if !protected.isEmpty { reasons.append("it changes protected path(s) \(protected.prefix(10).joined(separator: ", "))") }
                     try hold(attempt, candidate: candidate, report: report, acceptance: results, protected: protected, reasons: reasons)
@@ -262,6 +269,7 @@ extension Workspace {
                     } catch let error as GitError where error.code == .modified || error.code == .locked {
                         throw MainMoved()
                     }
+                    try Failpoints.hit("land.ref-moved")
                     let now = Date()
                     try TicketLifecycle.check(id, from: ticketNow.state, to: .merged)
                     current.state = .landed
@@ -314,14 +322,17 @@ extension Workspace {
                 continue
             }
             leaseHeld = false
+            try Failpoints.hit("land.committed")
             progress("landed \(id) on main as \(landing.short)")
             var extra: [String: JSONValue] = ["acceptance": try RatchetJSON.value(results), "canary": try report.map { try RatchetJSON.value($0) } ?? nil]
             if let approval {
                 extra["approval"] = ["by": .string(approval.by), "note": .optional(approval.note), "protected_paths": .array(protected.map { .string($0) })]
             }
             try writeNote(on: landing, repository: repository, ticket: id, kind: "landing", extra: extra)
+            try Failpoints.hit("note.written")
             try? removeWorktree(of: attempt)
             try? repository.deleteReference(candidateRef)
+            try Failpoints.hit("merge.cleaned")
             return LandingResult(landing: landing, attempt: attempt, rebuilds: rebuilds, acceptance: results, checkoutWarning: checkoutWarning,
                                  canary: report, protectedPaths: protected)
         }
@@ -350,10 +361,11 @@ extension Workspace {
             guard var current = try AttemptRecord.fetchOne(db, key: attempt.id),
                   var ticket = try TicketRecord.fetchOne(db, key: attempt.ticketId) else { throw RatchetError("attempt vanished") }
             guard current.leaseOwner == Lease.owner, (current.leaseExpiresAt ?? .distantPast) > Date(),
-                  current.state == .proposed, ticket.state == .proposed else {
+                  current.state == .proposed, ticket.state == .proposed || ticket.state == .needsApproval else {
                 throw RatchetError("lost the claim on \(ticket.id) before holding it for approval (ticket is \(ticket.state), attempt is \(current.state))")
             }
-            try TicketLifecycle.check(ticket.id, from: ticket.state, to: .needsApproval)
+            // Held again (an approval that no longer covers a rebuilt candidate) stays needs-approval.
+            if ticket.state != .needsApproval { try TicketLifecycle.check(ticket.id, from: ticket.state, to: .needsApproval) }
             let now = Date()
             current.candidate = candidate.hex
             current.leaseOwner = nil
@@ -493,6 +505,7 @@ extension Workspace {
                     } catch let error as GitError where error.code == .modified || error.code == .locked {
                         throw MainMoved()
                     }
+                    try Failpoints.hit("revert.ref-moved")
                     let now = Date()
                     current.state = .reverted
                     current.revert = revert.hex
@@ -513,9 +526,11 @@ extension Workspace {
             } catch is MainMoved {
                 continue
             }
+            try Failpoints.hit("revert.committed")
             progress("reverted \(id): \(revert.short) undoes \(landing.short)")
             try writeNote(on: revert, repository: repository, ticket: id, kind: "revert",
                           extra: ["reverts": .string(landing.hex), "reason": .string(reason)])
+            try Failpoints.hit("revert.noted")
             if let checkoutWarning { progress("warning: \(checkoutWarning)") }
             return revert
         }

@@ -18,8 +18,13 @@ public struct ProcessLimits: Sendable {
     /// Whether output past `outputBytes` kills the whole process group at once instead of
     /// being read and dropped.
     public var killsOnOutputOverflow: Bool
+    /// Whether processes of the group still alive after the child exits count as left
+    /// behind. Off for a sandbox with its own pid namespace, which counts them inside
+    /// (the namespace's processes may still be dying when the sandbox exits).
+    public var checksProcessGroup: Bool
     public init(timeout: Double, outputBytes: Int, fileBytes: Int? = nil, errorOutputBytes: Int? = nil,
-                killsOnOutputOverflow: Bool = false) {
+                killsOnOutputOverflow: Bool = false, checksProcessGroup: Bool = true) {
+        self.checksProcessGroup = checksProcessGroup
         self.timeout = timeout
         self.outputBytes = outputBytes
         self.fileBytes = fileBytes
@@ -68,13 +73,15 @@ public struct ProcessResult: Sendable, Equatable {
 public enum ProcessRunner {
     /// Runs `/bin/sh -c command` in `directory` with exactly `environment`.
     public static func runShell(_ command: String, directory: String, environment: [String: String], limits: ProcessLimits,
-                                onOutput: (@Sendable (Data) -> Void)? = nil) throws -> ProcessResult {
-        try run(["/bin/sh", "-c", command], directory: directory, environment: environment, limits: limits, onOutput: onOutput)
+                                onOutput: (@Sendable (Data) -> Void)? = nil, onStart: ((pid_t) -> Void)? = nil) throws -> ProcessResult {
+        try run(["/bin/sh", "-c", command], directory: directory, environment: environment, limits: limits, onOutput: onOutput,
+                onStart: onStart)
     }
 
     /// Runs `arguments` (the first is an absolute path) in `directory` with exactly `environment`.
+    /// `onStart` receives the child's pid, which is also its process group, once it runs.
     public static func run(_ arguments: [String], directory: String, environment: [String: String], limits: ProcessLimits,
-                           onOutput: (@Sendable (Data) -> Void)? = nil) throws -> ProcessResult {
+                           onOutput: (@Sendable (Data) -> Void)? = nil, onStart: ((pid_t) -> Void)? = nil) throws -> ProcessResult {
         var argv = arguments
         if let fileBytes = limits.fileBytes {
             guard FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit") else {
@@ -131,6 +138,7 @@ public enum ProcessRunner {
             throw RatchetError("cannot start \(argv[0]): \(String(cString: strerror(rc)))")
         }
 
+        onStart?(pid)
         let childGroup = pid
         let killGroup: @Sendable () -> Void = { _ = kill(-childGroup, SIGKILL) }
         let collector = OutputCollector(fd: readEnd, limit: limits.outputBytes, onOutput: onOutput,
@@ -149,7 +157,7 @@ public enum ProcessRunner {
         }
         // Anything still in the group outlived the command: kill it.
         var leftProcesses = false
-        if !timedOut && kill(-pid, 0) == 0 {
+        if !timedOut && limits.checksProcessGroup && kill(-pid, 0) == 0 {
             leftProcesses = true
         }
         kill(-pid, SIGKILL)

@@ -84,6 +84,10 @@ extension Workspace {
             throw RatchetError("the built-in runbook agent is not available yet; use --agent 'command:SHELL'")
         }
         let serviceConfig = try serviceConfig(ticket.service)
+        let bubblewrap = Sandbox.bubblewrap()
+        if bubblewrap == nil && !serviceConfig.allowUnsandboxed {
+            throw RatchetError("bubblewrap is not installed (Debian package bubblewrap) and service \(ticket.service) does not allow agents to run unsandboxed (sandbox.allow_unsandboxed in service.yaml)")
+        }
         let repository = try Repository.open(servicePath(ticket.service))
         guard let base = try repository.resolveReference("refs/heads/main") else {
             throw RatchetError("service \(ticket.service) has no commit on main")
@@ -118,6 +122,7 @@ extension Workspace {
             return attempt
         }
         progress("claimed \(id) as attempt \(attempt.number) on branch \(attempt.branch)")
+        try Failpoints.hit("claim.committed")
         let worktreePath = root.appendingPathComponent(attempt.worktree).path
         let briefPath = root.appendingPathComponent(".ratchet/briefs/\(id)-\(attempt.number).md").path
         let privateTemp = root.appendingPathComponent(".ratchet/tmp/agent-\(id)-\(attempt.number)").path
@@ -136,6 +141,7 @@ extension Workspace {
 
         do {
             try repository.createBranch(attempt.branch, at: base)
+            try Failpoints.hit("branch.created")
             try prepareWorktree(service: ticket.service, repository: repository, branch: attempt.branch, path: worktreePath,
                                 name: "\(id)-\(attempt.number)")
             try FileManager.default.createDirectory(atPath: (briefPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -145,6 +151,7 @@ extension Workspace {
             try fail("cannot prepare the worktree: \(describe(error))")
         }
         progress("worktree \(attempt.worktree) ready; running agent \(agent.name)")
+        try Failpoints.hit("worktree.ready")
 
         // The agent's run: one step, its output the observation.
         let environment = childEnvironment(allowing: serviceConfig.agentEnv, extra: [
@@ -156,7 +163,25 @@ extension Workspace {
                                    fileBytes: serviceConfig.agentFileBytes)
         let run: ProcessResult
         do {
-            run = try ProcessRunner.runShell(command, directory: worktreePath, environment: environment, limits: limits, onOutput: agentOutput)
+            // The agent's process group is recorded so that recovery can end it if this process dies.
+            let groupFile = runFolder + "/\(id)-\(attempt.number).pgid"
+            defer { try? FileManager.default.removeItem(atPath: groupFile) }
+            let recordGroup: (pid_t) -> Void = { pid in try? Data("\(pid)\n".utf8).write(to: URL(fileURLWithPath: groupFile)) }
+            if let bubblewrap {
+                let sandbox = Sandbox(executable: bubblewrap, workspace: root.path, worktree: worktreePath, privateTemp: privateTemp,
+                                      gitDirectory: String(repository.commonDirectory.dropLast()), readOnlyFiles: [briefPath],
+                                      network: serviceConfig.sandboxNetwork)
+                var contained = limits
+                contained.checksProcessGroup = false
+                var result = try ProcessRunner.run(sandbox.arguments(for: command), directory: worktreePath, environment: environment,
+                                                   limits: contained, onOutput: agentOutput, onStart: recordGroup)
+                if sandbox.leftoverCount() > 0 && !result.timedOut { result.leftProcesses = true }
+                run = result
+            } else {
+                progress("warning: bubblewrap is not installed; the agent runs unsandboxed (sandbox.allow_unsandboxed)")
+                run = try ProcessRunner.runShell(command, directory: worktreePath, environment: environment, limits: limits, onOutput: agentOutput,
+                                                 onStart: recordGroup)
+            }
         } catch {
             try fail("cannot start the agent: \(describe(error))")
         }
@@ -168,6 +193,7 @@ extension Workspace {
 
         /// Records the run, commits what the agent left, and proposes the attempt.
         func finish() throws -> AttemptRecord {
+            try Failpoints.hit("agent.finished")
             try recordStep(trajectory: attempt.trajectoryId, ticket: id, service: ticket.service, attempt: attempt.number,
                            tool: "command", arguments: ["command": .string(redact(command))], risk: "medium", effect: "write-worktree",
                            ok: run.succeeded, output: run.output,
@@ -202,6 +228,7 @@ extension Workspace {
                 } catch {
                     try fail("cannot commit the agent's changes: \(describe(error))")
                 }
+                try Failpoints.hit("step.committed")
                 if let head {
                     try recordStep(trajectory: attempt.trajectoryId, ticket: id, service: ticket.service, attempt: attempt.number,
                                    tool: "commit", arguments: ["message": .string(message)], risk: "low", effect: "commit", ok: true,
@@ -210,6 +237,7 @@ extension Workspace {
                     progress("committed \(head.short) on \(attempt.branch) (\(changes.count) path(s))")
                 }
             }
+            try Failpoints.hit("step.recorded")
             guard run.succeeded else { try fail("agent \(run.summary)") }
             // An agent may also have committed on its branch itself: its last commit is the head.
             if head == nil, let branchHead = try worktree.headCommit(), branchHead != base { head = branchHead }
@@ -235,6 +263,7 @@ extension Workspace {
                                                 data: ["head": .string(head.hex), "branch": .string(current.branch)])
                 return current
             }
+            try Failpoints.hit("attempt.proposed")
             try? FileManager.default.removeItem(atPath: briefPath)
             try? FileManager.default.removeItem(atPath: privateTemp)
             return proposed

@@ -26,7 +26,32 @@ public final class Workspace: Sendable {
             throw RatchetError("cannot read \(configURL.path): \(error.localizedDescription)")
         }
         config = try WorkspaceConfig.parse(text, file: configURL.path)
-        database = try RatchetDatabase(path: root.appendingPathComponent("ratchet.sqlite").path)
+        // The durability policy (adr/0009): `full` fsyncs git objects and refs and every SQLite commit.
+        try GitSettings.setFsyncGitDir(config.durability == "full")
+        database = try RatchetDatabase(path: root.appendingPathComponent("ratchet.sqlite").path,
+                                       synchronous: config.durability == "full" ? "FULL" : "NORMAL")
+        // Every process holds the workspace lock shared while it runs; recovery takes it
+        // exclusively to know that no live Ratchet process remains (docs/crash-safety.md).
+        let lockPath = root.appendingPathComponent(".ratchet/lock").path
+        try? FileManager.default.createDirectory(atPath: (lockPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        lockDescriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if lockDescriptor >= 0 { _ = flock(lockDescriptor, LOCK_SH) }
+    }
+
+    deinit { if lockDescriptor >= 0 { close(lockDescriptor) } }
+
+    /// The open workspace lock file (`.ratchet/lock`), held shared.
+    private let lockDescriptor: Int32
+
+    /// Tries to hold the workspace lock exclusively: true when no other Ratchet process has
+    /// the workspace open. Give it back with `shareWorkspaceLock()`.
+    func holdWorkspaceLockExclusively() -> Bool {
+        lockDescriptor >= 0 && flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0
+    }
+
+    /// Returns to holding the workspace lock shared.
+    func shareWorkspaceLock() {
+        if lockDescriptor >= 0 { _ = flock(lockDescriptor, LOCK_SH) }
     }
 
     /// Opens the workspace named by `explicit`, else `$RATCHET_WORKSPACE`, else the nearest
@@ -92,6 +117,13 @@ public final class Workspace: Sendable {
 
     /// Ratchet's private scratch folder (`.ratchet/tmp`), outside every checkout.
     public var scratchPath: String { root.appendingPathComponent(".ratchet/tmp").path }
+
+    /// `.ratchet/run`: process-group files of running agents, for recovery.
+    var runFolder: String {
+        let path = root.appendingPathComponent(".ratchet/run").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
 
     /// Makes a fresh private folder under the scratch folder.
     func makeScratchFolder(_ prefix: String) throws -> String {

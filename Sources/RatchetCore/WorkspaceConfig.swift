@@ -17,11 +17,14 @@ public struct WorkspaceConfig: Sendable, Equatable {
     public var reflectWindow: Double
     /// Regular expressions whose matches are redacted before anything is stored.
     public var secretPatterns: [String]
+    /// `normal` (no fsync of git objects and refs; SQLite WAL synchronous=NORMAL) or `full`
+    /// (fsync of git objects and refs; SQLite synchronous=FULL). adr/0009.
+    public var durability: String
 
     /// The defaults written by `ratchet init`.
     public static let defaults = WorkspaceConfig(
         identity: Signature(name: "Ratchet", email: "ratchet@ratchet.invalid"), defaultAgent: nil, agents: [:],
-        concurrency: 2, watchWindow: 600, reflectWindow: 30 * 86400, secretPatterns: [])
+        concurrency: 2, watchWindow: 600, reflectWindow: 30 * 86400, secretPatterns: [], durability: "normal")
 
     /// The text `ratchet init` writes.
     public static let initialText = """
@@ -36,13 +39,15 @@ public struct WorkspaceConfig: Sendable, Equatable {
         reflect_window: 30d       # how far back reflection looks
         notify: []                # where escalations go
         secret_patterns: []       # regular expressions redacted before anything is stored
+        durability: normal        # normal: survives kill -9; full: also fsyncs git and SQLite (adr/0009)
 
         """
 
     /// Parses `ratchet.yaml`.
     public static func parse(_ text: String, file: String = "ratchet.yaml") throws -> WorkspaceConfig {
         let fields = try YAMLFields.parse(text, file: file)
-        try fields.rejectUnknown(["identity", "default_agent", "agents", "concurrency", "watch_window", "reflect_window", "notify", "secret_patterns"])
+        try fields.rejectUnknown(["identity", "default_agent", "agents", "concurrency", "watch_window", "reflect_window", "notify", "secret_patterns",
+                                  "durability"])
         var config = defaults
         if let identity = try fields.nested("identity") {
             try identity.rejectUnknown(["name", "email"])
@@ -61,6 +66,8 @@ public struct WorkspaceConfig: Sendable, Equatable {
         config.reflectWindow = try fields.duration("reflect_window") ?? config.reflectWindow
         _ = try fields.stringList("notify")
         config.secretPatterns = try fields.stringList("secret_patterns") ?? []
+        config.durability = try fields.string("durability") ?? "normal"
+        guard ["normal", "full"].contains(config.durability) else { throw fields.fail("durability", "must be normal or full, not '\(config.durability)'") }
         for pattern in config.secretPatterns {
             do { _ = try NSRegularExpression(pattern: pattern) } catch {
                 throw RatchetError("\(file): secret_patterns: invalid regular expression '\(pattern)'")

@@ -221,3 +221,28 @@ func writeFile(_ path: String, blob: OpaquePointer, mode: git_filemode_t) throws
         offset += written
     }
 }
+
+extension Repository {
+    /// The tree the index describes (written to the object database).
+    public func indexTree() throws -> ObjectID {
+        var index: OpaquePointer?
+        try GitError.check(git_repository_index(&index, pointer), "index")
+        defer { git_index_free(index) }
+        try GitError.check(git_index_read(index, 0), "read index")
+        var tree = git_oid()
+        try GitError.check(git_index_write_tree(&tree, index), "index tree")
+        return ObjectID(tree)
+    }
+
+    /// Whether the working tree matches the index: no unstaged change and no untracked file.
+    public func workingTreeMatchesIndex() throws -> Bool {
+        var options = git_status_options()
+        try GitError.check(git_status_options_init(&options, UInt32(GIT_STATUS_OPTIONS_VERSION)))
+        options.show = GIT_STATUS_SHOW_WORKDIR_ONLY
+        options.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS.rawValue
+        var list: OpaquePointer?
+        try GitError.check(git_status_list_new(&list, pointer, &options), "status")
+        defer { git_status_list_free(list) }
+        return git_status_list_entrycount(list) == 0
+    }
+}

@@ -58,8 +58,11 @@ struct Bench: ParsableCommand {
             progress("\(shape): \(quick ? 10 : 50) concurrent lifecycles")
             figures += try Concurrency.measure(shape: shape, source: source, count: quick ? 10 : 50, scratch: scratch)
             memory[shape.description] = peakMemoryMiB()
+            printTable(figures.filter { $0.size == shape.description })
         }
-        printTable(figures)
+        progress("canary judge")
+        figures.append(try JudgeBench.measure(runs: quick ? 3 : 21))
+        printTable(figures.filter { $0.size == "-" })
         print("peak memory (MiB, cumulative over the run): " + memory.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.1f", $0.value))" }.joined(separator: "; "))
         if let output {
             let report = Report(machine: Machine.current(), build: build, quick: quick, figures: figures, peakMemoryMiB: memory)

@@ -22,6 +22,7 @@ struct StoreWrites {
     let database: RatchetDatabase
 
     init(path: String, durability: Durability, tickets: Int) throws {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
         database = try RatchetDatabase(path: path, synchronous: durability.sqliteSynchronous)
         try database.write { db in
             try ServiceRecord(name: "bench", path: "services/bench", template: nil, createdAt: Date()).insert(db)

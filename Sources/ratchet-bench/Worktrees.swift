@@ -5,9 +5,11 @@ import RatchetGit
 enum Worktrees {
     static func measure(shape: Generator.Shape, source: String, runs: Int, scratch: String) throws -> [Figure] {
         let size = shape.description
-        let path = scratch + "/worktrees-repo"
+        let scratch = scratch + "/worktrees-\(shape.key)"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let path = scratch + "/repo"
         try Generator.copy(source, to: path)
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let repository = try Repository.open(path)
         let identity = Signature(name: "Bench", email: "bench@example.invalid")
         var figures: [Figure] = []

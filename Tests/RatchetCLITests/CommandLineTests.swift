@@ -157,3 +157,27 @@ private final class ResultBox: @unchecked Sendable {
         try lock.withLock { try values.map { guard let value = $0 else { throw TestFailure("a command did not run") }; return value } }
     }
 }
+
+@Suite("Sandbox policy")
+struct SandboxPolicyTests {
+    @Test func withoutBubblewrapAgentsAreRefusedUnlessTheServiceAllowsIt() throws {
+        let folder = ScratchFolder()
+        let root = folder("ws")
+        #expect(try ratchet(["init", root], in: folder.path).status == 0)
+        #expect(try ratchet(["service", "add", "svc", "--template", "kv-cache"], in: root).status == 0)
+        let service = root + "/services/svc"
+        let yaml = try String(contentsOfFile: service + "/service.yaml", encoding: .utf8)
+        try Data(yaml.replacingOccurrences(of: "allow_unsandboxed: true", with: "allow_unsandboxed: false").utf8)
+            .write(to: URL(fileURLWithPath: service + "/service.yaml"))
+        try git(["commit", "-qam", "No unsandboxed agents"], in: service)
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Sandboxed only"], in: root).status == 0)
+        let missing = ["RATCHET_BUBBLEWRAP": folder("no-bwrap")]
+        let refused = try ratchet(["work", "T-1", "--agent", "command:echo x > x.txt"], in: root, environment: missing)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.hasPrefix("error: bubblewrap is not installed"), "\(refused.stderr)")
+        // Nothing was claimed.
+        #expect(try ratchet(["ticket", "show", "T-1", "--json"], in: root).stdout.contains("\"state\" : \"open\""))
+        // With bubblewrap the same agent runs.
+        #expect(try ratchet(["work", "T-1", "--agent", "command:echo x > x.txt"], in: root).status == 0)
+    }
+}

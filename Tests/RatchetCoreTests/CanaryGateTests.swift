@@ -262,6 +262,31 @@ struct CanaryGateTests {
         try expectConsistent(workspace)
     }
 
+    @Test func anApprovalDoesNotCoverARebuiltCandidateThatNowFails() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder, canary: .scripted(yaml: TestCanaryModule.yaml()))
+        let path = workspace.servicePath("svc")
+        let held = try file(workspace, "Touch the runbooks and add drag")
+        try workspace.work(ticket: held, agent: "command:echo 'steps: []' > runbooks/extra.yaml && printf 5 > drag")
+        #expect(throws: GateStop.self) { try workspace.merge(ticket: held) }
+        #expect(try workspace.canaryReports(held).last?.verdict == .pass)
+        let other = try file(workspace, "Add the amplifier")
+        try workspace.work(ticket: other, agent: writes("amplifier", "on"))
+        try workspace.merge(ticket: other)
+        // The approval saw a pass; on the new main the rebuilt candidate fails: held again.
+        var stop: GateStop?
+        do { try workspace.approve(ticket: held, by: "dana") } catch let error as GateStop { stop = error }
+        #expect(stop?.outcome == "needs-approval")
+        #expect(stop?.report?.verdict == .fail)
+        #expect(try workspace.ticket(held).state == .needsApproval)
+        #expect(try git(["log", "-1", "--format=%s", "main"], in: path) == "Merge T-2: Add the amplifier")
+        // A second approval of that exact candidate lands it, with the verdict it got.
+        try workspace.approve(ticket: held, by: "dana")
+        #expect(try git(["log", "-1", "--format=%(trailers:key=Canary,valueonly)%(trailers:key=Approved-By,valueonly)", "main"], in: path)
+            == "fail score=0\ndana")
+        try expectConsistent(workspace)
+    }
+
     @Test func theKVCacheCanaryPassesAHarmlessChangeAndRejectsASleep() throws {
         let folder = ScratchFolder()
         let workspace = try makeWorkspace(folder, canary: .kvCache)

@@ -3,6 +3,7 @@ import Foundation
 /// A deterministic canary module for tests. It reads files of the checkout it runs in
 /// (baseline: main; candidate: the merge result):
 /// - `level` (default 10): latency_ms samples are level + i/100 for i in 0..<20;
+/// - `drag` (default 0): added to `level` when a file `amplifier` exists;
 /// - `errors` (default 0): the value of 5 error_rate samples;
 /// - `fault` (default none): crash | hang | garbage | flood | orphan PIDFILE | nodata | stderr.
 /// It also prints its role and that its own folder is read-only, as a `probe` metric.
@@ -40,6 +41,9 @@ if kind == "orphan":
     with open(fault[1], "w") as f:
         f.write(str(child.pid))
 level = float(read("level", "10"))
+# `drag` slows the service down only where `amplifier` exists: a change that is harmless
+# on one main and a regression on a later one.
+level += float(read("drag", "0")) * (1 if os.path.exists("amplifier") else 0)
 errors = float(read("errors", "0"))
 if kind != "nodata":
     for i in range(20):

@@ -1,0 +1,209 @@
+import Foundation
+import RatchetTestSupport
+import Testing
+
+/// The failpoints a ticket meets, by the command that meets them (docs/crash-safety.md).
+private let workPoints = ["claim.committed", "branch.created", "worktree.ready", "agent.finished", "step.committed", "step.recorded", "attempt.proposed"]
+private let mergePoints = ["merge.leased", "candidate.written", "acceptance.done", "land.ref-moved", "land.committed", "note.written", "merge.cleaned"]
+private let revertPoints = ["revert.ref-moved", "revert.committed", "revert.noted"]
+
+/// A deterministic generator, so that a failing run can be replayed with RATCHET_CRASH_SEED.
+private struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A workspace with service `svc` whose main has no canary (merges are fast).
+private func makeWorkspace(_ folder: ScratchFolder) throws -> String {
+    let root = folder("ws")
+    #expect(try ratchet(["init", root], in: folder.path).status == 0)
+    #expect(try ratchet(["service", "add", "svc", "--template", "kv-cache"], in: root).status == 0)
+    try git(["rm", "-rq", "canary"], in: root + "/services/svc")
+    try git(["commit", "-qm", "No canary for the crash suite"], in: root + "/services/svc")
+    return root
+}
+
+private func json(_ output: Output) throws -> Any {
+    try JSONSerialization.jsonObject(with: Data(output.stdout.utf8))
+}
+
+/// Every invariant of SPEC §12 that must hold after recovery.
+private func expectInvariants(_ root: String, tickets: Int, context: String) throws {
+    let service = root + "/services/svc"
+    let fsck = try run(["git", "fsck", "--strict"], in: service)
+    #expect(fsck.status == 0, "\(context): git fsck --strict: \(fsck.stderr)")
+    let integrity = try run(["python3", "-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])",
+                             root + "/ratchet.sqlite"], in: root)
+    #expect(integrity.stdout == "ok\n", "\(context): integrity_check \(integrity.stdout) \(integrity.stderr)")
+    let list = try #require(try json(try ratchet(["ticket", "list", "--json"], in: root)) as? [[String: Any]])
+    // No ticket lost or duplicated.
+    #expect(list.map { $0["id"] as? String } == (1...max(tickets, 1)).prefix(tickets).map { "T-\($0)" }, "\(context): tickets")
+    // Every landing on main belongs to exactly one attempt that names it, landed or reverted.
+    let log = try git(["log", "--first-parent", "--format=%H %P%x09%(trailers:key=Trajectory,valueonly,separator=)", "main"], in: service)
+    var landings: [String: String] = [:]
+    for line in log.split(separator: "\n") {
+        let parts = line.split(separator: "\t", omittingEmptySubsequences: false)
+        let shas = parts[0].split(separator: " ")
+        if shas.count == 3, parts.count == 2, !parts[1].isEmpty { landings[String(shas[0])] = String(parts[1]) }
+    }
+    let attempts = list.flatMap { ticket in ((ticket["attempts"] as? [[String: Any]]) ?? []).map { ($0, ticket) } }
+    for (sha, trajectory) in landings {
+        let owners = attempts.filter { $0.0["landing"] as? String == sha }
+        #expect(owners.count == 1, "\(context): landing \(sha.prefix(7)) has \(owners.count) attempts")
+        if let owner = owners.first {
+            #expect(owner.0["trajectory"] as? String == trajectory, "\(context): trajectory of \(sha.prefix(7))")
+            #expect(["landed", "reverted"].contains(owner.0["state"] as? String ?? ""), "\(context): attempt of \(sha.prefix(7)) is \(owner.0["state"] ?? "?")")
+            let ticketState = owner.1["state"] as? String ?? ""
+            #expect(["merged", "reverted"].contains(ticketState), "\(context): ticket of \(sha.prefix(7)) is \(ticketState)")
+        }
+    }
+    for (attempt, _) in attempts where ["landed", "reverted"].contains(attempt["state"] as? String ?? "") {
+        #expect(landings[attempt["landing"] as? String ?? ""] != nil, "\(context): landed attempt without its landing on main")
+    }
+    // Nothing orphaned: refs, worktrees, processes; nothing left running.
+    #expect(try git(["for-each-ref", "refs/ratchet/"], in: service) == "", "\(context): refs/ratchet left")
+    let proposed = attempts.filter { ["proposed"].contains($0.0["state"] as? String ?? "") }.count
+    #expect(attempts.filter { $0.0["state"] as? String == "running" }.isEmpty, "\(context): an attempt is still running")
+    let worktrees = try git(["worktree", "list", "--porcelain"], in: service).components(separatedBy: "\n\n").filter { !$0.contains("/worktrees/.pool/") }
+    #expect(worktrees.count == 1 + proposed, "\(context): \(worktrees.count - 1) worktrees for \(proposed) proposed attempts")
+    #expect(try git(["status", "--porcelain"], in: service) == "", "\(context): main's checkout is not clean")
+    let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { Int($0) != nil }.filter { pid in
+        let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))) ?? Data()
+        return String(decoding: environ, as: UTF8.self).contains("RATCHET_WORKSPACE=\(root)\u{0}")
+    } ?? []
+    #expect(leftovers.isEmpty, "\(context): processes left: \(leftovers)")
+}
+
+@Suite("Crash safety", .serialized)
+struct CrashSuiteTests {
+    /// Kills Ratchet at every failpoint and at random moments, recovers, and checks SPEC §12.
+    /// RATCHET_CRASH_ITERATIONS (default 60) and RATCHET_CRASH_SEED make the long run.
+    @Test func killedAnywhereItRecoversWithoutLosingAnything() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let iterations = Int(environment["RATCHET_CRASH_ITERATIONS"] ?? "") ?? 60
+        var rng = SplitMix(state: UInt64(environment["RATCHET_CRASH_SEED"] ?? "") ?? 20_261_127)
+        let folder = ScratchFolder("crash")
+        let root = try makeWorkspace(folder)
+        var tickets = 0
+        var crashes = 0
+        func file() throws -> String {
+            tickets += 1
+            let created = try ratchet(["ticket", "new", "--service", "svc", "--title", "Crash \(tickets)", "--accept", "command:test -f f\(tickets).txt"], in: root)
+            #expect(created.stdout == "T-\(tickets)\n", "\(created.stderr)")
+            return "T-\(tickets)"
+        }
+        for iteration in 0..<iterations {
+            let useFailpoint = iteration % 4 != 3
+            let phase = Int.random(in: 0..<3, using: &rng)
+            var command: [String]
+            var failpoint: String?
+            let id = try file()
+            let agentFor = "command:echo \(id) > f\(tickets).txt && sleep 0.05"
+            switch phase {
+            case 0:
+                command = ["work", id, "--agent", agentFor]
+                failpoint = workPoints.randomElement(using: &rng)
+            case 1:
+                #expect(try ratchet(["work", id, "--agent", agentFor], in: root).status == 0)
+                command = ["merge", id]
+                failpoint = mergePoints.randomElement(using: &rng)
+            default:
+                #expect(try ratchet(["work", id, "--agent", agentFor], in: root).status == 0)
+                #expect(try ratchet(["merge", id], in: root).status == 0)
+                command = ["revert", id, "--reason", "crash suite"]
+                failpoint = revertPoints.randomElement(using: &rng)
+            }
+            let context: String
+            if useFailpoint, let failpoint {
+                context = "iteration \(iteration): \(command[0]) crashed at \(failpoint)"
+                let result = try ratchet(command, in: root, environment: ["RATCHET_FAILPOINTS": "\(failpoint)=crash"])
+                #expect(result.status == SIGKILL, "\(context): exit \(result.status) \(result.stderr)")
+            } else {
+                let delay = Double.random(in: 0...0.4, using: &rng)
+                context = "iteration \(iteration): \(command[0]) killed after \(String(format: "%.3f", delay)) s"
+                try runAndKill([ratchetBinary] + command, in: root, after: delay)
+            }
+            crashes += 1
+            let doctor = try ratchet(["doctor", "--repair", "--json"], in: root)
+            #expect(doctor.status == 0, "\(context): doctor: \(doctor.stderr) \(doctor.stdout)")
+            try expectInvariants(root, tickets: tickets, context: context)
+            // A second pass finds nothing: recovery converged.
+            let again = try json(try ratchet(["doctor", "--json"], in: root)) as? [String: Any]
+            #expect((again?["findings"] as? [Any])?.isEmpty == true, "\(context): doctor not idempotent: \(again ?? [:])")
+        }
+        // Every ticket the crashes left open can still be worked and landed.
+        let list = try #require(try json(try ratchet(["ticket", "list", "--state", "open", "--json"], in: root)) as? [[String: Any]])
+        for ticket in list.prefix(5) {
+            let id = ticket["id"] as! String
+            let number = id.dropFirst(2)
+            #expect(try ratchet(["work", id, "--agent", "command:echo \(id) > f\(number).txt"], in: root).status == 0, "\(id) cannot be worked again")
+            #expect(try ratchet(["merge", id], in: root).status == 0, "\(id) cannot be landed after its crash")
+        }
+        try expectInvariants(root, tickets: tickets, context: "after reworking")
+        #expect(crashes == iterations)
+        print("crash suite: \(crashes) crashes injected, seed \(environment["RATCHET_CRASH_SEED"] ?? "20261127")")
+    }
+
+    /// Several `work` and `merge` processes at once on one workspace: no ticket is claimed
+    /// twice, no landing is lost.
+    @Test func racingWorkersNeverShareATicketOrLoseALanding() throws {
+        let folder = ScratchFolder("race")
+        let root = try makeWorkspace(folder)
+        for index in 1...4 {
+            #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Race \(index)"], in: root).status == 0)
+        }
+        // Three workers race for T-1 while T-2..T-4 are worked in parallel.
+        var commands: [[String]] = (0..<3).map { _ in ["work", "T-1", "--agent", "command:echo one > one.txt && sleep 0.2"] }
+        commands += (2...4).map { ["work", "T-\($0)", "--agent", "command:echo \($0) > r\($0).txt"] }
+        let works = try concurrently(commands, in: root)
+        #expect(works.prefix(3).filter { $0.status == 0 }.count == 1, "T-1 claimed \(works.prefix(3).filter { $0.status == 0 }.count) times")
+        #expect(works.dropFirst(3).allSatisfy { $0.status == 0 })
+        // Then every proposed ticket is merged twice at once.
+        let merges = try concurrently((1...4).flatMap { [["merge", "T-\($0)"], ["merge", "T-\($0)"]] }, in: root)
+        #expect(merges.filter { $0.status == 0 }.count == 4, "\(merges.map(\.stderr))")
+        let subjects = try git(["log", "--first-parent", "--format=%s", "main"], in: root + "/services/svc").split(separator: "\n")
+        #expect(Set(subjects.prefix(4)) == Set((1...4).map { "Merge T-\($0): Race \($0)" }))
+        try expectInvariants(root, tickets: 4, context: "race")
+    }
+}
+
+/// Starts `arguments`, kills it with SIGKILL after `delay` seconds (if it still runs), and reaps it.
+private func runAndKill(_ arguments: [String], in directory: String, after delay: Double) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: arguments[0])
+    process.arguments = Array(arguments.dropFirst())
+    process.currentDirectoryURL = URL(fileURLWithPath: directory)
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    // The delay is the experiment (a random moment to kill at), not synchronisation.
+    Thread.sleep(forTimeInterval: delay)
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+}
+
+/// Starts every command at once and waits for all of them.
+private func concurrently(_ commands: [[String]], in directory: String) throws -> [Output] {
+    let box = Box(count: commands.count)
+    DispatchQueue.concurrentPerform(iterations: commands.count) { index in
+        box.set(index, try? ratchet(commands[index], in: directory))
+    }
+    return try box.all()
+}
+
+private final class Box: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Output?]
+    init(count: Int) { values = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ value: Output?) { lock.withLock { values[index] = value } }
+    func all() throws -> [Output] {
+        try lock.withLock { try values.map { guard let value = $0 else { throw TestFailure("a command did not run") }; return value } }
+    }
+}
