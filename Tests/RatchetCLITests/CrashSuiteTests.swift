@@ -207,3 +207,53 @@ private final class Box: @unchecked Sendable {
         try lock.withLock { try values.map { guard let value = $0 else { throw TestFailure("a command did not run") }; return value } }
     }
 }
+
+/// Whether this machine lets the tests mount a small tmpfs (root, and a kernel that allows it).
+private let canMountTmpfs: Bool = {
+    let probe = FileManager.default.temporaryDirectory.appendingPathComponent("tmpfs-probe-\(getpid())").path
+    try? FileManager.default.createDirectory(atPath: probe, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: probe) }
+    guard (try? run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", probe], in: "/"))?.status == 0 else { return false }
+    _ = try? run(["umount", probe], in: "/")
+    return true
+}()
+
+@Suite("Full disk", .serialized)
+struct FullDiskTests {
+    /// On a full disk, work fails with one error line and loses nothing already landed.
+    @Test(.enabled(if: canMountTmpfs, "needs root and a kernel that allows mounting tmpfs"))
+    func aFullDiskFailsCleanlyAndLosesNothingLanded() throws {
+        let folder = ScratchFolder("disk")
+        let mountPoint = folder("small")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        #expect(try run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mountPoint], in: "/").status == 0)
+        defer { _ = try? run(["umount", "-l", mountPoint], in: "/") }
+        let root = mountPoint + "/ws"
+        #expect(try ratchet(["init", root], in: folder.path).status == 0)
+        #expect(try ratchet(["service", "add", "svc", "--template", "kv-cache"], in: root).status == 0)
+        let service = root + "/services/svc"
+        try git(["rm", "-rq", "canary"], in: service)
+        try git(["commit", "-qm", "No canary"], in: service)
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Before the disk fills"], in: root).status == 0)
+        #expect(try ratchet(["work", "T-1", "--agent", "command:echo 1 > one.txt"], in: root).status == 0)
+        #expect(try ratchet(["merge", "T-1"], in: root).status == 0)
+        let landing = try git(["rev-parse", "main"], in: service)
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "When the disk is full"], in: root).status == 0)
+        // Fill the disk to the last block.
+        _ = try run(["dd", "if=/dev/zero", "of=\(mountPoint)/filler", "bs=64k"], in: "/")
+        let failed = try ratchet(["work", "T-2", "--agent", "command:echo 2 > two.txt"], in: root)
+        #expect(failed.status != 0)
+        let lines = failed.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("error: "), "\(failed.stderr)")
+        // Space back: recovery, and everything landed is still there.
+        try FileManager.default.removeItem(atPath: mountPoint + "/filler")
+        let doctor = try ratchet(["doctor", "--repair"], in: root)
+        #expect(doctor.status == 0, "\(doctor.stdout) \(doctor.stderr)")
+        #expect(try git(["rev-parse", "main"], in: service) == landing)
+        #expect(try git(["show", "main:one.txt"], in: service) == "1")
+        try expectInvariants(root, tickets: 2, context: "after a full disk")
+        // The ticket that met the full disk can be worked now.
+        #expect(try ratchet(["work", "T-2", "--agent", "command:echo 2 > two.txt"], in: root).status == 0)
+        #expect(try ratchet(["merge", "T-2"], in: root).status == 0)
+    }
+}
