@@ -22,11 +22,11 @@ let package = Package(
             providers: [.apt(["libgit2-dev"])]
         ),
         // POSIX calls Swift cannot reach (GNU extensions, variadic functions).
-        .target(name: "CSystem"),
+        .target(name: "CSystem", exclude: ["README.md"]),
         // A safe Swift API over libgit2.
-        .target(name: "RatchetGit", dependencies: ["Clibgit2"]),
+        .target(name: "RatchetGit", dependencies: ["Clibgit2"], exclude: ["README.md"]),
         // The SQLite store: schema, migrations, records, the event log.
-        .target(name: "RatchetStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "RatchetStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], exclude: ["README.md"]),
         // The domain: workspace, services, tickets, attempts, landing.
         .target(
             name: "RatchetCore",
@@ -34,7 +34,8 @@ let package = Package(
                 "RatchetGit", "RatchetStore", "CSystem",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            exclude: ["README.md", "Canary/README.md"]
         ),
         // The executable: one file per command, no logic.
         .executableTarget(
@@ -42,7 +43,8 @@ let package = Package(
             dependencies: [
                 "RatchetCore", "RatchetStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
         // Scratch folders and process helpers shared by the test targets.
         .target(name: "RatchetTestSupport", path: "Tests/RatchetTestSupport"),
@@ -53,7 +55,8 @@ let package = Package(
                 "RatchetGit", "RatchetStore", "RatchetCore", "CSystem",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
         .testTarget(name: "RatchetGitTests", dependencies: ["RatchetGit", "RatchetTestSupport"]),
         .testTarget(name: "RatchetStoreTests", dependencies: ["RatchetStore"]),

@@ -79,6 +79,11 @@ public enum Quickstart {
         print(git(["show", "--no-patch", "--format=%w(0,4,4)%B", revert.hex], in: servicePath))
         let view = try workspace.ticketView(ticket.id)
         print("\(view.id) is \(view.state); landing \(view.landing?.prefix(7) ?? "-"), revert \(view.revert?.prefix(7) ?? "-"); branch \(attempt.branch) kept")
+
+        print("\n== 7. after a crash, recovery reconciles git and the store (here there is nothing to do)")
+        print("$ ratchet doctor")
+        let doctor = try workspace.doctor(repair: false)
+        print(doctor.findings.isEmpty ? "ok: nothing to repair" : doctor.findings.map { "found \($0.kind): \($0.detail)" }.joined(separator: "\n"))
         print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(ticket.id) && ratchet events")
     }
 

@@ -127,6 +127,11 @@ extension Workspace {
         if !findings.isEmpty, repair {
             let summary = findings.filter(\.repaired).count
             try database.write { db in
+                // Repairs of files and processes (not state) are recorded here; state repairs
+                // were recorded in the transaction that made them.
+                for finding in findings where finding.repaired && ["stale-lock", "process-killed", "leftover-removed"].contains(finding.kind) {
+                    try record(finding, db)
+                }
                 try RatchetDatabase.appendEvent(db, kind: "recovery.completed", data: ["repaired": .number(Double(summary)),
                                                                                       "unrepaired": .number(Double(findings.count - summary))])
             }

@@ -33,6 +33,7 @@ public struct RatchetDatabase: Sendable {
     }
 
     /// Runs `body` in one immediate write transaction; everything or nothing is written.
+    @discardableResult
     public func write<T>(_ body: (Database) throws -> T) throws -> T {
         try writer.writeWithoutTransaction { db in
             var result: T?

@@ -28,7 +28,7 @@ struct CommandLineTests {
         #expect(output.status == 0, "\(output.stderr)")
         for line in ["Merge T-1: Double the cache capacity to 2048 entries", "Revert T-1: Double the cache capacity to 2048 entries",
                      "Ticket: T-1", "Reverts: ", "passed: command:python3 -m unittest", "T-1 is reverted",
-                     "Canary: pass score=", "verdict pass score=", "verdict fail score=0", "latency_ms*  High", "T-2 is open; main is unchanged"] {
+                     "Canary: pass score=", "verdict pass score=", "verdict fail score=0", "latency_ms*  High", "T-2 is open; main is unchanged", "ok: nothing to repair"] {
             #expect(output.stdout.contains(line), "missing: \(line)")
         }
         let service = folder("qs/services/kv-cache")
