@@ -236,13 +236,25 @@ extension Repository {
 
     /// Whether the working tree matches the index: no unstaged change and no untracked file.
     public func workingTreeMatchesIndex() throws -> Bool {
+        try statusCount(show: GIT_STATUS_SHOW_WORKDIR_ONLY,
+                        flags: GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS.rawValue) == 0
+    }
+
+    /// Whether this working tree has no changes at all, counting ignored files too.
+    public func isPristine() throws -> Bool {
+        try statusCount(show: GIT_STATUS_SHOW_INDEX_AND_WORKDIR,
+                        flags: GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_INCLUDE_IGNORED.rawValue) == 0
+    }
+
+    /// How many entries `git status` with these options lists.
+    private func statusCount(show: git_status_show_t, flags: UInt32) throws -> Int {
         var options = git_status_options()
         try GitError.check(git_status_options_init(&options, UInt32(GIT_STATUS_OPTIONS_VERSION)))
-        options.show = GIT_STATUS_SHOW_WORKDIR_ONLY
-        options.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS.rawValue
+        options.show = show
+        options.flags = flags
         var list: OpaquePointer?
         try GitError.check(git_status_list_new(&list, pointer, &options), "status")
         defer { git_status_list_free(list) }
-        return git_status_list_entrycount(list) == 0
+        return git_status_list_entrycount(list)
     }
 }

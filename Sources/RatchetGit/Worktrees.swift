@@ -157,16 +157,4 @@ extension Repository {
             folder = (folder as NSString).deletingLastPathComponent
         }
     }
-
-    /// Whether this working tree has no changes at all, counting ignored files too.
-    public func isPristine() throws -> Bool {
-        var options = git_status_options()
-        try GitError.check(git_status_options_init(&options, UInt32(GIT_STATUS_OPTIONS_VERSION)))
-        options.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR
-        options.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_INCLUDE_IGNORED.rawValue
-        var list: OpaquePointer?
-        try GitError.check(git_status_list_new(&list, pointer, &options), "status")
-        defer { git_status_list_free(list) }
-        return git_status_list_entrycount(list) == 0
-    }
 }

@@ -133,31 +133,6 @@ struct CommandLineTests {
     }
 }
 
-/// Starts every command at once and waits for all of them.
-private func concurrently(_ commands: [[String]], in directory: String) throws -> [Output] {
-    let results = ResultBox(count: commands.count)
-    let group = DispatchGroup()
-    for (index, command) in commands.enumerated() {
-        group.enter()
-        DispatchQueue.global().async {
-            results.set(index, try? ratchet(command, in: directory))
-            group.leave()
-        }
-    }
-    group.wait()
-    return try results.all()
-}
-
-private final class ResultBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var values: [Output?]
-    init(count: Int) { values = Array(repeating: nil, count: count) }
-    func set(_ index: Int, _ value: Output?) { lock.withLock { values[index] = value } }
-    func all() throws -> [Output] {
-        try lock.withLock { try values.map { guard let value = $0 else { throw TestFailure("a command did not run") }; return value } }
-    }
-}
-
 @Suite("Sandbox policy")
 struct SandboxPolicyTests {
     @Test func withoutBubblewrapAgentsAreRefusedUnlessTheServiceAllowsIt() throws {

@@ -189,25 +189,6 @@ private func runAndKill(_ arguments: [String], in directory: String, after delay
     process.waitUntilExit()
 }
 
-/// Starts every command at once and waits for all of them.
-private func concurrently(_ commands: [[String]], in directory: String) throws -> [Output] {
-    let box = Box(count: commands.count)
-    DispatchQueue.concurrentPerform(iterations: commands.count) { index in
-        box.set(index, try? ratchet(commands[index], in: directory))
-    }
-    return try box.all()
-}
-
-private final class Box: @unchecked Sendable {
-    private let lock = NSLock()
-    private var values: [Output?]
-    init(count: Int) { values = Array(repeating: nil, count: count) }
-    func set(_ index: Int, _ value: Output?) { lock.withLock { values[index] = value } }
-    func all() throws -> [Output] {
-        try lock.withLock { try values.map { guard let value = $0 else { throw TestFailure("a command did not run") }; return value } }
-    }
-}
-
 /// Whether this machine lets the tests mount a small tmpfs (root, and a kernel that allows it).
 private let canMountTmpfs: Bool = {
     let probe = FileManager.default.temporaryDirectory.appendingPathComponent("tmpfs-probe-\(getpid())").path

@@ -91,3 +91,23 @@ public let ratchetBinary: String = {
 public func ratchet(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> Output {
     try run([ratchetBinary] + arguments, in: directory, environment: environment)
 }
+
+/// Starts every `ratchet` command at once in `directory` and waits for all of them.
+public func concurrently(_ commands: [[String]], in directory: String) throws -> [Output] {
+    let box = OutputBox(count: commands.count)
+    DispatchQueue.concurrentPerform(iterations: commands.count) { index in
+        box.set(index, try? ratchet(commands[index], in: directory))
+    }
+    return try box.all()
+}
+
+/// Outputs collected from several threads.
+private final class OutputBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Output?]
+    init(count: Int) { values = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ value: Output?) { lock.withLock { values[index] = value } }
+    func all() throws -> [Output] {
+        try lock.withLock { try values.map { guard let value = $0 else { throw TestFailure("a command did not run") }; return value } }
+    }
+}
