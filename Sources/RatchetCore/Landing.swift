@@ -333,6 +333,7 @@ extension Workspace {
             try? removeWorktree(of: attempt)
             try? repository.deleteReference(candidateRef)
             try Failpoints.hit("merge.cleaned")
+            maintain(repository, service: ticket.service)
             return LandingResult(landing: landing, attempt: attempt, rebuilds: rebuilds, acceptance: results, checkoutWarning: checkoutWarning,
                                  canary: report, protectedPaths: protected)
         }
@@ -449,6 +450,23 @@ extension Workspace {
         document.merge(extra) { $1 }
         let text = try RatchetJSON.string(JSONValue.object(document)) + "\n"
         try repository.setNote(text, on: commit, author: config.identity)
+    }
+
+    /// Loose objects beyond which a landing packs them (about 40 landings' worth).
+    static let looseObjectsToPack = 1024
+
+    /// Packs the service's loose objects once they pile up (history walks slow down with
+    /// them, and libgit2 has no gc). Safe beside concurrent writers; failures only log.
+    func maintain(_ repository: Repository, service: String) {
+        guard repository.estimatedLooseObjects() >= Self.looseObjectsToPack else { return }
+        do {
+            let packed = try repository.packLooseObjects()
+            try database.write { db in
+                try RatchetDatabase.appendEvent(db, kind: "service.packed", service: service, data: ["objects": .number(Double(packed))])
+            }
+        } catch {
+            logger.warning("packing loose objects failed", metadata: ["service": "\(service)", "error": "\(describe(error))"])
+        }
     }
 
     /// Safe-checks-out main in `services/NAME` after Ratchet moved it, inside the landing's

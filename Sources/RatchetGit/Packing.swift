@@ -28,6 +28,17 @@ extension Repository {
         return result
     }
 
+    /// An estimate of the loose objects from four of the 256 fan-out folders: cheap enough
+    /// to call after every landing.
+    public func estimatedLooseObjects() -> Int {
+        var count = 0
+        for byte in 0..<4 {
+            let folder = objectsDirectory + String(format: "/%02x", byte)
+            count += ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).count
+        }
+        return count * 64
+    }
+
     /// Packs every loose object into one new pack (libgit2's packbuilder), then deletes the
     /// loose copies it packed. The fan-out folders stay. Returns how many objects it packed.
     ///

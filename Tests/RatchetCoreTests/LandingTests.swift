@@ -130,3 +130,23 @@ struct LandingTests {
         try expectConsistent(workspace)
     }
 }
+
+@Suite("Maintenance")
+struct MaintenanceTests {
+    @Test func aLandingPacksLooseObjectsOnceTheyPileUp() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let path = workspace.servicePath("svc")
+        let repository = try Repository.open(path)
+        // Unreferenced loose objects, as many landings leave them (about 25 each).
+        for index in 0..<2_000 { _ = try repository.writeBlob(Data("loose \(index)\n".utf8)) }
+        #expect(repository.estimatedLooseObjects() >= 1024)
+        let id = try file(workspace, "Land and pack")
+        try workspace.work(ticket: id, agent: "command:echo x > x.txt")
+        try workspace.merge(ticket: id)
+        #expect(try repository.looseObjects().isEmpty)
+        #expect(try workspace.database.events().contains { $0.kind == "service.packed" })
+        #expect(try git(["cat-file", "-t", try git(["rev-parse", "main"], in: path)], in: path) == "commit")
+        try expectConsistent(workspace)
+    }
+}
