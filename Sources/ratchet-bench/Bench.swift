@@ -27,6 +27,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print the median time of each phase of Ratchet's lifecycle.")
     var profile = false
 
+    @Flag(help: "Only Ratchet's lifecycles at the first size (for strace -c or callgrind).")
+    var lifecyclesOnly = false
+
     mutating func run() throws {
         let shapes: [Generator.Shape] = quick ? [.init(commits: 100, files: 300)] : [.init(commits: 1000, files: 2000), .init(commits: 20_000, files: 20_000)]
         let runs = self.runs ?? (quick ? 5 : 41)
@@ -42,6 +45,18 @@ struct Bench: ParsableCommand {
         #else
         let build = "release"
         #endif
+        if lifecyclesOnly {
+            let shape = shapes[0]
+            let source = try Generator.repository(shape, cache: cache)
+            let path = scratch + "/only"
+            try Generator.copy(source, to: path)
+            let store = try StoreWrites(path: path + ".sqlite", durability: .shipped, tickets: runs)
+            let pipeline = RatchetPipeline(repository: try Repository.open(path), store: store, files: shape.files)
+            let phases = PhaseTimes()
+            for ticket in 1...runs { _ = try pipeline.lifecycle(ticket, phases: phases) }
+            progress("phases (median ms): " + phases.medians().map { "\($0.0) \(Format.ms($0.1))" }.joined(separator: ", "))
+            return
+        }
         for shape in shapes {
             progress("generating or reusing \(shape)")
             let source = try Generator.repository(shape, cache: cache)
