@@ -316,6 +316,16 @@ extension Workspace {
                 try? fm.removeItem(atPath: file)
             }
         }
+        // Any process still carrying this workspace in its environment (an agent, an acceptance
+        // command, a canary and its service instance) outlived the Ratchet process that started it.
+        let marker = Data("RATCHET_WORKSPACE=\(root.path)\u{0}".utf8)
+        for name in (try? fm.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(name), pid != getpid(),
+                  let environ = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(name)/environ")), environ.range(of: marker) != nil else { continue }
+            if repair { kill(pid, SIGKILL) }
+            findings.append(DoctorFinding(kind: "process-killed", service: nil, ticket: nil,
+                                          detail: "process \(pid) was started for this workspace by a Ratchet process that is gone", repaired: repair))
+        }
         for folder in [scratchPath, root.appendingPathComponent(".ratchet/briefs").path] {
             for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] {
                 if repair { try? fm.removeItem(atPath: folder + "/" + name) }

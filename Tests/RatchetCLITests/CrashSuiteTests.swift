@@ -150,6 +150,30 @@ struct CrashSuiteTests {
         print("crash suite: \(crashes) crashes injected, seed \(environment["RATCHET_CRASH_SEED"] ?? "20261127")")
     }
 
+    /// A process started for the workspace (an agent, a canary's service instance) that
+    /// outlived its Ratchet process is killed by recovery, and only when none is running.
+    @Test func recoveryKillsProcessesOrphanedByADeadWorker() throws {
+        let folder = ScratchFolder("orphan")
+        let root = try makeWorkspace(folder)
+        let marker = "sleep 300.\(Int.random(in: 100_000...999_999))"
+        // As a SIGKILLed canary would leave its service: in its own session, carrying the workspace.
+        let orphan = Process()
+        orphan.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        orphan.arguments = marker.split(separator: " ").map(String.init)
+        orphan.environment = ["PATH": "/usr/bin:/bin", "RATCHET_WORKSPACE": root]
+        orphan.standardInput = FileHandle.nullDevice
+        orphan.standardOutput = FileHandle.nullDevice
+        orphan.standardError = FileHandle.nullDevice
+        try orphan.run()
+        #expect(try run(["pgrep", "-f", marker], in: "/").status == 0)
+        let report = try #require(try json(try ratchet(["doctor", "--repair", "--json"], in: root)) as? [String: Any])
+        let kinds = (report["findings"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }
+        #expect(kinds.contains("process-killed"))
+        orphan.waitUntilExit() // setsid itself; the sleep lives on in its own session
+        #expect(try run(["pgrep", "-f", marker], in: "/").stdout.isEmpty, "orphan still running")
+        try expectInvariants(root, tickets: 0, context: "orphan")
+    }
+
     /// Several `work` and `merge` processes at once on one workspace: no ticket is claimed
     /// twice, no landing is lost.
     @Test func racingWorkersNeverShareATicketOrLoseALanding() throws {
