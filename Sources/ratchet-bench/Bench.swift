@@ -27,8 +27,11 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print the median time of each phase of Ratchet's lifecycle.")
     var profile = false
 
-    @Flag(help: "Only Ratchet's lifecycles at the first size (for strace -c or callgrind).")
+    @Flag(help: "Only Ratchet's lifecycles, at the first size or with --large the last (for strace -c, perf or callgrind).")
     var lifecyclesOnly = false
+
+    @Flag(help: "With --lifecycles-only: use the largest repository.")
+    var large = false
 
     mutating func run() throws {
         let shapes: [Generator.Shape] = quick ? [.init(commits: 100, files: 300)] : [.init(commits: 1000, files: 2000), .init(commits: 20_000, files: 20_000)]
@@ -46,7 +49,7 @@ struct Bench: ParsableCommand {
         let build = "release"
         #endif
         if lifecyclesOnly {
-            let shape = shapes[0]
+            let shape = large ? shapes[shapes.count - 1] : shapes[0]
             let source = try Generator.repository(shape, cache: cache)
             let path = scratch + "/only"
             try Generator.copy(source, to: path)
