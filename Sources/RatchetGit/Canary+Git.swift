@@ -20,16 +20,6 @@ extension Repository {
 extension Repository {
     /// Whether `path` (a file or a folder) exists in the tree of `commit`.
     public func hasEntry(_ path: String, in commit: ObjectID) throws -> Bool {
-        let treeID = try self.commit(commit).tree
-        var oid = treeID.raw
-        var tree: OpaquePointer?
-        try GitError.check(git_tree_lookup(&tree, pointer, &oid), "tree")
-        defer { git_tree_free(tree) }
-        var entry: OpaquePointer?
-        let rc = git_tree_entry_bypath(&entry, tree, path)
-        if rc == GIT_ENOTFOUND.rawValue { return false }
-        try GitError.check(rc, "path \(path)")
-        git_tree_entry_free(entry)
-        return true
+        try withTreeEntry(path, in: commit) { _ in true } ?? false
     }
 }

@@ -76,10 +76,9 @@ extension Repository {
         return ObjectID(out)
     }
 
-    /// The contents of the file at `path` in the tree of `commit`; nil when there is none.
-    public func fileContents(_ path: String, in commit: ObjectID) throws -> Data? {
-        let treeID = try self.commit(commit).tree
-        var oid = treeID.raw
+    /// Calls `body` with the tree entry at `path` in the tree of `commit`; nil when there is none.
+    func withTreeEntry<T>(_ path: String, in commit: ObjectID, _ body: (OpaquePointer) throws -> T) throws -> T? {
+        var oid = try self.commit(commit).tree.raw
         var tree: OpaquePointer?
         try GitError.check(git_tree_lookup(&tree, pointer, &oid), "tree")
         defer { git_tree_free(tree) }
@@ -88,6 +87,15 @@ extension Repository {
         if rc == GIT_ENOTFOUND.rawValue { return nil }
         try GitError.check(rc, "path \(path)")
         defer { git_tree_entry_free(entry) }
+        return try body(entry!)
+    }
+
+    /// The contents of the file at `path` in the tree of `commit`; nil when there is none.
+    public func fileContents(_ path: String, in commit: ObjectID) throws -> Data? {
+        try withTreeEntry(path, in: commit) { entry in try blobData(of: entry) } ?? nil
+    }
+
+    private func blobData(of entry: OpaquePointer) throws -> Data? {
         guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB else { return nil }
         var blob: OpaquePointer?
         try GitError.check(git_blob_lookup(&blob, pointer, git_tree_entry_id(entry)), "blob")

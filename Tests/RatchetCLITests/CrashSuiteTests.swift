@@ -7,18 +7,6 @@ private let workPoints = ["claim.committed", "branch.created", "worktree.ready",
 private let mergePoints = ["merge.leased", "candidate.written", "acceptance.done", "land.ref-moved", "land.committed", "note.written", "merge.cleaned"]
 private let revertPoints = ["revert.ref-moved", "revert.committed", "revert.noted"]
 
-/// A deterministic generator, so that a failing run can be replayed with RATCHET_CRASH_SEED.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A workspace with service `svc` whose main has no canary (merges are fast).
 private func makeWorkspace(_ folder: ScratchFolder) throws -> String {
     let root = folder("ws")

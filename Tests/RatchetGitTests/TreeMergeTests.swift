@@ -5,18 +5,6 @@ import Testing
 
 private let ratchet = Signature(name: "Ratchet", email: "ratchet@ratchet.invalid", time: Date(timeIntervalSince1970: 1_700_000_000))
 
-/// A deterministic generator, so that a failing case can be replayed from its seed.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("Subtree-aware merge against git merge-tree")
 struct TreeMergeTests {
     /// A random edit of the files in `files` (path → lines); returns the tree changes.
