@@ -24,7 +24,9 @@ let package = Package(
         // POSIX calls Swift cannot reach (GNU extensions, variadic functions).
         .target(name: "CSystem", exclude: ["README.md"]),
         // A safe Swift API over libgit2.
-        .target(name: "RatchetGit", dependencies: ["Clibgit2"], exclude: ["README.md"]),
+        // zlib, for writing packs (required by libgit2-dev already).
+        .systemLibrary(name: "Czlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "RatchetGit", dependencies: ["Clibgit2", "Czlib"], exclude: ["README.md"]),
         // The SQLite store: schema, migrations, records, the event log.
         .target(name: "RatchetStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], exclude: ["README.md"]),
         // The domain: workspace, services, tickets, attempts, landing.

@@ -3,6 +3,8 @@
 
 #include <git2.h>
 #include <git2/sys/repository.h>
+#include <git2/sys/odb_backend.h>
+#include <git2/sys/mempack.h>
 
 /* git_libgit2_opts is variadic and Swift cannot call it: one inline wrapper per option used. */
 

@@ -136,7 +136,9 @@ extension Workspace {
         let id = try Names.ticketID(rawID)
         let ticket = try ticket(id)
         let serviceConfig = try serviceConfig(ticket.service)
-        let repository = try Repository.open(servicePath(ticket.service))
+        // New objects are written as one pack per durable step, flushed before a ref moves to them.
+        let batch = try ObjectBatch(path: servicePath(ticket.service))
+        let repository = batch.repository
         let expectedState: TicketState = approval == nil ? .proposed : .needsApproval
         var attempt = try takeMergeLease(id, state: expectedState)
         try Failpoints.hit("merge.leased")
@@ -196,6 +198,7 @@ extension Workspace {
                 let message = try CommitMessage.landing(ticket: ticket, attempt: attempt, canary: "pending", approvedBy: approval?.by)
                 candidate = try repository.createCommit(tree: tree, parents: [main, head], author: config.identity,
                                                         committer: config.identity, message: message)
+                try batch.flush(roots: [candidate])
                 try repository.updateReference(candidateRef, to: candidate, expected: try repository.resolveReference(candidateRef),
                                                message: "ratchet: candidate of \(id)/\(attempt.number)")
                 try Failpoints.hit("candidate.written")
@@ -253,6 +256,7 @@ extension Workspace {
             let landingMessage = try CommitMessage.landing(ticket: ticket, attempt: attempt, canary: report?.trailer ?? "none", approvedBy: approval?.by)
             let landing = try repository.createCommit(tree: tree, parents: [main, head], author: config.identity,
                                                       committer: config.identity, message: landingMessage)
+            try batch.flush(roots: [landing])
 
             // Land: fenced by the lease, compare-and-swap on main, store update: one transaction.
             do {
@@ -328,7 +332,7 @@ extension Workspace {
             if let approval {
                 extra["approval"] = ["by": .string(approval.by), "note": .optional(approval.note), "protected_paths": .array(protected.map { .string($0) })]
             }
-            try writeNote(on: landing, repository: repository, ticket: id, kind: "landing", extra: extra)
+            try writeNote(on: landing, repository: repository, batch: batch, ticket: id, kind: "landing", extra: extra)
             try Failpoints.hit("note.written")
             try? removeWorktree(of: attempt)
             try? repository.deleteReference(candidateRef)
@@ -437,7 +441,10 @@ extension Workspace {
     }
 
     /// Writes the JSON note on a landing or revert commit: ticket, complete trajectory, canary report.
-    func writeNote(on commit: ObjectID, repository: Repository, ticket id: String, kind: String, extra: [String: JSONValue]) throws {
+    /// With `batch` (whose handle `repository` must be), the note's objects are flushed as one
+    /// pack before the notes reference moves.
+    func writeNote(on commit: ObjectID, repository: Repository, batch: ObjectBatch? = nil, ticket id: String, kind: String,
+                   extra: [String: JSONValue]) throws {
         let view = try ticketView(id)
         let attempt = view.attempts.last { $0.landing != nil }
         var document: [String: JSONValue] = [
@@ -449,20 +456,36 @@ extension Workspace {
         ]
         document.merge(extra) { $1 }
         let text = try RatchetJSON.string(JSONValue.object(document)) + "\n"
-        try repository.setNote(text, on: commit, author: config.identity)
+        guard let batch else { return try repository.setNote(text, on: commit, author: config.identity) }
+        for _ in 0..<50 {
+            let note = try repository.makeNote(text, on: commit, author: config.identity)
+            try batch.flush(roots: [note.commit])
+            do {
+                return try repository.publish(note)
+            } catch let error as GitError where error.code == .modified || error.code == .exists || error.code == .locked {
+                continue
+            }
+        }
+        throw RatchetError("refs/notes/ratchet kept moving; the note on \(commit.short) was not written")
     }
 
     /// Loose objects beyond which a landing packs them (about 40 landings' worth).
     static let looseObjectsToPack = 1024
+    /// Packs beyond which a landing combines the small ones (each durable step writes one).
+    static let packsToConsolidate = 32
 
     /// Packs the service's loose objects once they pile up (history walks slow down with
     /// them, and libgit2 has no gc). Safe beside concurrent writers; failures only log.
     func maintain(_ repository: Repository, service: String) {
-        guard repository.estimatedLooseObjects() >= Self.looseObjectsToPack else { return }
+        let manyLoose = repository.estimatedLooseObjects() >= Self.looseObjectsToPack
+        let manyPacks = repository.packCount() >= Self.packsToConsolidate
+        guard manyLoose || manyPacks else { return }
         do {
-            let packed = try repository.packLooseObjects()
+            let packed = manyLoose ? try repository.packLooseObjects() : 0
+            let combined = manyPacks ? try repository.consolidatePacks() : 0
             try database.write { db in
-                try RatchetDatabase.appendEvent(db, kind: "service.packed", service: service, data: ["objects": .number(Double(packed))])
+                try RatchetDatabase.appendEvent(db, kind: "service.packed", service: service,
+                                                data: ["objects": .number(Double(packed)), "packs_combined": .number(Double(combined))])
             }
         } catch {
             logger.warning("packing loose objects failed", metadata: ["service": "\(service)", "error": "\(describe(error))"])
@@ -496,7 +519,9 @@ extension Workspace {
         }), let landingHex = attempt.landing, let landing = ObjectID(hex: landingHex) else {
             throw RatchetError("ticket \(id) has no landed attempt to revert")
         }
-        let repository = try Repository.open(servicePath(ticket.service))
+        // New objects are written as one pack per durable step, flushed before a ref moves to them.
+        let batch = try ObjectBatch(path: servicePath(ticket.service))
+        let repository = batch.repository
         try database.write { _ in try requireCleanMain(ticket.service, repository: repository) }
         var checkoutWarning: String?
         for _ in 0...20 {
@@ -512,6 +537,7 @@ extension Workspace {
             }
             let message = try CommitMessage.revert(ticket: ticket, landing: landing.hex, reason: reason)
             let revert = try repository.createCommit(tree: tree, parents: [main], author: config.identity, committer: config.identity, message: message)
+            try batch.flush(roots: [revert])
             do {
                 try database.write { db in
                     guard var current = try AttemptRecord.fetchOne(db, key: attempt.id),
@@ -546,7 +572,7 @@ extension Workspace {
             }
             try Failpoints.hit("revert.committed")
             progress("reverted \(id): \(revert.short) undoes \(landing.short)")
-            try writeNote(on: revert, repository: repository, ticket: id, kind: "revert",
+            try writeNote(on: revert, repository: repository, batch: batch, ticket: id, kind: "revert",
                           extra: ["reverts": .string(landing.hex), "reason": .string(reason)])
             try Failpoints.hit("revert.noted")
             if let checkoutWarning { progress("warning: \(checkoutWarning)") }

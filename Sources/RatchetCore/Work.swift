@@ -205,7 +205,9 @@ extension Workspace {
             progress("agent \(run.summary) after \(String(format: "%.2f", run.duration)) s")
 
             // Whatever the agent left uncommitted becomes the final step commit, unless it broke a limit.
-            let worktree = try Repository.open(worktreePath)
+            // The step's objects are written as one pack, flushed before the branch moves (docs/performance.md).
+            let batch = try ObjectBatch(path: worktreePath)
+            let worktree = batch.repository
             let changes = try worktree.status()
             for change in changes where !change.isDeleted {
                 let path = worktreePath + "/" + change.path
@@ -224,7 +226,8 @@ extension Workspace {
                                                      step: stepNumber, attempt: attempt.number)
                 do {
                     head = try worktree.commitChanges(changes, author: Signature(name: agent.name, email: agent.email),
-                                                      committer: config.identity, message: message)
+                                                      committer: config.identity, message: message,
+                                                      beforeUpdatingBranch: { try batch.flush(roots: [$0]) })
                 } catch {
                     try fail("cannot commit the agent's changes: \(describe(error))")
                 }

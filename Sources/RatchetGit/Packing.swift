@@ -63,6 +63,58 @@ extension Repository {
         return loose.count
     }
 
+    /// The object ids a version-2 pack index (`.idx`) lists.
+    static func objectIDs(inIndex path: String) throws -> [ObjectID] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        guard data.count >= 8 + 1024, data.prefix(8) == Data([0xff, 0x74, 0x4f, 0x63, 0, 0, 0, 2]) else {
+            throw GitError(message: "\(path) is not a version-2 pack index")
+        }
+        let bytes = [UInt8](data)
+        let count = (0..<4).reduce(0) { (total: Int, offset: Int) in total << 8 | Int(bytes[8 + 255 * 4 + offset]) }
+        guard data.count >= 8 + 1024 + count * 20 else { throw GitError(message: "\(path) is truncated") }
+        return (0..<count).map { index in
+            var oid = git_oid()
+            let start = 8 + 1024 + index * 20
+            withUnsafeMutableBytes(of: &oid.id) { target in
+                bytes[start..<(start + 20)].withUnsafeBytes { target.copyMemory(from: $0) }
+            }
+            return ObjectID(oid)
+        }
+    }
+
+    /// Combines every pack smaller than `smallerThan` bytes into one (packbuilder), then
+    /// deletes them: batched steps leave small packs, and lookups slow down with their
+    /// number. Returns how many packs it combined (0 when fewer than two were small).
+    @discardableResult
+    public func consolidatePacks(smallerThan limit: Int = 1 << 20) throws -> Int {
+        let folder = objectsDirectory + "/pack"
+        let fm = FileManager.default
+        let small = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".pack") }.filter { name in
+            ((try? fm.attributesOfItem(atPath: folder + "/" + name))?[.size] as? Int ?? .max) < limit
+                && !fm.fileExists(atPath: folder + "/" + name.replacingOccurrences(of: ".pack", with: ".keep"))
+        }
+        guard small.count >= 2 else { return 0 }
+        var builder: OpaquePointer?
+        try GitError.check(git_packbuilder_new(&builder, pointer), "packbuilder")
+        defer { git_packbuilder_free(builder) }
+        var seen = Set<ObjectID>()
+        for name in small {
+            for id in try Self.objectIDs(inIndex: folder + "/" + name.replacingOccurrences(of: ".pack", with: ".idx")) where seen.insert(id).inserted {
+                var oid = id.raw
+                try GitError.check(git_packbuilder_insert(builder, &oid, nil), "pack \(id.short)")
+            }
+        }
+        try GitError.check(git_packbuilder_write(builder, nil, 0, nil, nil), "write pack")
+        // The combined pack is complete: the small ones can go (index first, as git does).
+        for name in small {
+            let stem = folder + "/" + name.dropLast(".pack".count)
+            unlink(stem + ".idx")
+            unlink(stem + ".rev")
+            unlink(stem + ".pack")
+        }
+        return small.count
+    }
+
     /// The number of pack files.
     public func packCount() -> Int {
         ((try? FileManager.default.contentsOfDirectory(atPath: objectsDirectory + "/pack")) ?? []).filter { $0.hasSuffix(".pack") }.count

@@ -149,7 +149,10 @@ extension Repository {
     ///
     /// Falls back to `commitWorkingTree` (a whole-index commit) for shapes the tree update
     /// cannot express, such as a file that became a folder. Returns nil when nothing changed.
-    public func commitChanges(_ entries: [StatusEntry], author: Signature, committer: Signature, message: String) throws -> ObjectID? {
+    /// `beforeUpdatingBranch` runs with the new commit before the branch moves to it: an
+    /// `ObjectBatch` flushes there, so that the branch never points to an object in memory.
+    public func commitChanges(_ entries: [StatusEntry], author: Signature, committer: Signature, message: String,
+                              beforeUpdatingBranch: ((ObjectID) throws -> Void)? = nil) throws -> ObjectID? {
         guard let branch = try headReferenceName(), let head = try headCommit(), let workdir = workingDirectory else {
             return try commitWorkingTree(author: author, committer: committer, message: message)
         }
@@ -183,6 +186,7 @@ extension Repository {
         }
         if tree == headTree { return nil }
         let id = try createCommit(tree: tree, parents: [head], author: author, committer: committer, message: message)
+        try beforeUpdatingBranch?(id)
         try updateReference(branch, to: id, expected: head, message: "commit: \(message.prefix { $0 != "\n" })")
         // Keep this worktree's index in step with the new HEAD for the paths that changed.
         var index: OpaquePointer?

@@ -33,6 +33,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "With --lifecycles-only: use the largest repository.")
     var large = false
 
+    @Flag(help: "With --lifecycles-only: write each durable step's objects as one pack (ObjectBatch).")
+    var packed = false
+
     mutating func run() throws {
         let shapes: [Generator.Shape] = quick ? [.init(commits: 100, files: 300)] : [.init(commits: 1000, files: 2000), .init(commits: 20_000, files: 20_000)]
         let runs = self.runs ?? (quick ? 5 : 41)
@@ -54,9 +57,13 @@ struct Bench: ParsableCommand {
             let path = scratch + "/only"
             try Generator.copy(source, to: path)
             let store = try StoreWrites(path: path + ".sqlite", durability: .shipped, tickets: runs)
-            let pipeline = RatchetPipeline(repository: try Repository.open(path), store: store, files: shape.files)
+            var pipeline = RatchetPipeline(repository: try Repository.open(path), store: store, files: shape.files)
+            if packed { pipeline.batch = try ObjectBatch(path: path) }
             let phases = PhaseTimes()
-            for ticket in 1...runs { _ = try pipeline.lifecycle(ticket, phases: phases) }
+            var times: [Double] = []
+            for ticket in 1...runs { times.append(try milliseconds { _ = try pipeline.lifecycle(ticket, phases: phases) }) }
+            let figure = Figure(name: "lifecycle", size: shape.description, pipeline: packed ? "ratchet/packed" : "ratchet/loose", samples: times)
+            progress("lifecycle median \(Format.ms(figure.median)) ms, p90 \(Format.ms(figure.p90)) ms over \(runs); packs now \(pipeline.repository.packCount())")
             progress("phases (median ms): " + phases.medians().map { "\($0.0) \(Format.ms($0.1))" }.joined(separator: ", "))
             return
         }
@@ -100,8 +107,9 @@ struct Bench: ParsableCommand {
         // Ratchet.
         let ours = scratch + "/ratchet-\(durability.rawValue)"
         try Generator.copy(source, to: ours)
-        let ratchetStore = try StoreWrites(path: ours + ".sqlite", durability: durability, tickets: runs * 3 + 10)
-        let pipeline = RatchetPipeline(repository: try Repository.open(ours), store: ratchetStore, files: shape.files)
+        let ratchetStore = try StoreWrites(path: ours + ".sqlite", durability: durability, tickets: runs * 4 + 10)
+        var pipeline = RatchetPipeline(repository: try Repository.open(ours), store: ratchetStore, files: shape.files)
+        pipeline.batch = try ObjectBatch(path: ours)
         var samples: [Double] = [], reverts: [Double] = []
         let phases = PhaseTimes()
         for ticket in 1...(runs + 3) {
@@ -113,6 +121,17 @@ struct Bench: ParsableCommand {
             progress("phases of the Ratchet lifecycle (median ms): " + phases.medians().map { "\($0.0) \(Format.ms($0.1))" }.joined(separator: ", "))
         }
         figures.append(Figure(name: "lifecycle", size: size, pipeline: "ratchet/\(durability.rawValue)", samples: samples))
+        if durability == .shipped {
+            // The same lifecycle writing loose objects, to show what one pack per durable step buys.
+            var loose = pipeline
+            loose.batch = nil
+            var looseSamples: [Double] = []
+            for ticket in (runs * 3 + 4)...(runs * 4 + 6) {
+                if ticket % 2 == 0 { try advanceMain(pipeline.repository, ticket: ticket, files: shape.files) }
+                looseSamples.append(try milliseconds { _ = try loose.lifecycle(ticket) })
+            }
+            figures.append(Figure(name: "lifecycle-loose", size: size, pipeline: "ratchet/\(durability.rawValue)", samples: looseSamples))
+        }
         if withReverts {
             for ticket in (runs + 4)...(runs * 2 + 3) {
                 let landing = try pipeline.lifecycle(ticket)

@@ -97,6 +97,8 @@ struct RatchetPipeline {
     let repository: Repository
     let store: StoreWrites
     let files: Int
+    /// When set, each durable step's objects are written as one pack (ObjectBatch) instead of loose.
+    var batch: ObjectBatch? = nil
     let identity = Signature(name: "Ratchet", email: "ratchet@ratchet.invalid")
     let agent = Signature(name: "bench", email: "bench@agents.ratchet.invalid")
 
@@ -108,7 +110,7 @@ struct RatchetPipeline {
             phases?.add(phase, Double(now - clock) / 1_000_000)
             clock = now
         }
-        let writer = repository
+        let writer = batch?.repository ?? repository
         let base = try repository.resolveReference("refs/heads/main")!
         let attempt = try store.claim(ticket, base: base.hex)
         mark("claim (store)")
@@ -120,6 +122,7 @@ struct RatchetPipeline {
         changes.append(.upsert(edits.added, try writer.writeBlob(Data("new file \(ticket)\n".utf8))))
         let message = "T-\(ticket): step\n\nTicket: T-\(ticket)\nTrajectory: \(attempt.trajectoryId)\nStep: 1\n"
         let head = try writer.commit(on: base, applying: changes, author: agent, committer: identity, message: message)
+        try batch?.flush(roots: [head])
         mark("step commit (objects)")
         try repository.updateReference(branch, to: head, expected: base, message: "commit")
         mark("branch CAS")
@@ -131,6 +134,9 @@ struct RatchetPipeline {
             let landing = try writer.createCommit(tree: tree, parents: [main, head], author: identity, committer: identity,
                                                   message: "Merge T-\(ticket): bench\n\nTicket: T-\(ticket)\nCanary: none\nRisk: low\n")
             let noteText = "{\"ticket\": \"T-\(ticket)\", \"trajectory\": [\(notePayload)]}\n"
+            // Batched, the note's objects travel in the landing's pack; only its ref moves after.
+            let note = try batch.map { try $0.repository.makeNote(noteText, on: landing, author: identity) }
+            try batch?.flush(roots: [landing] + (note.map { [$0.commit] } ?? []))
             mark("candidate merge (objects)")
             do {
                 try store.land(attempt, landing: landing.hex) {
@@ -140,7 +146,13 @@ struct RatchetPipeline {
                 continue
             }
             mark("land (CAS in store txn)")
-            try repository.setNote(noteText, on: landing, author: identity)
+            if let note {
+                do { try repository.publish(note) } catch let error as GitError where error.code == .modified {
+                    try repository.setNote(noteText, on: landing, author: identity)
+                }
+            } else {
+                try repository.setNote(noteText, on: landing, author: identity)
+            }
             mark("note")
             return landing
         }
@@ -148,16 +160,20 @@ struct RatchetPipeline {
 
     /// Reverts `landing` through a commit on main, with its note.
     func revert(_ landing: ObjectID, ticket: Int) throws {
+        let writer = batch?.repository ?? repository
         let main = try repository.resolveReference("refs/heads/main")!
-        guard case .clean(let tree) = try repository.revert(landing, onto: main) else { throw Shell.Failure(description: "conflict") }
-        let revert = try repository.createCommit(tree: tree, parents: [main], author: identity, committer: identity,
-                                                 message: "Revert T-\(ticket)\n\nThis reverts commit \(landing.hex).\n\nTicket: T-\(ticket)\nReverts: \(landing.hex)\nReason: bench\n")
+        guard case .clean(let tree) = try writer.revert(landing, onto: main) else { throw Shell.Failure(description: "conflict") }
+        let revert = try writer.createCommit(tree: tree, parents: [main], author: identity, committer: identity,
+                                             message: "Revert T-\(ticket)\n\nThis reverts commit \(landing.hex).\n\nTicket: T-\(ticket)\nReverts: \(landing.hex)\nReason: bench\n")
+        let noteText = "{\"reverts\": \"\(landing.hex)\"}\n"
+        let note = try batch.map { try $0.repository.makeNote(noteText, on: revert, author: identity) }
+        try batch?.flush(roots: [revert] + (note.map { [$0.commit] } ?? []))
         try store.database.write { db in
             try repository.updateReference("refs/heads/main", to: revert, expected: main, message: "revert")
             try db.execute(sql: "UPDATE attempt SET state = 'reverted', revert = ? WHERE ticketId = ?", arguments: [revert.hex, "T-\(ticket)"])
             try RatchetDatabase.appendEvent(db, kind: "ticket.reverted", service: "bench", ticket: "T-\(ticket)")
         }
-        try repository.setNote("{\"reverts\": \"\(landing.hex)\"}\n", on: revert, author: identity)
+        if let note { try repository.publish(note) } else { try repository.setNote(noteText, on: revert, author: identity) }
     }
 }
 

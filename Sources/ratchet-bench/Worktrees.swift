@@ -95,7 +95,8 @@ enum Concurrency {
                     do {
                         let time: Double
                         if side == "ratchet" {
-                            let pipeline = RatchetPipeline(repository: try Repository.open(path), store: store, files: shape.files)
+                            var pipeline = RatchetPipeline(repository: try Repository.open(path), store: store, files: shape.files)
+                            pipeline.batch = try ObjectBatch(path: path)
                             time = try milliseconds { _ = try pipeline.lifecycle(index + 1) }
                         } else {
                             let pipeline = GitPipeline(path: path, store: store, files: shape.files, config: Durability.shipped.gitConfig)

@@ -285,3 +285,45 @@ struct NoteLayoutTests {
         try git(["fsck", "--strict"], in: path)
     }
 }
+
+@Suite("Object batches")
+struct ObjectBatchTests {
+    @Test func aBatchWritesOnePackThatGitReadsAndNothingLoose() throws {
+        let folder = ScratchFolder()
+        let path = folder("repo")
+        let repository = try Repository.create(at: path)
+        try repository.prepareObjectFolders()
+        let signature = Signature(name: "R", email: "r@x")
+        var changes: [TreeChange] = []
+        for index in 0..<30 { changes.append(.upsert("d\(index % 3)/f\(index)", try repository.writeBlob(Data("\(index)\n".utf8)))) }
+        let root = try repository.createCommit(tree: try repository.makeTree(from: try repository.emptyTree(), applying: changes),
+                                               parents: [], author: signature, committer: signature, message: "root\n")
+        try repository.updateReference("refs/heads/main", to: root, expected: nil, message: "root")
+        try repository.packLooseObjects()
+        let packsBefore = repository.packCount()
+
+        let batch = try ObjectBatch(path: path)
+        let big = Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let head = try batch.repository.commit(on: root, applying: [.upsert("d1/f1", try batch.repository.writeBlob(Data("edited\n".utf8))),
+                                                                   .upsert("new/big.bin", try batch.repository.writeBlob(big)),
+                                                                   .remove("d2/f2")],
+                                               author: signature, committer: signature, message: "batched\n")
+        let note = try batch.repository.makeNote("{\"n\": 1}\n", on: head, author: signature)
+        // Before the flush nothing is on disk: git cannot see the commit.
+        #expect(try run(["git", "cat-file", "-t", head.hex], in: path).status != 0)
+        let written = try batch.flush(roots: [head, note.commit])
+        // The commit; the root, d1, d2 and new trees; two blobs; the note's blob, two trees and commit.
+        #expect(written == 1 + 4 + 2 + 4)
+        try repository.updateReference("refs/heads/main", to: head, expected: root, message: "land")
+        try repository.publish(note)
+        #expect(repository.packCount() == packsBefore + 1)
+        #expect(try repository.looseObjects().isEmpty)
+        #expect(try git(["show", "main:d1/f1"], in: path) == "edited")
+        #expect(try run(["git", "cat-file", "-e", "main:d2/f2"], in: path).status != 0)
+        #expect(try git(["cat-file", "-s", "main:new/big.bin"], in: path) == "100000")
+        #expect(try git(["notes", "--ref=ratchet", "show", head.hex], in: path) == "{\"n\": 1}")
+        try git(["fsck", "--strict", "--no-dangling"], in: path)
+        // A second, empty flush writes nothing.
+        #expect(try batch.flush(roots: [head]) == 0)
+    }
+}
