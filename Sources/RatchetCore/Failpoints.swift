@@ -48,9 +48,10 @@ public enum Failpoints {
 
     /// Every failpoint, in the order a ticket meets them (docs/crash-safety.md).
     public static let all: [String] = [
-        "claim.committed", "branch.created", "worktree.ready", "agent.finished", "step.committed", "step.recorded",
+        "claim.committed", "branch.created", "worktree.ready", "agent.finished", "step.flushed", "step.committed", "step.recorded",
         "attempt.proposed",
-        "merge.leased", "candidate.written", "acceptance.done", "canary.judged", "land.ref-moved", "land.committed",
+        "merge.leased", "candidate.flushed", "candidate.written", "acceptance.done", "canary.judged", "land.flushed", "land.ref-moved",
+        "land.committed",
         "note.written", "merge.cleaned",
         "revert.ref-moved", "revert.committed", "revert.noted",
     ]

@@ -199,6 +199,7 @@ extension Workspace {
                 candidate = try repository.createCommit(tree: tree, parents: [main, head], author: config.identity,
                                                         committer: config.identity, message: message)
                 try batch.flush(roots: [candidate])
+                try Failpoints.hit("candidate.flushed")
                 try repository.updateReference(candidateRef, to: candidate, expected: try repository.resolveReference(candidateRef),
                                                message: "ratchet: candidate of \(id)/\(attempt.number)")
                 try Failpoints.hit("candidate.written")
@@ -257,6 +258,7 @@ extension Workspace {
             let landing = try repository.createCommit(tree: tree, parents: [main, head], author: config.identity,
                                                       committer: config.identity, message: landingMessage)
             try batch.flush(roots: [landing])
+            try Failpoints.hit("land.flushed")
 
             // Land: fenced by the lease, compare-and-swap on main, store update: one transaction.
             do {

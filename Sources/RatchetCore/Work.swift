@@ -227,7 +227,7 @@ extension Workspace {
                 do {
                     head = try worktree.commitChanges(changes, author: Signature(name: agent.name, email: agent.email),
                                                       committer: config.identity, message: message,
-                                                      beforeUpdatingBranch: { try batch.flush(roots: [$0]) })
+                                                      beforeUpdatingBranch: { try batch.flush(roots: [$0]); try Failpoints.hit("step.flushed") })
                 } catch {
                     try fail("cannot commit the agent's changes: \(describe(error))")
                 }

@@ -147,7 +147,7 @@ struct RatchetPipeline {
             }
             mark("land (CAS in store txn)")
             if let note {
-                do { try repository.publish(note) } catch let error as GitError where error.code == .modified {
+                do { try repository.publish(note) } catch let error as GitError where [.modified, .exists, .locked].contains(error.code) {
                     try repository.setNote(noteText, on: landing, author: identity)
                 }
             } else {
@@ -173,7 +173,11 @@ struct RatchetPipeline {
             try db.execute(sql: "UPDATE attempt SET state = 'reverted', revert = ? WHERE ticketId = ?", arguments: [revert.hex, "T-\(ticket)"])
             try RatchetDatabase.appendEvent(db, kind: "ticket.reverted", service: "bench", ticket: "T-\(ticket)")
         }
-        if let note { try repository.publish(note) } else { try repository.setNote(noteText, on: revert, author: identity) }
+        do {
+            if let note { try repository.publish(note) } else { try repository.setNote(noteText, on: revert, author: identity) }
+        } catch let error as GitError where [.modified, .exists, .locked].contains(error.code) {
+            try repository.setNote(noteText, on: revert, author: identity)
+        }
     }
 }
 

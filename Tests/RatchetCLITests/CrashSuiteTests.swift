@@ -3,8 +3,10 @@ import RatchetTestSupport
 import Testing
 
 /// The failpoints a ticket meets, by the command that meets them (docs/crash-safety.md).
-private let workPoints = ["claim.committed", "branch.created", "worktree.ready", "agent.finished", "step.committed", "step.recorded", "attempt.proposed"]
-private let mergePoints = ["merge.leased", "candidate.written", "acceptance.done", "land.ref-moved", "land.committed", "note.written", "merge.cleaned"]
+private let workPoints = ["claim.committed", "branch.created", "worktree.ready", "agent.finished", "step.flushed", "step.committed", "step.recorded",
+                          "attempt.proposed"]
+private let mergePoints = ["merge.leased", "candidate.flushed", "candidate.written", "acceptance.done", "land.flushed", "land.ref-moved",
+                           "land.committed", "note.written", "merge.cleaned"]
 private let revertPoints = ["revert.ref-moved", "revert.committed", "revert.noted"]
 
 /// A workspace with service `svc` whose main has no canary (merges are fast).
