@@ -81,7 +81,7 @@ public final class ObjectBatch {
         }
         try GitError.check(git_indexer_commit(indexer, &stats), "commit pack")
         try GitError.check(git_mempack_reset(backend), "reset mempack")
-        try GitError.check(git_odb_refresh(odb), "refresh odb")
+        // No explicit refresh: libgit2 re-reads the pack folder when an object is not found.
         return objects.count
     }
 
