@@ -63,7 +63,12 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         if let sandbox = try fields.nested("sandbox") {
             try sandbox.rejectUnknown(["network", "allow_unsandboxed"])
-            config.sandboxNetwork = try sandbox.bool("network") ?? true
+            // `network: none` (SPEC) or `false` turns the agent's network off; `true` or `host` leaves it on.
+            switch try sandbox.string("network")?.lowercased() {
+            case nil, "true", "yes", "on", "host": config.sandboxNetwork = true
+            case "false", "no", "off", "none": config.sandboxNetwork = false
+            case let other?: throw sandbox.fail("network", "expected true, false or none, got '\(other)'")
+            }
             config.allowUnsandboxed = try sandbox.bool("allow_unsandboxed") ?? false
         }
         if let limits = try fields.nested("limits") {

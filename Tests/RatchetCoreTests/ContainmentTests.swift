@@ -44,3 +44,27 @@ struct ContainmentTests {
         try expectConsistent(workspace)
     }
 }
+
+@Suite("Sandbox settings")
+struct SandboxSettingsTests {
+    @Test func networkNoneTurnsTheAgentsNetworkOff() throws {
+        #expect(try ServiceConfig.parse("name: svc\nsandbox: {network: none}\n").sandboxNetwork == false)
+        #expect(try ServiceConfig.parse("name: svc\nsandbox: {network: false}\n").sandboxNetwork == false)
+        #expect(try ServiceConfig.parse("name: svc\nsandbox: {network: true}\n").sandboxNetwork == true)
+        #expect(try ServiceConfig.parse("name: svc\n").sandboxNetwork == true)
+        #expect(throws: RatchetError.self) { try ServiceConfig.parse("name: svc\nsandbox: {network: maybe}\n") }
+    }
+
+    @Test func anAgentWithoutNetworkSeesOnlyLoopback() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let path = workspace.servicePath("svc")
+        let yaml = try String(contentsOfFile: path + "/service.yaml", encoding: .utf8)
+        try Data(yaml.replacingOccurrences(of: "network: true", with: "network: none").utf8).write(to: URL(fileURLWithPath: path + "/service.yaml"))
+        try git(["commit", "-qam", "No network for agents"], in: path)
+        let id = try file(workspace, "List interfaces")
+        // /proc is mounted afresh inside the sandbox, so /proc/net/dev lists the sandbox's own interfaces.
+        let attempt = try workspace.work(ticket: id, agent: "command:tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > interfaces.txt")
+        #expect(try git(["show", "\(attempt.head!):interfaces.txt"], in: path) == "lo")
+    }
+}
