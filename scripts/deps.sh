@@ -12,6 +12,7 @@ ratchet_missing_packages() {
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
   command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
   command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+  command -v pgrep >/dev/null 2>&1 || missing+=(procps)
   echo "${missing[@]:-}"
 }
 
