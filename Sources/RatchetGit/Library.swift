@@ -1,4 +1,5 @@
 import Clibgit2
+import Foundation
 
 /// Process-wide libgit2 set-up. libgit2 must be initialised once before any call; the
 /// global below is initialised lazily and atomically by the Swift runtime.
@@ -22,5 +23,12 @@ public enum GitSettings {
     public static func setFsyncGitDir(_ enabled: Bool) throws {
         Library.ensure()
         try GitError.check(ratchet_git_set_fsync_gitdir(enabled ? 1 : 0), "setting fsync")
+        lock.withLock { fsyncEnabled = enabled }
     }
+
+    /// Whether objects and refs are fsynced (the packs Ratchet writes itself follow it).
+    public static var fsyncGitDir: Bool { lock.withLock { fsyncEnabled } }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var fsyncEnabled = false
 }

@@ -21,20 +21,52 @@ public final class ObjectBatch {
         var backend: UnsafeMutablePointer<git_odb_backend>?
         try GitError.check(git_mempack_new(&backend), "mempack")
         var odb: OpaquePointer?
-        try GitError.check(git_repository_odb(&odb, repository.pointer), "odb")
+        try GitError.check(git_odb_new(&odb), "odb")
         defer { git_odb_free(odb) }
         try GitError.check(git_odb_add_backend(odb, backend, 1000), "add mempack")
         self.backend = backend!
+        // The disk backends git_odb_open would add (packs before loose objects), each behind
+        // a gate that keeps a new object's existence check from scanning the disk
+        // (shim.h: ratchet_gated_backend).
+        let objects = repository.commonDirectory + "objects"
+        var pack: UnsafeMutablePointer<git_odb_backend>?
+        try GitError.check(git_odb_backend_pack(&pack, objects), "pack backend")
+        try Self.add(pack!, gated: false, priority: 2, to: odb)
+        var loose: UnsafeMutablePointer<git_odb_backend>?
+        try GitError.check(git_odb_backend_loose(&loose, objects, -1, 0, 0, 0), "loose backend")
+        try Self.add(loose!, gated: true, priority: 1, to: odb)
+        if let alternates = try? String(contentsOfFile: objects + "/info/alternates", encoding: .utf8) {
+            for line in alternates.split(separator: "\n") where !line.hasPrefix("#") && !line.isEmpty {
+                let folder = line.hasPrefix("/") ? String(line) : objects + "/" + line
+                try GitError.check(git_odb_add_disk_alternate(odb, folder), "alternate \(folder)")
+            }
+        }
+        try GitError.check(git_repository_set_odb(repository.pointer, odb), "set odb")
     }
 
+    private static func add(_ inner: UnsafeMutablePointer<git_odb_backend>, gated skipFreshen: Bool, priority: Int32, to odb: OpaquePointer?) throws {
+        guard let gated = ratchet_gated_backend_new(inner, skipFreshen ? 1 : 0) else {
+            inner.pointee.free(inner)
+            throw GitError(message: "out of memory")
+        }
+        try GitError.check(git_odb_add_backend(odb, gated, priority), "add object backend")
+    }
+
+    /// Objects already written to a pack that stay in memory too, so that reading them back
+    /// (moving a ref to them, the next merge) does not make libgit2 rescan the pack folder.
+    private var flushed = Set<ObjectID>()
+    /// Beyond this many objects the in-memory copies are dropped (memory stays bounded).
+    static let retainedObjects = 4096
+
     private func inMemory(_ id: ObjectID) -> Bool {
+        guard !flushed.contains(id) else { return false }
         var oid = id.raw
         return backend.pointee.exists(backend, &oid) != 0
     }
 
     /// Writes every in-memory object reachable from `roots` as one pack (no deltas: the
-    /// objects are few and new), indexed by `git_indexer`, then forgets them. Returns how
-    /// many objects it wrote.
+    /// objects are few and new) with its index, written by us. The objects stay readable from
+    /// memory until `retainedObjects` pile up. Returns how many objects it wrote.
     @discardableResult
     public func flush(roots: [ObjectID]) throws -> Int {
         var objects: [(ObjectID, git_object_t, Data)] = []
@@ -69,28 +101,39 @@ public final class ObjectBatch {
             }
         }
         guard !objects.isEmpty else { return 0 }
-        let pack = try Self.pack(objects)
-        var indexer: OpaquePointer?
-        var options = git_indexer_options()
-        try GitError.check(git_indexer_options_init(&options, UInt32(GIT_INDEXER_OPTIONS_VERSION)))
-        try GitError.check(git_indexer_new(&indexer, repository.commonDirectory + "objects/pack", 0, odb, &options), "indexer")
-        defer { git_indexer_free(indexer) }
-        var stats = git_indexer_progress()
-        try pack.withUnsafeBytes { bytes in
-            try GitError.check(git_indexer_append(indexer, bytes.baseAddress, bytes.count, &stats), "index pack")
+        let (pack, entries) = try Self.pack(objects)
+        try Self.write(pack: pack, index: Self.index(entries, packChecksum: Array(pack.suffix(20))),
+                       into: repository.commonDirectory + "objects/pack")
+        flushed.formUnion(objects.map(\.0))
+        if flushed.count > Self.retainedObjects {
+            // No explicit refresh: libgit2 re-reads the pack folder when an object is not found.
+            try GitError.check(git_mempack_reset(backend), "reset mempack")
+            flushed.removeAll()
         }
-        try GitError.check(git_indexer_commit(indexer, &stats), "commit pack")
-        try GitError.check(git_mempack_reset(backend), "reset mempack")
-        // No explicit refresh: libgit2 re-reads the pack folder when an object is not found.
         return objects.count
     }
 
-    /// A version-2 pack of whole (undeltified) objects with its SHA-1 trailer.
-    static func pack(_ objects: [(ObjectID, git_object_t, Data)]) throws -> [UInt8] {
+    /// A version-2 pack of whole (undeltified) objects with its SHA-1 trailer, and where each
+    /// object starts in it with the CRC-32 of its entry (for the index).
+    static func pack(_ objects: [(ObjectID, git_object_t, Data)]) throws -> (pack: [UInt8], entries: [(id: ObjectID, offset: Int, crc: UInt32)]) {
         var out: [UInt8] = Array("PACK".utf8) + [0, 0, 0, 2]
-        let count = UInt32(objects.count)
-        out += [UInt8(count >> 24), UInt8((count >> 16) & 0xff), UInt8((count >> 8) & 0xff), UInt8(count & 0xff)]
-        for (_, type, data) in objects {
+        appendBigEndian(UInt32(objects.count), to: &out)
+        var entries: [(id: ObjectID, offset: Int, crc: UInt32)] = []
+        entries.reserveCapacity(objects.count)
+        // Deflate streams reused across objects (deflateReset). Objects under 64 KiB (commits,
+        // trees, most edited files) are stored uncompressed inside their zlib stream: even
+        // zlib's fastest level costs 20-40 µs for a 4 KiB tree, several times the rest of the
+        // flush, and packs are combined and delta-compressed later (Landing.maintain). The
+        // stored stream uses the smallest hash table, which deflateReset clears every time.
+        var small = z_stream(), large = z_stream()
+        guard deflateInit2_(&small, Z_NO_COMPRESSION, Z_DEFLATED, 15, 1, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK
+        else { throw GitError(message: "deflate init failed") }
+        defer { deflateEnd(&small) }
+        var largeReady = false
+        defer { if largeReady { deflateEnd(&large) } }
+        var compressed: [UInt8] = []
+        for (id, type, data) in objects {
+            let start = out.count
             var size = data.count
             var byte = UInt8(truncatingIfNeeded: (Int(type.rawValue) << 4) | (size & 0x0f))
             size >>= 4
@@ -100,17 +143,138 @@ public final class ObjectBatch {
                 size >>= 7
             }
             out.append(byte)
-            var bound = compressBound(uLong(data.count))
-            var compressed = [UInt8](repeating: 0, count: Int(bound))
-            let rc = data.withUnsafeBytes { source in
-                compress2(&compressed, &bound, source.bindMemory(to: Bytef.self).baseAddress, uLong(data.count), 1)
+            if data.count >= Self.storedLimit && !largeReady {
+                guard deflateInit_(&large, 1, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { throw GitError(message: "deflate init failed") }
+                largeReady = true
             }
-            guard rc == Z_OK else { throw GitError(message: "deflate failed (\(rc))") }
-            out += compressed.prefix(Int(bound))
+            let length = try data.count < Self.storedLimit ? Self.deflate(data, with: &small, into: &compressed)
+                                                : Self.deflate(data, with: &large, into: &compressed)
+            out += compressed.prefix(length)
+            let crc = out[start...].withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }
+            entries.append((id, start, crc))
         }
+        var hash = SHA1()
+        hash.update(out)
+        out += hash.finish()
+        return (out, entries)
+    }
+
+    /// Objects below this size are stored without compression in a step's pack.
+    static let storedLimit = 64 << 10
+
+    /// Compresses `data` as one zlib stream into `buffer` (grown as needed); returns its length.
+    private static func deflate(_ data: Data, with stream: inout z_stream, into buffer: inout [UInt8]) throws -> Int {
+        guard deflateReset(&stream) == Z_OK else { throw GitError(message: "deflate reset failed") }
+        let bound = Int(deflateBound(&stream, uLong(data.count)))
+        if buffer.count < bound { buffer = [UInt8](repeating: 0, count: bound) }
+        let rc = data.withUnsafeBytes { source in
+            buffer.withUnsafeMutableBufferPointer { target in
+                stream.next_in = UnsafeMutablePointer(mutating: source.bindMemory(to: Bytef.self).baseAddress)
+                stream.avail_in = uInt(source.count)
+                stream.next_out = target.baseAddress
+                stream.avail_out = uInt(target.count)
+                return Czlib.deflate(&stream, Z_FINISH)
+            }
+        }
+        guard rc == Z_STREAM_END else { throw GitError(message: "deflate failed (\(rc))") }
+        return Int(stream.total_out)
+    }
+
+    /// The version-2 index of a pack: fan-out table, sorted ids, CRC-32s, 32-bit offsets, the
+    /// pack's checksum and the index's own (gitformat-pack(5)).
+    static func index(_ entries: [(id: ObjectID, offset: Int, crc: UInt32)], packChecksum: [UInt8]) throws -> [UInt8] {
+        // Lowercase hex sorts like the raw bytes.
+        let sorted = entries.map { ($0, $0.id.hex) }.sorted { $0.1 < $1.1 }.map(\.0)
+        var out: [UInt8] = [0xff, 0x74, 0x4f, 0x63, 0, 0, 0, 2]
+        var fanout = [UInt32](repeating: 0, count: 256)
+        for entry in sorted { fanout[Int(entry.id.raw.id.0)] += 1 }
+        var running: UInt32 = 0
+        for bucket in 0..<256 {
+            running += fanout[bucket]
+            appendBigEndian(running, to: &out)
+        }
+        for entry in sorted { withUnsafeBytes(of: entry.id.raw.id) { out += $0 } }
+        for entry in sorted { appendBigEndian(entry.crc, to: &out) }
+        for entry in sorted {
+            guard entry.offset < 0x8000_0000 else { throw GitError(message: "pack too large for 32-bit offsets") }
+            appendBigEndian(UInt32(entry.offset), to: &out)
+        }
+        out += packChecksum
         var hash = SHA1()
         hash.update(out)
         out += hash.finish()
         return out
     }
+
+    /// Publishes a pack and its index in `folder`: the pack first, under its final name (git
+    /// and libgit2 ignore a pack without an index), then the index through a temporary file
+    /// and a rename, so that a reader never sees a partial index. With fsync on
+    /// (`GitSettings.fsyncGitDir`), both files and the folder reach the disk first.
+    static func write(pack: [UInt8], index: [UInt8], into folder: String) throws {
+        let name = folder + "/pack-" + pack.suffix(20).map { String(format: "%02x", $0) }.joined()
+        let sync = GitSettings.fsyncGitDir
+        if !(try existingPackMatches(name + ".pack", pack)) {
+            // A leftover of a crashed writer, or a new pack: write it whole, then rename it in.
+            try writeFile(folder + "/tmp_pack_\(getpid())_\(UInt64.random(in: 0...UInt64.max))", pack, sync: sync, renameTo: name + ".pack",
+                          exclusiveTarget: true)
+        }
+        try writeFile(folder + "/tmp_idx_\(getpid())_\(UInt64.random(in: 0...UInt64.max))", index, sync: sync, renameTo: name + ".idx",
+                      exclusiveTarget: false)
+        if sync {
+            let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { throw GitError(message: "cannot open \(folder): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            guard fsync(fd) == 0 else { throw GitError(message: "fsync \(folder): \(String(cString: strerror(errno)))") }
+        }
+    }
+
+    /// Whether `path` already holds exactly `pack` (a concurrent writer of the same objects).
+    private static func existingPackMatches(_ path: String, _ pack: [UInt8]) throws -> Bool {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return false }
+        guard info.st_size == off_t(pack.count) else { return false }
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        try handle.seek(toOffset: UInt64(pack.count - 20))
+        return try handle.read(upToCount: 20).map(Array.init) == Array(pack.suffix(20))
+    }
+
+    /// Writes `bytes` to a new file at `temporary` (0444, like git's packs), then renames it to
+    /// `target`. With `exclusiveTarget`, the pack is written straight to `target` when it
+    /// does not exist yet (one file creation instead of two), since git ignores a pack
+    /// without its index.
+    private static func writeFile(_ temporary: String, _ bytes: [UInt8], sync: Bool, renameTo target: String, exclusiveTarget: Bool) throws {
+        var path = temporary
+        var fd: Int32 = -1
+        if exclusiveTarget {
+            fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
+            if fd >= 0 { path = target }
+        }
+        if fd < 0 { fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444) }
+        guard fd >= 0 else { throw GitError(message: "cannot create \(path): \(String(cString: strerror(errno)))") }
+        var failure: String?
+        bytes.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 { if errno == EINTR { continue }; failure = "write \(path): \(String(cString: strerror(errno)))"; return }
+                done += n
+            }
+        }
+        if failure == nil, sync, fsync(fd) != 0 { failure = "fsync \(path): \(String(cString: strerror(errno)))" }
+        close(fd)
+        if let failure {
+            unlink(path)
+            throw GitError(message: failure)
+        }
+        if path != target, rename(path, target) != 0 {
+            let message = "rename \(path): \(String(cString: strerror(errno)))"
+            unlink(path)
+            throw GitError(message: message)
+        }
+    }
+}
+
+private func appendBigEndian(_ value: UInt32, to out: inout [UInt8]) {
+    out += [UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff), UInt8(value & 0xff)]
 }

@@ -111,11 +111,11 @@ struct RatchetPipeline {
             clock = now
         }
         let writer = batch?.repository ?? repository
-        let base = try repository.resolveReference("refs/heads/main")!
+        let base = try writer.resolveReference("refs/heads/main")!
         let attempt = try store.claim(ticket, base: base.hex)
         mark("claim (store)")
         let branch = "refs/heads/ticket/T-\(ticket)/1"
-        try repository.updateReference(branch, to: base, expected: nil, message: "branch")
+        try writer.updateReference(branch, to: base, expected: nil, message: "branch")
         mark("branch (ref)")
         let edits = Edits(ticket: ticket, files: files)
         var changes = try zip(edits.paths, edits.contents).map { TreeChange.upsert($0, try writer.writeBlob($1)) }
@@ -124,12 +124,12 @@ struct RatchetPipeline {
         let head = try writer.commit(on: base, applying: changes, author: agent, committer: identity, message: message)
         try batch?.flush(roots: [head])
         mark("step commit (objects)")
-        try repository.updateReference(branch, to: head, expected: base, message: "commit")
+        try writer.updateReference(branch, to: head, expected: base, message: "commit")
         mark("branch CAS")
         try store.step(attempt, commit: head.hex)
         mark("step (store)")
         while true {
-            let main = try repository.resolveReference("refs/heads/main")!
+            let main = try writer.resolveReference("refs/heads/main")!
             guard case .clean(let tree) = try writer.merge(ours: main, theirs: head) else { throw Shell.Failure(description: "conflict") }
             let landing = try writer.createCommit(tree: tree, parents: [main, head], author: identity, committer: identity,
                                                   message: "Merge T-\(ticket): bench\n\nTicket: T-\(ticket)\nCanary: none\nRisk: low\n")
@@ -140,18 +140,18 @@ struct RatchetPipeline {
             mark("candidate merge (objects)")
             do {
                 try store.land(attempt, landing: landing.hex) {
-                    try repository.updateReference("refs/heads/main", to: landing, expected: main, message: "land")
+                    try writer.updateReference("refs/heads/main", to: landing, expected: main, message: "land")
                 }
             } catch let error as GitError where error.code == .modified {
                 continue
             }
             mark("land (CAS in store txn)")
             if let note {
-                do { try repository.publish(note) } catch let error as GitError where [.modified, .exists, .locked].contains(error.code) {
-                    try repository.setNote(noteText, on: landing, author: identity)
+                do { try writer.publish(note) } catch let error as GitError where [.modified, .exists, .locked].contains(error.code) {
+                    try writer.setNote(noteText, on: landing, author: identity)
                 }
             } else {
-                try repository.setNote(noteText, on: landing, author: identity)
+                try writer.setNote(noteText, on: landing, author: identity)
             }
             mark("note")
             return landing
@@ -161,7 +161,7 @@ struct RatchetPipeline {
     /// Reverts `landing` through a commit on main, with its note.
     func revert(_ landing: ObjectID, ticket: Int) throws {
         let writer = batch?.repository ?? repository
-        let main = try repository.resolveReference("refs/heads/main")!
+        let main = try writer.resolveReference("refs/heads/main")!
         guard case .clean(let tree) = try writer.revert(landing, onto: main) else { throw Shell.Failure(description: "conflict") }
         let revert = try writer.createCommit(tree: tree, parents: [main], author: identity, committer: identity,
                                              message: "Revert T-\(ticket)\n\nThis reverts commit \(landing.hex).\n\nTicket: T-\(ticket)\nReverts: \(landing.hex)\nReason: bench\n")
@@ -169,14 +169,14 @@ struct RatchetPipeline {
         let note = try batch.map { try $0.repository.makeNote(noteText, on: revert, author: identity) }
         try batch?.flush(roots: [revert] + (note.map { [$0.commit] } ?? []))
         try store.database.write { db in
-            try repository.updateReference("refs/heads/main", to: revert, expected: main, message: "revert")
+            try writer.updateReference("refs/heads/main", to: revert, expected: main, message: "revert")
             try db.execute(sql: "UPDATE attempt SET state = 'reverted', revert = ? WHERE ticketId = ?", arguments: [revert.hex, "T-\(ticket)"])
             try RatchetDatabase.appendEvent(db, kind: "ticket.reverted", service: "bench", ticket: "T-\(ticket)")
         }
         do {
-            if let note { try repository.publish(note) } else { try repository.setNote(noteText, on: revert, author: identity) }
+            if let note { try writer.publish(note) } else { try writer.setNote(noteText, on: revert, author: identity) }
         } catch let error as GitError where [.modified, .exists, .locked].contains(error.code) {
-            try repository.setNote(noteText, on: revert, author: identity)
+            try writer.setNote(noteText, on: revert, author: identity)
         }
     }
 }

@@ -323,7 +323,40 @@ struct ObjectBatchTests {
         #expect(try git(["cat-file", "-s", "main:new/big.bin"], in: path) == "100000")
         #expect(try git(["notes", "--ref=ratchet", "show", head.hex], in: path) == "{\"n\": 1}")
         try git(["fsck", "--strict", "--no-dangling"], in: path)
+        // git checks the pack and the index we wrote ourselves.
+        let packs = try FileManager.default.contentsOfDirectory(atPath: path + "/.git/objects/pack").filter { $0.hasSuffix(".idx") }
+        for pack in packs { try git(["verify-pack", "--verbose", ".git/objects/pack/" + pack], in: path) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: path + "/.git/objects/pack").allSatisfy { !$0.hasPrefix("tmp_") })
         // A second, empty flush writes nothing.
         #expect(try batch.flush(roots: [head]) == 0)
+    }
+
+    @Test func objectsOtherWritersPackStayVisibleAfterAWrite() throws {
+        // The gate skips the pack-folder scan after a new object's existence check, never after a read miss.
+        let folder = ScratchFolder()
+        let path = folder("repo")
+        let repository = try Repository.create(at: path)
+        let signature = Signature(name: "R", email: "r@x")
+        let root = try repository.createCommit(tree: try repository.makeTree(from: try repository.emptyTree(), applying: [.upsert("a", try repository.writeBlob(Data("a\n".utf8)))]),
+                                               parents: [], author: signature, committer: signature, message: "root\n")
+        try repository.updateReference("refs/heads/main", to: root, expected: nil, message: "root")
+        let first = try ObjectBatch(path: path)
+        let second = try ObjectBatch(path: path)
+        // The first handle writes (a freshen miss), then the second publishes a pack the first has never seen.
+        let mine = try first.repository.commit(on: root, applying: [.upsert("b", try first.repository.writeBlob(Data("b\n".utf8)))],
+                                               author: signature, committer: signature, message: "mine\n")
+        let theirs = try second.repository.commit(on: root, applying: [.upsert("c", try second.repository.writeBlob(Data("c\n".utf8)))],
+                                                  author: signature, committer: signature, message: "theirs\n")
+        try second.flush(roots: [theirs])
+        try second.repository.updateReference("refs/heads/main", to: theirs, expected: root, message: "theirs")
+        // The first handle reads their commit and merges onto it; its flush and ref move succeed.
+        let main = try first.repository.resolveReference("refs/heads/main")!
+        #expect(try first.repository.commit(main).parents == [root])
+        guard case .clean(let tree) = try first.repository.merge(ours: main, theirs: mine) else { Issue.record("conflict"); return }
+        let landing = try first.repository.createCommit(tree: tree, parents: [main, mine], author: signature, committer: signature, message: "merge\n")
+        try first.flush(roots: [landing])
+        try first.repository.updateReference("refs/heads/main", to: landing, expected: theirs, message: "land")
+        #expect(try git(["ls-tree", "--name-only", "main"], in: path) == "a\nb\nc")
+        try git(["fsck", "--strict", "--no-dangling"], in: path)
     }
 }
