@@ -125,19 +125,65 @@ extension Repository {
 
     /// Paths (files) that differ between two trees, sorted. Either tree may be nil (empty).
     public func changedPaths(from old: ObjectID?, to new: ObjectID?) throws -> [String] {
-        var oldTree: OpaquePointer?, newTree: OpaquePointer?
-        defer { git_tree_free(oldTree); git_tree_free(newTree) }
-        if var id = old?.raw { try GitError.check(git_tree_lookup(&oldTree, pointer, &id), "tree") }
-        if var id = new?.raw { try GitError.check(git_tree_lookup(&newTree, pointer, &id), "tree") }
-        var diff: OpaquePointer?
-        try GitError.check(git_diff_tree_to_tree(&diff, pointer, oldTree, newTree, nil), "diff")
-        defer { git_diff_free(diff) }
-        var paths = Set<String>()
-        for index in 0..<git_diff_num_deltas(diff) {
-            guard let delta = git_diff_get_delta(diff, index) else { continue }
-            if let path = delta.pointee.old_file.path { paths.insert(String(cString: path)) }
-            if let path = delta.pointee.new_file.path { paths.insert(String(cString: path)) }
-        }
-        return paths.sorted()
+        Array(Set(try treeDifferences(from: old, to: new).map(\.path))).sorted()
     }
+
+    /// The non-tree entries (files, links, submodules) that differ between two trees, reading
+    /// only the subtrees whose ids differ. A path whose kind changes between file and folder
+    /// appears once for the file and once for each file of the folder. No rename detection.
+    public func treeDifferences(from old: ObjectID?, to new: ObjectID?) throws -> [TreeDifference] {
+        var out: [TreeDifference] = []
+        try diffTrees(old, new, prefix: "", into: &out)
+        return out
+    }
+
+    private func diffTrees(_ old: ObjectID?, _ new: ObjectID?, prefix: String, into out: inout [TreeDifference]) throws {
+        if old == new { return }
+        let before = try treeEntries(old), after = try treeEntries(new)
+        for name in Set(before.keys).union(after.keys).sorted() {
+            let x = before[name], y = after[name]
+            if x == y { continue }
+            let path = prefix + name
+            let xTree = x?.isTree ?? false, yTree = y?.isTree ?? false
+            if xTree || yTree {
+                if let x, !xTree { out.append(TreeDifference(path: path, old: x, new: nil)) }
+                try diffTrees(xTree ? x?.id : nil, yTree ? y?.id : nil, prefix: path + "/", into: &out)
+                if let y, !yTree { out.append(TreeDifference(path: path, old: nil, new: y)) }
+            } else {
+                out.append(TreeDifference(path: path, old: x, new: y))
+            }
+        }
+    }
+
+    /// The entries of one tree level by name (nil: the empty tree).
+    func treeEntries(_ tree: ObjectID?) throws -> [String: TreeEntryInfo] {
+        guard var id = tree?.raw else { return [:] }
+        var object: OpaquePointer?
+        try GitError.check(git_tree_lookup(&object, pointer, &id), "tree \(ObjectID(id).short)")
+        defer { git_tree_free(object) }
+        let count = git_tree_entrycount(object)
+        var result: [String: TreeEntryInfo] = [:]
+        result.reserveCapacity(count)
+        for index in 0..<count {
+            guard let entry = git_tree_entry_byindex(object, index) else { continue }
+            result[String(cString: git_tree_entry_name(entry))] = TreeEntryInfo(id: ObjectID(git_tree_entry_id(entry)),
+                                                                               mode: git_tree_entry_filemode(entry).rawValue)
+        }
+        return result
+    }
+}
+
+/// One entry of a tree: its object and mode (`0o100644`, `0o40000`, ...).
+public struct TreeEntryInfo: Equatable, Sendable {
+    public var id: ObjectID
+    public var mode: UInt32
+    public var isTree: Bool { mode == GIT_FILEMODE_TREE.rawValue }
+    public var isSubmodule: Bool { mode == GIT_FILEMODE_COMMIT.rawValue }
+}
+
+/// A file, link or submodule entry that differs between two trees (nil: absent on that side).
+public struct TreeDifference: Equatable, Sendable {
+    public var path: String
+    public var old: TreeEntryInfo?
+    public var new: TreeEntryInfo?
 }

@@ -110,42 +110,30 @@ extension Repository {
         guard let target = try resolveReference("refs/heads/\(branch)") else {
             throw GitError(code: .notFound, message: "no branch \(branch)")
         }
-        let oldTree = try commit(old).tree, newTree = try commit(target).tree
-        var oldObject: OpaquePointer?, newObject: OpaquePointer?
-        var oldID = oldTree.raw, newID = newTree.raw
-        try GitError.check(git_tree_lookup(&oldObject, pointer, &oldID), "tree")
-        defer { git_tree_free(oldObject) }
-        try GitError.check(git_tree_lookup(&newObject, pointer, &newID), "tree")
-        defer { git_tree_free(newObject) }
-        var diff: OpaquePointer?
-        try GitError.check(git_diff_tree_to_tree(&diff, pointer, oldObject, newObject, nil), "diff")
-        defer { git_diff_free(diff) }
+        // Only the subtrees whose ids differ are read (a full tree diff reads all 20k entries).
+        let differences = try treeDifferences(from: try commit(old).tree, to: try commit(target).tree)
         var index: OpaquePointer?
         try GitError.check(git_repository_index(&index, pointer), "index")
         defer { git_index_free(index) }
         try GitError.check(git_index_read(index, 0), "read index")
         let fm = FileManager.default
-        for position in 0..<git_diff_num_deltas(diff) {
-            guard let delta = git_diff_get_delta(diff, position)?.pointee else { continue }
-            if delta.status == GIT_DELTA_DELETED || delta.status == GIT_DELTA_TYPECHANGE || delta.status == GIT_DELTA_MODIFIED {
-                let path = String(cString: delta.old_file.path)
-                if delta.status != GIT_DELTA_MODIFIED {
-                    try? fm.removeItem(atPath: workdir + path)
-                    _ = git_index_remove_bypath(index, path)
-                    removeEmptyParents(of: workdir + path, below: workdir)
-                }
-            }
-            guard delta.status != GIT_DELTA_DELETED else { continue }
-            let path = String(cString: delta.new_file.path)
-            let file = workdir + path
+        // Removals first, so that a file can become a folder and the other way round.
+        for difference in differences {
+            guard let before = difference.old, difference.new?.mode != before.mode else { continue }
+            if !before.isSubmodule { try? fm.removeItem(atPath: workdir + difference.path) }
+            _ = git_index_remove_bypath(index, difference.path)
+            removeEmptyParents(of: workdir + difference.path, below: workdir)
+        }
+        for difference in differences {
+            guard let after = difference.new, !after.isSubmodule else { continue }
+            let file = workdir + difference.path
             var blob: OpaquePointer?
-            var blobID = delta.new_file.id
-            try GitError.check(git_blob_lookup(&blob, pointer, &blobID), "blob \(path)")
+            var blobID = after.id.raw
+            try GitError.check(git_blob_lookup(&blob, pointer, &blobID), "blob \(difference.path)")
             defer { git_blob_free(blob) }
-            if delta.new_file.mode == UInt16(GIT_FILEMODE_COMMIT.rawValue) { continue }
             try fm.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try writeFile(file, blob: blob!, mode: git_filemode_t(rawValue: UInt32(delta.new_file.mode)))
-            try GitError.check(git_index_add_bypath(index, path), "index \(path)")
+            try writeFile(file, blob: blob!, mode: git_filemode_t(rawValue: after.mode))
+            try GitError.check(git_index_add_bypath(index, difference.path), "index \(difference.path)")
         }
         try GitError.check(git_repository_set_head(pointer, "refs/heads/\(branch)"), "set HEAD")
         try GitError.check(git_index_write(index), "write index")

@@ -30,8 +30,14 @@ struct Bench: ParsableCommand {
     @Flag(help: "Only Ratchet's lifecycles, at the first size or with --large the last (for strace -c, perf or callgrind).")
     var lifecyclesOnly = false
 
-    @Flag(help: "With --lifecycles-only: use the largest repository.")
+    @Flag(help: "With --lifecycles-only or --worktrees-only: use the largest repository.")
     var large = false
+
+    @Flag(help: "Only the worktree and checkout figures, at the first size or with --large the last.")
+    var worktreesOnly = false
+
+    @Flag(help: "With --worktrees-only: only the pooled worktree figure (for perf).")
+    var pooledOnly = false
 
     @Flag(help: "With --lifecycles-only: write each durable step's objects as one pack (ObjectBatch).")
     var packed = false
@@ -65,6 +71,13 @@ struct Bench: ParsableCommand {
             let figure = Figure(name: "lifecycle", size: shape.description, pipeline: packed ? "ratchet/packed" : "ratchet/loose", samples: times)
             progress("lifecycle median \(Format.ms(figure.median)) ms, p90 \(Format.ms(figure.p90)) ms over \(runs); packs now \(pipeline.repository.packCount())")
             progress("phases (median ms): " + phases.medians().map { "\($0.0) \(Format.ms($0.1))" }.joined(separator: ", "))
+            return
+        }
+        if worktreesOnly {
+            let shape = large ? shapes[shapes.count - 1] : shapes[0]
+            let figures = try Worktrees.measure(shape: shape, source: try Generator.repository(shape, cache: cache), runs: runs, scratch: scratch,
+                                                    pooledOnly: pooledOnly)
+            printTable(figures)
             return
         }
         for shape in shapes {

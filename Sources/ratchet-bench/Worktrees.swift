@@ -3,7 +3,7 @@ import RatchetGit
 
 /// Worktree readiness and acceptance checkouts.
 enum Worktrees {
-    static func measure(shape: Generator.Shape, source: String, runs: Int, scratch: String) throws -> [Figure] {
+    static func measure(shape: Generator.Shape, source: String, runs: Int, scratch: String, pooledOnly: Bool = false) throws -> [Figure] {
         let size = shape.description
         let scratch = scratch + "/worktrees-\(shape.key)"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -15,7 +15,7 @@ enum Worktrees {
         var figures: [Figure] = []
 
         // A fresh worktree per attempt: every file written (few runs at 20k files: seconds each).
-        let slowRuns = shape.files >= 10_000 ? min(runs, 3) : runs
+        let slowRuns = pooledOnly ? 0 : shape.files >= 10_000 ? min(runs, 3) : runs
         var fresh: [Double] = [], gitFresh: [Double] = []
         for run in 0..<slowRuns {
             let main = try repository.resolveReference("refs/heads/main")!
@@ -28,8 +28,10 @@ enum Worktrees {
             gitFresh.append(try milliseconds { try Shell.git(["worktree", "add", "-q", gitTarget, "gitfresh/\(run)"], in: path) })
             try Shell.git(["worktree", "remove", "--force", gitTarget], in: path)
         }
-        figures.append(Figure(name: "worktree-fresh", size: size, pipeline: "ratchet/shipped", samples: fresh))
-        figures.append(Figure(name: "worktree-fresh", size: size, pipeline: "git-cli/shipped", samples: gitFresh))
+        if !pooledOnly {
+            figures.append(Figure(name: "worktree-fresh", size: size, pipeline: "ratchet/shipped", samples: fresh))
+            figures.append(Figure(name: "worktree-fresh", size: size, pipeline: "git-cli/shipped", samples: gitFresh))
+        }
 
         // A pooled worktree moved to a new base: only the files that differ are rewritten.
         let pool = scratch + "/pool-0", target = scratch + "/attempt"
@@ -73,8 +75,10 @@ enum Worktrees {
             gitCheckout.append(try milliseconds { try Shell.run(["/bin/sh", "-c", "git archive \(main.hex) | tar -x -C '\(folder)'"], in: path) })
             try FileManager.default.removeItem(atPath: folder)
         }
-        figures.append(Figure(name: "checkout", size: size, pipeline: "ratchet/shipped", samples: checkout))
-        figures.append(Figure(name: "checkout", size: size, pipeline: "git-cli/shipped", samples: gitCheckout))
+        if !pooledOnly {
+            figures.append(Figure(name: "checkout", size: size, pipeline: "ratchet/shipped", samples: checkout))
+            figures.append(Figure(name: "checkout", size: size, pipeline: "git-cli/shipped", samples: gitCheckout))
+        }
         return figures
     }
 }

@@ -144,6 +144,50 @@ struct RepositoryTests {
         try git(["fsck", "--strict"], in: path)
     }
 
+    @Test func treeDifferencesMatchGitDiffTreeAndAPooledSwitchMatchesACheckout() throws {
+        let folder = ScratchFolder()
+        let path = folder("repo")
+        let repository = try Repository.create(at: path)
+        func tree(_ files: [String: String]) throws -> ObjectID {
+            try repository.makeTree(from: try repository.emptyTree(),
+                                    applying: try files.map { .upsert($0.key, try repository.writeBlob(Data($0.value.utf8))) })
+        }
+        var before: [String: String] = ["a/b/c": "1\n", "a/d": "2\n", "x": "file\n", "k/l/m": "3\n", "k/n": "4\n", "gone/g": "5\n"]
+        for index in 0..<40 { before["same/s\(index)"] = "\(index)\n" }
+        var after = before
+        after["a/b/c"] = "changed\n"
+        after["a/e"] = "new\n"
+        after["x"] = nil
+        after["x/y"] = "x is a folder now\n"
+        after["k/l/m"] = nil
+        after["k/n"] = nil
+        after["k"] = "k is a file now\n"
+        after["gone/g"] = nil
+        let old = try repository.createCommit(tree: try tree(before), parents: [], author: ratchet, committer: ratchet, message: "old\n")
+        let new = try repository.createCommit(tree: try tree(after), parents: [old], author: ratchet, committer: ratchet, message: "new\n")
+        let differences = try repository.treeDifferences(from: try repository.commit(old).tree, to: try repository.commit(new).tree)
+        let ours = Set(differences.map { "\($0.old == nil ? "A" : $0.new == nil ? "D" : "M") \($0.path)" })
+        let theirs = Set(try git(["diff-tree", "-r", "--no-renames", "--name-status", old.hex, new.hex], in: path)
+            .split(separator: "\n").map { $0.replacingOccurrences(of: "\t", with: " ") })
+        #expect(ours == theirs)
+        #expect(ours.count == 8)
+        #expect(try repository.changedPaths(from: try repository.commit(old).tree, to: try repository.commit(new).tree)
+            == Array(Set(differences.map(\.path))).sorted())
+
+        // A clean worktree switched between them has exactly the new commit's files and a clean status.
+        try repository.createBranch("old", at: old)
+        try repository.createBranch("new", at: new)
+        let worktreePath = folder("pooled")
+        try repository.addWorktree(name: "pooled", path: worktreePath, branch: "old")
+        try Repository.open(worktreePath).switchCleanWorktree(toBranch: "new")
+        #expect(try git(["status", "--porcelain", "--untracked-files=all"], in: worktreePath) == "")
+        #expect(try git(["rev-parse", "HEAD"], in: worktreePath) == new.hex)
+        #expect(try String(contentsOfFile: worktreePath + "/x/y", encoding: .utf8) == "x is a folder now\n")
+        #expect(try String(contentsOfFile: worktreePath + "/k", encoding: .utf8) == "k is a file now\n")
+        #expect(!FileManager.default.fileExists(atPath: worktreePath + "/gone"))
+        try git(["diff", "--quiet", "new"], in: worktreePath)
+    }
+
     @Test func fastForwardCaseTakesTheirTreeAndRevertRestoresMainline() throws {
         let folder = ScratchFolder()
         let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "b": "2\n"])
