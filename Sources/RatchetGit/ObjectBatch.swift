@@ -12,8 +12,26 @@ import Foundation
 public final class ObjectBatch {
     /// The handle to write through: blobs, trees, commits, merges.
     public let repository: Repository
-    /// Owned by the handle's object database once added; freed with it.
-    private let backend: UnsafeMutablePointer<git_odb_backend>
+    /// The in-memory objects, shared with the handle's reference guard.
+    private let memory: Memory
+
+    /// The mempack backend (owned by the handle's object database, freed with it) and which
+    /// of its objects are already in a pack on disk.
+    private final class Memory {
+        let backend: UnsafeMutablePointer<git_odb_backend>
+        /// Objects already written to a pack that stay in memory too, so that reading them
+        /// back (moving a ref to them, the next merge) does not make libgit2 rescan the pack
+        /// folder.
+        var flushed = Set<ObjectID>()
+        init(_ backend: UnsafeMutablePointer<git_odb_backend>) { self.backend = backend }
+
+        /// Whether `id` is in memory and not yet on disk.
+        func holdsOnly(_ id: ObjectID) -> Bool {
+            guard !flushed.contains(id) else { return false }
+            var oid = id.raw
+            return backend.pointee.exists(backend, &oid) != 0
+        }
+    }
 
     /// Opens `path` with an in-memory object backend in front of its object database.
     public init(path: String) throws {
@@ -24,17 +42,18 @@ public final class ObjectBatch {
         try GitError.check(git_odb_new(&odb), "odb")
         defer { git_odb_free(odb) }
         try GitError.check(git_odb_add_backend(odb, backend, 1000), "add mempack")
-        self.backend = backend!
+        let memory = Memory(backend!)
+        self.memory = memory
         // The disk backends git_odb_open would add (packs before loose objects), each behind
         // a gate that keeps a new object's existence check from scanning the disk
         // (shim.h: ratchet_gated_backend).
         let objects = repository.commonDirectory + "objects"
         var pack: UnsafeMutablePointer<git_odb_backend>?
         try GitError.check(git_odb_backend_pack(&pack, objects), "pack backend")
-        try Self.add(pack!, gated: false, priority: 2, to: odb)
+        try Self.add(pack!, skipFreshen: false, priority: 2, to: odb)
         var loose: UnsafeMutablePointer<git_odb_backend>?
         try GitError.check(git_odb_backend_loose(&loose, objects, -1, 0, 0, 0), "loose backend")
-        try Self.add(loose!, gated: true, priority: 1, to: odb)
+        try Self.add(loose!, skipFreshen: true, priority: 1, to: odb)
         if let alternates = try? String(contentsOfFile: objects + "/info/alternates", encoding: .utf8) {
             for line in alternates.split(separator: "\n") where !line.hasPrefix("#") && !line.isEmpty {
                 let folder = line.hasPrefix("/") ? String(line) : objects + "/" + line
@@ -42,9 +61,11 @@ public final class ObjectBatch {
             }
         }
         try GitError.check(git_repository_set_odb(repository.pointer, odb), "set odb")
+        // A reference must never point to an object that is only in memory.
+        repository.isOnlyInMemory = { memory.holdsOnly($0) }
     }
 
-    private static func add(_ inner: UnsafeMutablePointer<git_odb_backend>, gated skipFreshen: Bool, priority: Int32, to odb: OpaquePointer?) throws {
+    private static func add(_ inner: UnsafeMutablePointer<git_odb_backend>, skipFreshen: Bool, priority: Int32, to odb: OpaquePointer?) throws {
         guard let gated = ratchet_gated_backend_new(inner, skipFreshen ? 1 : 0) else {
             inner.pointee.free(inner)
             throw GitError(message: "out of memory")
@@ -52,17 +73,10 @@ public final class ObjectBatch {
         try GitError.check(git_odb_add_backend(odb, gated, priority), "add object backend")
     }
 
-    /// Objects already written to a pack that stay in memory too, so that reading them back
-    /// (moving a ref to them, the next merge) does not make libgit2 rescan the pack folder.
-    private var flushed = Set<ObjectID>()
     /// Beyond this many objects the in-memory copies are dropped (memory stays bounded).
     static let retainedObjects = 4096
 
-    private func inMemory(_ id: ObjectID) -> Bool {
-        guard !flushed.contains(id) else { return false }
-        var oid = id.raw
-        return backend.pointee.exists(backend, &oid) != 0
-    }
+    private func inMemory(_ id: ObjectID) -> Bool { memory.holdsOnly(id) }
 
     /// Writes every in-memory object reachable from `roots` as one pack (no deltas: the
     /// objects are few and new) with its index, written by us. The objects stay readable from
@@ -104,11 +118,11 @@ public final class ObjectBatch {
         let (pack, entries) = try Self.pack(objects)
         try Self.write(pack: pack, index: Self.index(entries, packChecksum: Array(pack.suffix(20))),
                        into: repository.commonDirectory + "objects/pack")
-        flushed.formUnion(objects.map(\.0))
-        if flushed.count > Self.retainedObjects {
+        memory.flushed.formUnion(objects.map(\.0))
+        if memory.flushed.count > Self.retainedObjects {
             // No explicit refresh: libgit2 re-reads the pack folder when an object is not found.
-            try GitError.check(git_mempack_reset(backend), "reset mempack")
-            flushed.removeAll()
+            try GitError.check(git_mempack_reset(memory.backend), "reset mempack")
+            memory.flushed.removeAll()
         }
         return objects.count
     }

@@ -23,6 +23,9 @@ extension Repository {
     /// `expected` nil means the reference must not exist yet. Throws `.modified` (or
     /// `.exists`) when another writer got there first; the reference is then unchanged.
     public func updateReference(_ name: String, to target: ObjectID, expected: ObjectID?, message: String) throws {
+        if let isOnlyInMemory, isOnlyInMemory(target) {
+            throw GitError(message: "refusing to move \(name) to \(target.short): the object is only in memory (flush its batch first)")
+        }
         var ref: OpaquePointer?
         var newID = target.raw
         if var old = expected?.raw {

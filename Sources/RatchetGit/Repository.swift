@@ -7,6 +7,9 @@ import Foundation
 /// task at a time (open one per operation; opening is cheap).
 public final class Repository {
     let pointer: OpaquePointer
+    /// Set by an `ObjectBatch` on its handle: whether an object is still only in memory.
+    /// Reference updates through the handle refuse such targets.
+    var isOnlyInMemory: ((ObjectID) -> Bool)?
 
     private init(pointer: OpaquePointer) { self.pointer = pointer }
 

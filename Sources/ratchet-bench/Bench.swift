@@ -39,6 +39,12 @@ struct Bench: ParsableCommand {
     @Flag(help: "With --worktrees-only: only the pooled worktree figure (for perf).")
     var pooledOnly = false
 
+    @Option(help: .hidden)
+    var memoryProbe: String?
+
+    @Option(help: .hidden)
+    var probeFiles: Int = 0
+
     @Flag(help: "With --lifecycles-only: write each durable step's objects as one pack (ObjectBatch).")
     var packed = false
 
@@ -57,6 +63,19 @@ struct Bench: ParsableCommand {
         #else
         let build = "release"
         #endif
+        if let memoryProbe {
+            // A child of the memory figure: `runs` lifecycles in a fresh process, then its peak RSS.
+            let store = try StoreWrites(path: memoryProbe + ".sqlite", durability: .shipped, tickets: runs)
+            var pipeline = RatchetPipeline(repository: try Repository.open(memoryProbe), store: store, files: probeFiles)
+            pipeline.batch = try ObjectBatch(path: memoryProbe)
+            for ticket in 1...runs { _ = try pipeline.lifecycle(ticket) }
+            // VmHWM, not getrusage: ru_maxrss survives execve and would report the parent's peak.
+            let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+                  let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { throw Shell.Failure(description: "no VmHWM") }
+            print(String(format: "%.2f", kib / 1024))
+            return
+        }
         if lifecyclesOnly {
             let shape = large ? shapes[shapes.count - 1] : shapes[0]
             let source = try Generator.repository(shape, cache: cache)
@@ -98,12 +117,17 @@ struct Bench: ParsableCommand {
             memory[shape.description] = peakMemoryMiB()
             printTable(figures.filter { $0.size == shape.description })
         }
+        progress("memory against history length")
+        let probes = try MemoryProbes.measure(shapes: quick ? [.init(commits: 100, files: 300), .init(commits: 1000, files: 300)]
+                                                           : [shapes[0], .init(commits: 20_000, files: 2000), shapes[shapes.count - 1]],
+                                              cache: cache, scratch: scratch, lifecycles: quick ? [1, 10] : [1, 200])
+        MemoryProbes.print(probes)
         progress("canary judge")
         figures.append(try JudgeBench.measure(runs: quick ? 3 : 21))
         printTable(figures.filter { $0.size == "-" })
         print("peak memory (MiB, cumulative over the run): " + memory.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.1f", $0.value))" }.joined(separator: "; "))
         if let output {
-            let report = Report(machine: Machine.current(), build: build, quick: quick, figures: figures, peakMemoryMiB: memory)
+            let report = Report(machine: Machine.current(), build: build, quick: quick, figures: figures, peakMemoryMiB: memory, memoryByHistory: probes)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: output))
@@ -252,4 +276,41 @@ struct Report: Codable {
     var quick: Bool
     var figures: [Figure]
     var peakMemoryMiB: [String: Double]
+    var memoryByHistory: [MemoryProbe]
+}
+
+/// Peak resident memory of a fresh process running `lifecycles` lifecycles on one repository.
+struct MemoryProbe: Codable {
+    var size: String
+    var commits: Int
+    var files: Int
+    var lifecycles: Int
+    var peakMiB: Double
+}
+
+/// Memory against history length: the same lifecycles in fresh processes (as the CLI runs
+/// them) on repositories of 20x more history with the same files, and with 10x more files.
+enum MemoryProbes {
+    static func measure(shapes: [Generator.Shape], cache: String, scratch: String, lifecycles: [Int]) throws -> [MemoryProbe] {
+        var probes: [MemoryProbe] = []
+        for shape in shapes {
+            let source = try Generator.repository(shape, cache: cache)
+            for count in lifecycles {
+                let path = scratch + "/memory-\(shape.key)-\(count)"
+                try Generator.copy(source, to: path)
+                defer { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: path + ".sqlite") }
+                let output = try Shell.run(["/proc/self/exe", "--memory-probe", path, "--probe-files", String(shape.files), "--runs", String(count)], in: scratch)
+                guard let peak = Double(output.split(separator: "\n").last ?? "") else { throw Shell.Failure(description: "memory probe printed \(output)") }
+                probes.append(MemoryProbe(size: shape.description, commits: shape.commits, files: shape.files, lifecycles: count, peakMiB: peak))
+            }
+        }
+        return probes
+    }
+
+    static func print(_ probes: [MemoryProbe]) {
+        Swift.print("\nmemory against history (fresh process, peak RSS MiB)")
+        for probe in probes {
+            Swift.print("  \(probe.size.padding(toLength: 30, withPad: " ", startingAt: 0))  \(String(format: "%4d", probe.lifecycles)) lifecycle(s)  \(String(format: "%7.1f", probe.peakMiB)) MiB")
+        }
+    }
 }

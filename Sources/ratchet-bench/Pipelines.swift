@@ -146,13 +146,7 @@ struct RatchetPipeline {
                 continue
             }
             mark("land (CAS in store txn)")
-            if let note {
-                do { try writer.publish(note) } catch let error as GitError where [.modified, .exists, .locked].contains(error.code) {
-                    try writer.setNote(noteText, on: landing, author: identity)
-                }
-            } else {
-                try writer.setNote(noteText, on: landing, author: identity)
-            }
+            try publishNote(note, text: noteText, on: landing)
             mark("note")
             return landing
         }
@@ -173,11 +167,20 @@ struct RatchetPipeline {
             try db.execute(sql: "UPDATE attempt SET state = 'reverted', revert = ? WHERE ticketId = ?", arguments: [revert.hex, "T-\(ticket)"])
             try RatchetDatabase.appendEvent(db, kind: "ticket.reverted", service: "bench", ticket: "T-\(ticket)")
         }
-        do {
-            if let note { try writer.publish(note) } else { try writer.setNote(noteText, on: revert, author: identity) }
-        } catch let error as GitError where [.modified, .exists, .locked].contains(error.code) {
-            try writer.setNote(noteText, on: revert, author: identity)
+        try publishNote(note, text: noteText, on: revert)
+    }
+
+    /// Publishes a note made before the landing; when another writer moved the notes ref
+    /// first, makes it again on top of theirs (flushed first when batched), as Landing does.
+    private func publishNote(_ note: Repository.PendingNote?, text: String, on commit: ObjectID) throws {
+        guard var note, let batch else { return try repository.setNote(text, on: commit, author: identity) }
+        for _ in 0..<50 {
+            do { return try batch.repository.publish(note) } catch let error as GitError where [.modified, .exists, .locked].contains(error.code) {
+                note = try batch.repository.makeNote(text, on: commit, author: identity)
+                try batch.flush(roots: [note.commit])
+            }
         }
+        throw Shell.Failure(description: "refs/notes/ratchet kept moving")
     }
 }
 

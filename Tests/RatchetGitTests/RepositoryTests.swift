@@ -353,8 +353,11 @@ struct ObjectBatchTests {
                                                                    .remove("d2/f2")],
                                                author: signature, committer: signature, message: "batched\n")
         let note = try batch.repository.makeNote("{\"n\": 1}\n", on: head, author: signature)
-        // Before the flush nothing is on disk: git cannot see the commit.
+        // Before the flush nothing is on disk: git cannot see the commit, and the batch's
+        // handle refuses to move a reference to it (a ref must never point to memory).
         #expect(try run(["git", "cat-file", "-t", head.hex], in: path).status != 0)
+        #expect(throws: GitError.self) { try batch.repository.updateReference("refs/heads/early", to: head, expected: nil, message: "early") }
+        #expect(try repository.resolveReference("refs/heads/early") == nil)
         let written = try batch.flush(roots: [head, note.commit])
         // The commit; the root, d1, d2 and new trees; two blobs; the note's blob, two trees and commit.
         #expect(written == 1 + 4 + 2 + 4)
