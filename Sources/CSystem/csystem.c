@@ -12,3 +12,5 @@ int ratchet_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path
 }
 
 int ratchet_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
+short ratchet_spawn_setsid_flag(void) { return POSIX_SPAWN_SETSID; }

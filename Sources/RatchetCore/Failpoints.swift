@@ -54,5 +54,6 @@ public enum Failpoints {
         "land.committed",
         "note.written", "merge.cleaned",
         "revert.ref-moved", "revert.committed", "revert.noted",
+        "pack.loose-written", "pack.combined",
     ]
 }

@@ -339,7 +339,7 @@ extension Workspace {
             try? removeWorktree(of: attempt)
             try? repository.deleteReference(candidateRef)
             try Failpoints.hit("merge.cleaned")
-            maintain(repository, service: ticket.service)
+            startBackgroundPacking(repository, service: ticket.service)
             return LandingResult(landing: landing, attempt: attempt, rebuilds: rebuilds, acceptance: results, checkoutWarning: checkoutWarning,
                                  canary: report, protectedPaths: protected)
         }
@@ -471,29 +471,6 @@ extension Workspace {
         throw RatchetError("refs/notes/ratchet kept moving; the note on \(commit.short) was not written")
     }
 
-    /// Loose objects beyond which a landing packs them (about 40 landings' worth).
-    static let looseObjectsToPack = 1024
-    /// Packs beyond which a landing combines the small ones (each durable step writes one).
-    static let packsToConsolidate = 32
-
-    /// Packs the service's loose objects once they pile up (history walks slow down with
-    /// them, and libgit2 has no gc). Safe beside concurrent writers; failures only log.
-    func maintain(_ repository: Repository, service: String) {
-        let manyLoose = repository.estimatedLooseObjects() >= Self.looseObjectsToPack
-        let manyPacks = repository.packCount() >= Self.packsToConsolidate
-        guard manyLoose || manyPacks else { return }
-        do {
-            let packed = manyLoose ? try repository.packLooseObjects() : 0
-            let combined = manyPacks ? try repository.consolidatePacks() : 0
-            try database.write { db in
-                try RatchetDatabase.appendEvent(db, kind: "service.packed", service: service,
-                                                data: ["objects": .number(Double(packed)), "packs_combined": .number(Double(combined))])
-            }
-        } catch {
-            logger.warning("packing loose objects failed", metadata: ["service": "\(service)", "error": "\(describe(error))"])
-        }
-    }
-
     /// Safe-checks-out main in `services/NAME` after Ratchet moved it, inside the landing's
     /// transaction `db`. Returns a warning (and records an event) when local changes prevent it.
     func updateCheckout(_ db: Database, _ repository: Repository, service: String, ticket: String) -> String? {
@@ -577,6 +554,7 @@ extension Workspace {
             try writeNote(on: revert, repository: repository, batch: batch, ticket: id, kind: "revert",
                           extra: ["reverts": .string(landing.hex), "reason": .string(reason)])
             try Failpoints.hit("revert.noted")
+            startBackgroundPacking(repository, service: ticket.service)
             if let checkoutWarning { progress("warning: \(checkoutWarning)") }
             return revert
         }

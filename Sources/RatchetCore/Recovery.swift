@@ -34,6 +34,10 @@ extension Workspace {
     public func doctor(repair: Bool, progress: @Sendable (String) -> Void = { _ in }) throws -> DoctorReport {
         let exclusive = holdWorkspaceLockExclusively()
         defer { if exclusive { shareWorkspaceLock() } }
+        // A packer started by a landing gives the workspace lock back; wait for it through
+        // its pack lock, so that the checks below see a quiet repo (with the lock held
+        // exclusively no new one can start).
+        waitForPackers()
         var findings: [DoctorFinding] = []
         func note(_ kind: String, service: String? = nil, ticket: String? = nil, _ detail: String, repaired: Bool) {
             findings.append(DoctorFinding(kind: kind, service: service, ticket: ticket, detail: detail, repaired: repaired))

@@ -49,6 +49,11 @@ public final class Workspace: Sendable {
         lockDescriptor >= 0 && flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0
     }
 
+    /// Stops holding the workspace lock (a packer: nothing of it is for doctor to repair).
+    func releaseWorkspaceLock() {
+        if lockDescriptor >= 0 { _ = flock(lockDescriptor, LOCK_UN) }
+    }
+
     /// Returns to holding the workspace lock shared.
     func shareWorkspaceLock() {
         if lockDescriptor >= 0 { _ = flock(lockDescriptor, LOCK_SH) }

@@ -44,8 +44,10 @@ extension Repository {
     ///
     /// Safe beside concurrent writers: an object written meanwhile is not in the list and
     /// stays loose; a loose file is deleted only after the pack holding it is complete.
+    ///
+    /// `written` runs once the new pack is complete, before any loose copy is deleted.
     @discardableResult
-    public func packLooseObjects() throws -> Int {
+    public func packLooseObjects(written: () throws -> Void = {}) throws -> Int {
         let loose = try looseObjects()
         guard !loose.isEmpty else { return 0 }
         var builder: OpaquePointer?
@@ -56,6 +58,7 @@ extension Repository {
             try GitError.check(git_packbuilder_insert(builder, &oid, nil), "pack \(id.short)")
         }
         try GitError.check(git_packbuilder_write(builder, nil, 0, nil, nil), "write pack")
+        try written()
         for id in loose {
             let hex = id.hex
             unlink(objectsDirectory + "/" + hex.prefix(2) + "/" + hex.dropFirst(2))
@@ -85,11 +88,14 @@ extension Repository {
     /// Combines every pack smaller than `smallerThan` bytes into one (packbuilder), then
     /// deletes them: batched steps leave small packs, and lookups slow down with their
     /// number. Returns how many packs it combined (0 when fewer than two were small).
+    /// Only packs with an index count (a pack is published by its index); `written` runs
+    /// once the combined pack is complete, before any small one is deleted.
     @discardableResult
-    public func consolidatePacks(smallerThan limit: Int = 1 << 20) throws -> Int {
+    public func consolidatePacks(smallerThan limit: Int = 1 << 20, written: () throws -> Void = {}) throws -> Int {
         let folder = objectsDirectory + "/pack"
         let fm = FileManager.default
-        let small = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".pack") }.filter { name in
+        let small = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".idx") && $0.hasPrefix("pack-") }
+            .map { String($0.dropLast(".idx".count)) + ".pack" }.filter { name in
             ((try? fm.attributesOfItem(atPath: folder + "/" + name))?[.size] as? Int ?? .max) < limit
                 && !fm.fileExists(atPath: folder + "/" + name.replacingOccurrences(of: ".pack", with: ".keep"))
         }
@@ -105,6 +111,7 @@ extension Repository {
             }
         }
         try GitError.check(git_packbuilder_write(builder, nil, 0, nil, nil), "write pack")
+        try written()
         // The combined pack is complete: the small ones can go (index first, as git does).
         for name in small {
             let stem = folder + "/" + name.dropLast(".pack".count)

@@ -4,8 +4,8 @@ import RatchetCore
 
 struct ServiceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "service", abstract: "Add, list, show and check services.",
-        subcommands: [Add.self, List.self, Show.self, Check.self])
+        commandName: "service", abstract: "Add, list, show, check and pack services.",
+        subcommands: [Add.self, List.self, Show.self, Check.self, Pack.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a service repo from a template, or adopt an existing repo.")
@@ -81,6 +81,27 @@ struct ServiceCommand: ParsableCommand {
                 for finding in findings { FileHandle.standardError.write(Data("\(finding.message)\n".utf8)) }
             }
             if !findings.isEmpty { RatchetCommand.fail("service \(name) has \(findings.count) problem(s)") }
+        }
+    }
+
+    struct Pack: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pack a service repo's loose objects and combine its small packs (landings start this in the background).")
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The service name.") var name: String
+        @Flag(help: "Only what passed its threshold (1,024 loose objects, 32 packs).") var ifNeeded = false
+        @Option(help: .hidden) var lockFd: Int32?
+
+        func run() throws {
+            let result = try workspace.open().packService(name, ifNeeded: ifNeeded, lockDescriptor: lockFd, ownProcess: true,
+                                                          progress: output.json ? { _ in } : Terminal.progress)
+            if output.json { return try Terminal.printJSON(result) }
+            if result.objects == 0 && result.packsCombined == 0 {
+                print("\(result.service): nothing to pack")
+            } else {
+                print("\(result.service): packed \(result.objects) loose object(s) and combined \(result.packsCombined) pack(s) in \(Int(result.durationMs.rounded())) ms")
+            }
         }
     }
 }

@@ -156,3 +156,41 @@ struct SandboxPolicyTests {
         #expect(try ratchet(["work", "T-1", "--agent", "command:echo x > x.txt"], in: root).status == 0)
     }
 }
+
+@Suite("Packing")
+struct PackingCommandTests {
+    @Test func aLandingPacksInTheBackgroundAndDoctorWaitsForIt() throws {
+        let folder = ScratchFolder()
+        let root = try makeWorkspace(folder)
+        let path = root + "/services/svc"
+        // Unreferenced loose objects, as many landings with loose objects would leave them.
+        let script = "import hashlib, os, sys, zlib\nfor i in range(1500):\n    body = b'loose %d\\n' % i\n    raw = b'blob %d\\0' % len(body) + body\n    hexid = hashlib.sha1(raw).hexdigest()\n    folder = os.path.join(sys.argv[1], hexid[:2])\n    os.makedirs(folder, exist_ok=True)\n    open(os.path.join(folder, hexid[2:]), 'wb').write(zlib.compress(raw))\n"
+        let written = try run(["python3", "-c", script, path + "/.git/objects"], in: path)
+        #expect(written.status == 0, "\(written.stderr)")
+        #expect(try git(["count-objects", "-v"], in: path).split(separator: "\n").first.map { Int($0.dropFirst("count: ".count)) ?? 0 } ?? 0 >= 1500)
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Pack", "--accept", "command:test -f x.txt"], in: root).status == 0)
+        #expect(try ratchet(["work", "T-1", "--agent", "command:echo x > x.txt"], in: root).status == 0)
+        let merged = try ratchet(["merge", "T-1"], in: root)
+        #expect(merged.status == 0, "\(merged.stderr)")
+        // The landing handed its pack lock to a packer before it returned: wait on the lock.
+        #expect(try run(["flock", root + "/.ratchet/locks/pack-svc", "true"], in: root).status == 0)
+        #expect(try git(["count-objects", "-v"], in: path).contains("count: 0\n"))
+        func json(_ text: String) throws -> [String: Any] { try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) }
+        let events = try #require(try json(try ratchet(["events", "--json"], in: root).stdout)["events"] as? [[String: Any]])
+        let packed = try #require(events.first { $0["kind"] as? String == "service.packed" }?["data"] as? [String: Any])
+        #expect(packed["background"] as? Bool == true)
+        #expect((packed["objects"] as? Int ?? 0) >= 1500)
+        try git(["fsck", "--strict", "--no-dangling"], in: path)
+        // By hand: nothing left over the thresholds, then a full packing combines the small packs.
+        let idle = try ratchet(["service", "pack", "svc", "--if-needed", "--json"], in: root)
+        #expect(idle.status == 0)
+        let idleResult = try json(idle.stdout)
+        #expect(idleResult["objects"] as? Int == 0 && idleResult["packs_combined"] as? Int == 0, "\(idle.stdout)")
+        let full = try ratchet(["service", "pack", "svc"], in: root)
+        #expect(full.status == 0 && full.stdout.contains("combined"), "\(full.stdout)")
+        #expect((try json(try ratchet(["doctor", "--json"], in: root).stdout)["findings"] as? [Any])?.isEmpty == true)
+        try git(["fsck", "--strict", "--no-dangling"], in: path)
+        expectError(try ratchet(["service", "pack", "nope"], in: root), containing: "nope")
+    }
+}
+

@@ -8,6 +8,7 @@ private let workPoints = ["claim.committed", "branch.created", "worktree.ready",
 private let mergePoints = ["merge.leased", "candidate.flushed", "candidate.written", "acceptance.done", "land.flushed", "land.ref-moved",
                            "land.committed", "note.written", "merge.cleaned"]
 private let revertPoints = ["revert.ref-moved", "revert.committed", "revert.noted"]
+private let packPoints = ["pack.loose-written", "pack.combined"]
 
 /// A workspace with service `svc` whose main has no canary (merges are fast).
 private func makeWorkspace(_ folder: ScratchFolder) throws -> String {
@@ -90,7 +91,7 @@ struct CrashSuiteTests {
         }
         for iteration in 0..<iterations {
             let useFailpoint = iteration % 4 != 3
-            let phase = Int.random(in: 0..<3, using: &rng)
+            let phase = Int.random(in: 0..<4, using: &rng)
             var command: [String]
             var failpoint: String?
             let id = try file()
@@ -103,11 +104,19 @@ struct CrashSuiteTests {
                 #expect(try ratchet(["work", id, "--agent", agentFor], in: root).status == 0)
                 command = ["merge", id]
                 failpoint = mergePoints.randomElement(using: &rng)
-            default:
+            case 2:
                 #expect(try ratchet(["work", id, "--agent", agentFor], in: root).status == 0)
                 #expect(try ratchet(["merge", id], in: root).status == 0)
                 command = ["revert", id, "--reason", "crash suite"]
                 failpoint = revertPoints.randomElement(using: &rng)
+            default:
+                // The packer a landing starts in the background, run by hand: a landing leaves
+                // small packs, and an unreferenced loose object gives it something to pack.
+                #expect(try ratchet(["work", id, "--agent", agentFor], in: root).status == 0)
+                #expect(try ratchet(["merge", id], in: root).status == 0)
+                #expect(try run(["/bin/sh", "-c", "echo loose \(iteration) | git hash-object -w --stdin"], in: root + "/services/svc").status == 0)
+                command = ["service", "pack", "svc"]
+                failpoint = packPoints.randomElement(using: &rng)
             }
             let context: String
             if useFailpoint, let failpoint {

@@ -14,4 +14,7 @@ int ratchet_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path
 /** prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are re-parented to this process. */
 int ratchet_set_child_subreaper(void);
 
+/** POSIX_SPAWN_SETSID (a GNU extension): the child starts a new session. */
+short ratchet_spawn_setsid_flag(void);
+
 #endif

@@ -1,0 +1,162 @@
+import CSystem
+import Foundation
+import RatchetGit
+import RatchetStore
+
+/// What one packing of a service repo did.
+public struct PackResult: Encodable, Sendable {
+    public var service: String
+    /// Loose objects moved into a new pack.
+    public var objects: Int
+    /// Small packs combined into one.
+    public var packsCombined: Int
+    public var durationMs: Double
+    /// Whether a landing started it in the background.
+    public var background: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case service, objects, background
+        case packsCombined = "packs_combined"
+        case durationMs = "duration_ms"
+    }
+}
+
+/// Packing of service repos: loose objects into a pack, small packs into one.
+///
+/// libgit2 has no gc, and lookups slow down with loose objects and with the number of
+/// packs. A landing that finds either past its threshold starts `ratchet service pack NAME
+/// --if-needed` in the background and returns; one packer runs per service at a time,
+/// serialised by `.ratchet/locks/pack-NAME`, which the landing takes before it starts the
+/// packer and hands over to it. The packer holds no lease and leaves the workspace lock
+/// alone; `ratchet doctor` waits for running packers instead (docs/performance.md).
+extension Workspace {
+    /// Loose objects beyond which a landing packs them (about 40 landings' worth).
+    static let looseObjectsToPack = 1024
+    /// Packs beyond which a landing combines the small ones (each durable step writes one).
+    static let packsToConsolidate = 32
+
+    /// The lock file that serialises the packers of `service`.
+    func packLockPath(_ service: String) -> String {
+        root.appendingPathComponent(".ratchet/locks/pack-\(service)").path
+    }
+
+    private func openPackLock(_ service: String, closeOnExec: Bool) throws -> Int32 {
+        let path = packLockPath(service)
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let fd = open(path, O_RDWR | O_CREAT | (closeOnExec ? O_CLOEXEC : 0), 0o644)
+        guard fd >= 0 else { throw RatchetError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        return fd
+    }
+
+    /// Whether `service`'s repo has passed a packing threshold.
+    func needsPacking(_ repository: Repository) -> Bool {
+        repository.estimatedLooseObjects() >= Self.looseObjectsToPack || repository.packCount() >= Self.packsToConsolidate
+    }
+
+    /// Packs `service`'s repo: its loose objects into one pack, then its small packs into one.
+    /// With `ifNeeded`, only what passed its threshold. `lockDescriptor` is the pack lock
+    /// handed over by a landing (already held); without it the lock is taken here, waiting
+    /// for a packer that runs. Records `service.packed` (or `service.pack_failed`).
+    @discardableResult
+    ///
+    /// A packer process (`ratchet service pack`) passes `ownProcess`: it holds no lease,
+    /// worktree or child doctor could repair, so it gives the workspace lock back and
+    /// doctor waits for the pack lock instead.
+    public func packService(_ rawName: String, ifNeeded: Bool, lockDescriptor: Int32? = nil, ownProcess: Bool = false,
+                            progress: @Sendable (String) -> Void = { _ in }) throws -> PackResult {
+        let name = try Names.serviceName(rawName)
+        _ = try service(name)
+        if ownProcess { releaseWorkspaceLock() }
+        let fd = try lockDescriptor ?? openPackLock(name, closeOnExec: true)
+        defer { close(fd) }
+        if lockDescriptor == nil, flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            progress("waiting for the packing of \(name) in progress")
+            guard flock(fd, LOCK_EX) == 0 else { throw RatchetError("cannot lock \(packLockPath(name)): \(String(cString: strerror(errno)))") }
+        }
+        let started = Date()
+        let repository = try Repository.open(servicePath(name))
+        let packLoose = !ifNeeded || repository.estimatedLooseObjects() >= Self.looseObjectsToPack
+        let combine = !ifNeeded || repository.packCount() >= Self.packsToConsolidate
+        var result = PackResult(service: name, objects: 0, packsCombined: 0, durationMs: 0, background: lockDescriptor != nil)
+        do {
+            if packLoose {
+                progress("packing the loose objects of \(name)")
+                result.objects = try repository.packLooseObjects { try Failpoints.hit("pack.loose-written") }
+            }
+            if combine {
+                progress("combining the small packs of \(name)")
+                result.packsCombined = try repository.consolidatePacks { try Failpoints.hit("pack.combined") }
+            }
+        } catch {
+            let message = describe(error)
+            _ = try? database.write { db in
+                try RatchetDatabase.appendEvent(db, kind: "service.pack_failed", service: name, data: ["error": .string(message)])
+            }
+            throw RatchetError("packing \(name) failed: \(message)")
+        }
+        result.durationMs = Date().timeIntervalSince(started) * 1000
+        if result.objects > 0 || result.packsCombined > 0 {
+            let recorded = result
+            try database.write { db in
+                try RatchetDatabase.appendEvent(db, kind: "service.packed", service: name,
+                                                data: ["objects": .number(Double(recorded.objects)), "packs_combined": .number(Double(recorded.packsCombined)),
+                                                       "duration_ms": .number(recorded.durationMs.rounded()), "background": .bool(recorded.background)])
+            }
+        }
+        return result
+    }
+
+    /// After a landing: when `service`'s repo passed a packing threshold, starts a packer in
+    /// the background (its own session, output discarded) and hands it the pack lock. Does
+    /// nothing when a packer already runs. Failures only log: the landing is done.
+    ///
+    /// Inside another program (a test, an embedder) there is no `ratchet` to start: the
+    /// packing then runs inline.
+    func startBackgroundPacking(_ repository: Repository, service: String) {
+        guard needsPacking(repository) else { return }
+        guard (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                .map({ ($0 as NSString).lastPathComponent == "ratchet" }) == true else {
+            do { try packService(service, ifNeeded: true) } catch {
+                logger.warning("packing failed", metadata: ["service": "\(service)", "error": "\(describe(error))"])
+            }
+            return
+        }
+        do {
+            let fd = try openPackLock(service, closeOnExec: false)
+            defer { close(fd) }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return }
+            var environment = ProcessInfo.processInfo.environment
+            // Not a child of this workspace's commands: doctor must not take it for an orphan.
+            environment["RATCHET_WORKSPACE"] = nil
+            let arguments = ["ratchet", "service", "pack", service, "--workspace", root.path, "--if-needed", "--lock-fd", String(fd)]
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            posix_spawnattr_setflags(&attributes, ratchet_spawn_setsid_flag())
+            let argv = arguments.map { strdup($0) } + [nil]
+            let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            defer { (argv + envp).forEach { free($0) } }
+            var pid: pid_t = 0
+            let rc = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv, envp)
+            guard rc == 0 else { throw RatchetError("cannot start the packer: \(String(cString: strerror(rc)))") }
+            // The child holds the lock through the inherited descriptor until it exits.
+        } catch {
+            logger.warning("background packing not started", metadata: ["service": "\(service)", "error": "\(describe(error))"])
+        }
+    }
+
+    /// Waits until no packer runs on any service (doctor checks a quiet repo).
+    func waitForPackers() {
+        for service in (try? services()) ?? [] {
+            guard let fd = try? openPackLock(service.name, closeOnExec: true) else { continue }
+            _ = flock(fd, LOCK_SH)
+            close(fd)
+        }
+    }
+}
