@@ -110,6 +110,7 @@ struct Bench: ParsableCommand {
             }
             progress("\(shape): packing the loose objects of \(runs) lifecycles")
             figures.append(try packing(shape: shape, source: source, lifecycles: runs, scratch: scratch))
+            figures.append(try combining(shape: shape, source: source, scratch: scratch))
             progress("\(shape): worktrees and checkouts")
             figures += try Worktrees.measure(shape: shape, source: source, runs: quick ? 3 : 11, scratch: scratch)
             progress("\(shape): \(quick ? 10 : 50) concurrent lifecycles")
@@ -216,6 +217,28 @@ struct Bench: ParsableCommand {
             guard try pipeline.repository.looseObjects().isEmpty else { throw Shell.Failure(description: "loose objects left after packing") }
         }
         return Figure(name: "pack-\(lifecycles)", size: shape.description, pipeline: "ratchet/shipped", samples: samples)
+    }
+
+    /// Combining the 32 small packs that 16 batched lifecycles leave (what the background
+    /// packer does once 32 packs pile up).
+    private func combining(shape: Generator.Shape, source: String, scratch: String) throws -> Figure {
+        var samples: [Double] = []
+        for _ in 0..<3 {
+            let path = scratch + "/combining"
+            try Generator.copy(source, to: path)
+            defer { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: path + ".sqlite") }
+            let store = try StoreWrites(path: path + ".sqlite", durability: .shipped, tickets: 16)
+            var pipeline = RatchetPipeline(repository: try Repository.open(path), store: store, files: shape.files)
+            pipeline.batch = try ObjectBatch(path: path)
+            let before = pipeline.repository.packCount()
+            for ticket in 1...16 { _ = try pipeline.lifecycle(ticket) }
+            var combined = 0
+            samples.append(try milliseconds { combined = try pipeline.repository.consolidatePacks() })
+            guard combined >= 32, pipeline.repository.packCount() <= before + 1 else {
+                throw Shell.Failure(description: "combined \(combined) packs; \(pipeline.repository.packCount()) left")
+            }
+        }
+        return Figure(name: "combine-32-packs", size: shape.description, pipeline: "ratchet/shipped", samples: samples)
     }
 
     /// Another landing on main (untimed), so that half the measured merges are three-way.
