@@ -28,6 +28,7 @@ public final class Workspace: Sendable {
         config = try WorkspaceConfig.parse(text, file: configURL.path)
         // The durability policy (adr/0009): `full` fsyncs git objects and refs and every SQLite commit.
         try GitSettings.setFsyncGitDir(config.durability == "full")
+        GitSettings.unloggedReferencePrefixes = Self.unloggedReferencePrefixes
         database = try RatchetDatabase(path: root.appendingPathComponent("ratchet.sqlite").path,
                                        synchronous: config.durability == "full" ? "FULL" : "NORMAL")
         // Every process holds the workspace lock shared while it runs; recovery takes it
@@ -48,6 +49,10 @@ public final class Workspace: Sendable {
     func holdWorkspaceLockExclusively() -> Bool {
         lockDescriptor >= 0 && flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0
     }
+
+    /// Attempt branches move without reflog entries: their history is their commits, and a
+    /// log file with its folders per branch was a tenth of a lifecycle's cost (adr/0012).
+    public static let unloggedReferencePrefixes = ["refs/heads/ticket/"]
 
     /// Stops holding the workspace lock (a packer: nothing of it is for doctor to repair).
     func releaseWorkspaceLock() {

@@ -29,6 +29,19 @@ public enum GitSettings {
     /// Whether objects and refs are fsynced (the packs Ratchet writes itself follow it).
     public static var fsyncGitDir: Bool { lock.withLock { fsyncEnabled } }
 
+    /// Reference prefixes written without a reflog entry (`refs/heads/ticket/`: attempt
+    /// branches, whose history is their commits; adr/0012). Empty by default.
+    public static var unloggedReferencePrefixes: [String] {
+        get { lock.withLock { unloggedPrefixes } }
+        set { lock.withLock { unloggedPrefixes = newValue } }
+    }
+
+    static func unlogged(_ name: String) -> Bool {
+        let prefixes = lock.withLock { unloggedPrefixes }
+        return !prefixes.isEmpty && prefixes.contains { name.hasPrefix($0) }
+    }
+
     private static let lock = NSLock()
     nonisolated(unsafe) private static var fsyncEnabled = false
+    nonisolated(unsafe) private static var unloggedPrefixes: [String] = []
 }

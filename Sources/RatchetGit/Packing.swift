@@ -85,7 +85,7 @@ extension Repository {
         }
     }
 
-    /// Combines every pack smaller than `smallerThan` bytes into one (packbuilder), then
+    /// Combines the packs smaller than `smallerThan` bytes, except the largest of them, into one (packbuilder), then
     /// deletes them: batched steps leave small packs, and lookups slow down with their
     /// number. Returns how many packs it combined (0 when fewer than two were small).
     /// Only packs with an index count (a pack is published by its index); `written` runs
@@ -94,11 +94,17 @@ extension Repository {
     public func consolidatePacks(smallerThan limit: Int = 1 << 20, written: () throws -> Void = {}) throws -> Int {
         let folder = objectsDirectory + "/pack"
         let fm = FileManager.default
-        let small = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".idx") && $0.hasPrefix("pack-") }
+        let candidates = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".idx") && $0.hasPrefix("pack-") }
             .map { String($0.dropLast(".idx".count)) + ".pack" }.filter { name in
             ((try? fm.attributesOfItem(atPath: folder + "/" + name))?[.size] as? Int ?? .max) < limit
                 && !fm.fileExists(atPath: folder + "/" + name.replacingOccurrences(of: ".pack", with: ".keep"))
         }
+        // The largest pack (a repo's history) stays as it is: combining only the small ones
+        // keeps the cost proportional to what was written since (a small repo's whole
+        // history is under the limit too).
+        var small = candidates
+        let sizes = small.map { ((try? fm.attributesOfItem(atPath: folder + "/" + $0))?[.size] as? Int) ?? 0 }
+        if let largest = sizes.indices.max(by: { sizes[$0] < sizes[$1] }), small.count > 2 { small.remove(at: largest) }
         guard small.count >= 2 else { return 0 }
         var builder: OpaquePointer?
         try GitError.check(git_packbuilder_new(&builder, pointer), "packbuilder")

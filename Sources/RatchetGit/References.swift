@@ -1,4 +1,5 @@
 import Clibgit2
+import Foundation
 
 extension Repository {
     /// Whether `name` is a valid full reference name (`refs/heads/ticket/T-1/1`).
@@ -26,6 +27,7 @@ extension Repository {
         if let isOnlyInMemory, isOnlyInMemory(target) {
             throw GitError(message: "refusing to move \(name) to \(target.short): the object is only in memory (flush its batch first)")
         }
+        if GitSettings.unlogged(name) { return try updateUnloggedReference(name, to: target, expected: expected) }
         var ref: OpaquePointer?
         var newID = target.raw
         if var old = expected?.raw {
@@ -87,3 +89,57 @@ extension Repository {
         try deleteReference("refs/heads/\(name)")
     }
 }
+
+extension Repository {
+    /// Compare-and-swap of a loose reference without a reflog entry, by git's own lock-file
+    /// protocol (`NAME.lock` created exclusively, the value checked under the lock, then
+    /// renamed over the reference), so that git and libgit2 writers exclude each other as
+    /// usual. For references whose history is their commits (attempt branches, adr/0012):
+    /// libgit2 would create a log file and its folders for each of them.
+    func updateUnloggedReference(_ name: String, to target: ObjectID, expected: ObjectID?) throws {
+        guard Repository.isValidReferenceName(name) else { throw GitError(code: .invalidSpec, message: "invalid reference name \(name)") }
+        var odb: OpaquePointer?
+        try GitError.check(git_repository_odb(&odb, pointer), "odb")
+        defer { git_odb_free(odb) }
+        var oid = target.raw
+        guard git_odb_exists(odb, &oid) == 1 else {
+            throw GitError(code: .notFound, message: "cannot move \(name) to \(target.short): no such object")
+        }
+        let path = commonDirectory + name
+        let lock = path + ".lock"
+        var fd = Foundation.open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if fd < 0 && errno == ENOENT {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            fd = Foundation.open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        }
+        guard fd >= 0 else {
+            if errno == EEXIST { throw GitError(code: .locked, message: "\(name) is locked (\(lock) exists)") }
+            throw GitError(message: "cannot lock \(name): \(String(cString: strerror(errno)))")
+        }
+        var renamed = false
+        defer {
+            if fd >= 0 { close(fd) }
+            if !renamed { unlink(lock) }
+        }
+        // Under the lock no other git writer can move it: compare.
+        let current = try resolveReference(name)
+        if current != expected {
+            if expected == nil { throw GitError(code: .exists, message: "\(name) already exists") }
+            throw GitError(code: .modified, message: "\(name) no longer points to \(expected!.short)")
+        }
+        let line = Array((target.hex + "\n").utf8)
+        let sync = GitSettings.fsyncGitDir
+        guard Foundation.write(fd, line, line.count) == line.count, !sync || fsync(fd) == 0 else {
+            throw GitError(message: "cannot write \(lock): \(String(cString: strerror(errno)))")
+        }
+        close(fd)
+        fd = -1
+        guard rename(lock, path) == 0 else { throw GitError(message: "cannot update \(name): \(String(cString: strerror(errno)))") }
+        renamed = true
+        if sync {
+            let folder = Foundation.open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if folder >= 0 { _ = fsync(folder); close(folder) }
+        }
+    }
+}
+

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RatchetCore
 import RatchetGit
 
 /// `ratchet-bench`: Ratchet's own overhead against the git CLI, on generated repositories.
@@ -49,6 +50,8 @@ struct Bench: ParsableCommand {
     var packed = false
 
     mutating func run() throws {
+        // The product's git policy, as Workspace sets it: attempt branches without reflogs.
+        GitSettings.unloggedReferencePrefixes = Workspace.unloggedReferencePrefixes
         let shapes: [Generator.Shape] = quick ? [.init(commits: 100, files: 300)] : [.init(commits: 1000, files: 2000), .init(commits: 20_000, files: 20_000)]
         let runs = self.runs ?? (quick ? 5 : 41)
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ratchet-bench-\(getpid())").path

@@ -144,6 +144,36 @@ struct RepositoryTests {
         try git(["fsck", "--strict"], in: path)
     }
 
+    @Test func attemptBranchesMoveByCompareAndSwapWithoutAReflog() throws {
+        // The product's policy (Workspace sets the same value).
+        GitSettings.unloggedReferencePrefixes = ["refs/heads/ticket/"]
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n"])
+        let path = folder("repo")
+        let next = try repository.commit(on: root, applying: [.upsert("a", try repository.writeBlob(Data("2\n".utf8)))],
+                                         author: ratchet, committer: ratchet, message: "next\n")
+        try repository.createBranch("ticket/T-1/1", at: root)
+        #expect(try git(["rev-parse", "ticket/T-1/1"], in: path) == root.hex)
+        // Compare-and-swap: a wrong expectation, an existing branch and a held lock all refuse.
+        #expect(throws: GitError.self) { try repository.updateReference("refs/heads/ticket/T-1/1", to: next, expected: next, message: "m") }
+        #expect(throws: GitError.self) { try repository.createBranch("ticket/T-1/1", at: next) }
+        try Data().write(to: URL(fileURLWithPath: path + "/.git/refs/heads/ticket/T-1/1.lock"))
+        #expect((try? repository.updateReference("refs/heads/ticket/T-1/1", to: next, expected: root, message: "m")) == nil)
+        try FileManager.default.removeItem(atPath: path + "/.git/refs/heads/ticket/T-1/1.lock")
+        try repository.updateReference("refs/heads/ticket/T-1/1", to: next, expected: root, message: "m")
+        #expect(try git(["rev-parse", "ticket/T-1/1"], in: path) == next.hex)
+        // No log file (nor folder) for the attempt branch.
+        #expect(!FileManager.default.fileExists(atPath: path + "/.git/logs/refs/heads/ticket"))
+        // git's own writer and ours exclude each other through the same lock file, and agree.
+        try git(["update-ref", "refs/heads/ticket/T-1/1", root.hex, next.hex], in: path)
+        try repository.updateReference("refs/heads/ticket/T-1/1", to: next, expected: root, message: "m")
+        // Main keeps its reflog.
+        try repository.updateReference("refs/heads/main", to: next, expected: root, message: "land")
+        #expect(try git(["reflog", "show", "--format=%gs", "main"], in: path).contains("land"))
+        #expect(throws: GitError.self) { try repository.updateReference("refs/heads/ticket/T-1/../x", to: next, expected: nil, message: "m") }
+        try git(["fsck", "--strict"], in: path)
+    }
+
     @Test func treeDifferencesMatchGitDiffTreeAndAPooledSwitchMatchesACheckout() throws {
         let folder = ScratchFolder()
         let path = folder("repo")
