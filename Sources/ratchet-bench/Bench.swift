@@ -102,22 +102,31 @@ struct Bench: ParsableCommand {
             printTable(figures)
             return
         }
+        // Lifecycle figures first, at every size, on a file system the benchmark has not yet
+        // churned: deleting the worktree and checkout figures' tens of thousands of files
+        // makes ext4 skip recently freed inodes on every file creation for minutes after
+        // (perf: ext4_create → recently_deleted), which would be measured as Ratchet's cost.
+        var sources: [Generator.Shape: String] = [:]
         for shape in shapes {
             progress("generating or reusing \(shape)")
             let source = try Generator.repository(shape, cache: cache)
+            sources[shape] = source
             let durabilities: [Durability] = quick || shippedOnly ? [.shipped] : Durability.allCases
             for durability in durabilities {
                 progress("\(shape), \(durability.rawValue) durability: lifecycles")
                 figures += try lifecycles(shape: shape, source: source, durability: durability, runs: runs, scratch: scratch,
                                           withReverts: durability == .shipped)
             }
+            progress("\(shape): \(quick ? 10 : 50) concurrent lifecycles")
+            figures += try Concurrency.measure(shape: shape, source: source, count: quick ? 10 : 50, scratch: scratch)
+        }
+        for shape in shapes {
+            let source = sources[shape]!
             progress("\(shape): packing the loose objects of \(runs) lifecycles")
             figures.append(try packing(shape: shape, source: source, lifecycles: runs, scratch: scratch))
             figures.append(try combining(shape: shape, source: source, scratch: scratch))
             progress("\(shape): worktrees and checkouts")
             figures += try Worktrees.measure(shape: shape, source: source, runs: quick ? 3 : 11, scratch: scratch)
-            progress("\(shape): \(quick ? 10 : 50) concurrent lifecycles")
-            figures += try Concurrency.measure(shape: shape, source: source, count: quick ? 10 : 50, scratch: scratch)
             memory[shape.description] = peakMemoryMiB()
             printTable(figures.filter { $0.size == shape.description })
         }
@@ -146,7 +155,7 @@ struct Bench: ParsableCommand {
         let size = shape.description
         var figures: [Figure] = []
         // Ratchet.
-        let ours = scratch + "/ratchet-\(durability.rawValue)"
+        let ours = scratch + "/ratchet-\(shape.key)-\(durability.rawValue)"
         try Generator.copy(source, to: ours)
         let ratchetStore = try StoreWrites(path: ours + ".sqlite", durability: durability, tickets: runs * 4 + 10)
         var pipeline = RatchetPipeline(repository: try Repository.open(ours), store: ratchetStore, files: shape.files)
@@ -181,7 +190,7 @@ struct Bench: ParsableCommand {
             figures.append(Figure(name: "revert", size: size, pipeline: "ratchet/\(durability.rawValue)", samples: reverts))
         }
         // The git CLI.
-        let theirs = scratch + "/git-\(durability.rawValue)"
+        let theirs = scratch + "/git-\(shape.key)-\(durability.rawValue)"
         try Generator.copy(source, to: theirs)
         let gitStore = try StoreWrites(path: theirs + ".sqlite", durability: durability, tickets: runs * 3 + 10)
         let git = GitPipeline(path: theirs, store: gitStore, files: shape.files, config: durability.gitConfig)
@@ -201,8 +210,8 @@ struct Bench: ParsableCommand {
             }
             figures.append(Figure(name: "revert", size: size, pipeline: "git-cli/\(durability.rawValue)", samples: reverts))
         }
-        try? FileManager.default.removeItem(atPath: ours)
-        try? FileManager.default.removeItem(atPath: theirs)
+        // Left for the end of the run: deleting hundreds of files now would slow the next
+        // figure's file creations (see run()).
         return figures
     }
 

@@ -89,9 +89,9 @@ enum Concurrency {
         let size = shape.description
         var figures: [Figure] = []
         for side in ["ratchet", "git-cli"] {
-            let path = scratch + "/concurrent-\(side)"
+            let path = scratch + "/concurrent-\(shape.key)-\(side)"
             try Generator.copy(source, to: path)
-            defer { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: path + ".sqlite") }
+            // Left for the end of the run, like the lifecycle figures' copies.
             let store = try StoreWrites(path: path + ".sqlite", durability: .shipped, tickets: count)
             let times = Times(count: count)
             let wall = try milliseconds {
