@@ -149,7 +149,13 @@ extension Workspace {
         var result: [String] = []
         while let item = walker.nextObject() as? String {
             let name = (item as NSString).lastPathComponent
-            if name.hasSuffix(".lock") || name.hasPrefix("tmp_object_git2_") || name.hasPrefix("pack_git2_") || name.hasPrefix("tmp_pack_") {
+            if name.hasSuffix(".lock") || name.hasPrefix("tmp_object_git2_") || name.hasPrefix("pack_git2_") || name.hasPrefix("tmp_pack_")
+                || name.hasPrefix("tmp_idx_") {
+                result.append(gitDirectory + "/" + item)
+            } else if name.hasPrefix("pack-"), name.hasSuffix(".pack"),
+                      !FileManager.default.fileExists(atPath: gitDirectory + "/" + String(item.dropLast(".pack".count)) + ".idx") {
+                // A pack is published by its index (ObjectBatch writes the pack first): a pack
+                // without one is a flush or packer that was killed in between.
                 result.append(gitDirectory + "/" + item)
             }
         }

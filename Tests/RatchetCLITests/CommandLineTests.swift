@@ -192,5 +192,27 @@ struct PackingCommandTests {
         try git(["fsck", "--strict", "--no-dangling"], in: path)
         expectError(try ratchet(["service", "pack", "nope"], in: root), containing: "nope")
     }
+
+    @Test func doctorRemovesWhatAKilledFlushLeftInThePackFolder() throws {
+        let folder = ScratchFolder()
+        let root = try makeWorkspace(folder)
+        let packs = root + "/services/svc/.git/objects/pack"
+        let before = try FileManager.default.contentsOfDirectory(atPath: packs).sorted()
+        // A flush killed between its pack and its index, and one killed while writing the index.
+        let orphan = packs + "/pack-" + String(repeating: "ab", count: 20) + ".pack"
+        try Data("PACK".utf8).write(to: URL(fileURLWithPath: orphan))
+        try Data("partial".utf8).write(to: URL(fileURLWithPath: packs + "/tmp_idx_1_2"))
+        func json(_ text: String) throws -> [String: Any] { try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) }
+        let found = try #require(try json(try ratchet(["doctor", "--json"], in: root).stdout)["findings"] as? [[String: Any]])
+        #expect(found.filter { $0["kind"] as? String == "stale-lock" }.count == 2, "\(found)")
+        #expect(FileManager.default.fileExists(atPath: orphan))
+        #expect(try ratchet(["doctor", "--repair"], in: root).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: orphan))
+        #expect(!FileManager.default.fileExists(atPath: packs + "/tmp_idx_1_2"))
+        // Exactly what was there before stays, and the repo is whole.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: packs).sorted() == before)
+        #expect((try json(try ratchet(["doctor", "--json"], in: root).stdout)["findings"] as? [Any])?.isEmpty == true)
+        try git(["fsck", "--strict"], in: root + "/services/svc")
+    }
 }
 
