@@ -459,7 +459,9 @@ extension Workspace {
         document.merge(extra) { $1 }
         let text = try RatchetJSON.string(JSONValue.object(document)) + "\n"
         guard let batch else { return try repository.setNote(text, on: commit, author: config.identity) }
-        for _ in 0..<50 {
+        // Each lost race means another landing's note won; many merges at once on one service
+        // can lose dozens of times in a row (doctor rewrites a note that still went missing).
+        for _ in 0..<1000 {
             let note = try repository.makeNote(text, on: commit, author: config.identity)
             try batch.flush(roots: [note.commit])
             do {

@@ -52,7 +52,7 @@ extension Repository {
     /// Writes (or replaces) the note on `object` and publishes it, rebuilding on top of a
     /// concurrent writer's note when it lost the race.
     public func setNote(_ text: String, on object: ObjectID, author: Signature, notesRef: String = Repository.ratchetNotesRef) throws {
-        for _ in 0..<50 {
+        for _ in 0..<1000 { // each lost race is another writer's win
             do {
                 try publish(try makeNote(text, on: object, author: author, notesRef: notesRef))
                 return

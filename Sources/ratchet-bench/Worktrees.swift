@@ -108,9 +108,7 @@ enum Concurrency {
                         }
                         times.set(index, time)
                     } catch {
-                        let id = "\(error)".split(separator: "(").last.map { String($0.dropLast()) } ?? ""
-                        let seen = (try? Shell.run(["/bin/sh", "-c", "git cat-file -t \(id) 2>&1; git fsck 2>&1 | head -5; git for-each-ref --points-at \(id); ls objects/pack 2>/dev/null | wc -l; true"], in: path)) ?? "missing"
-                        times.fail("\(error) [git sees: \(seen)]")
+                        times.fail("\(error)")
                     }
                 }
                 if let failure = times.failure { throw Shell.Failure(description: failure) }
