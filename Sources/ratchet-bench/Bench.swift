@@ -107,6 +107,9 @@ struct Bench: ParsableCommand {
         // makes ext4 skip recently freed inodes on every file creation for minutes after
         // (perf: ext4_create → recently_deleted), which would be measured as Ratchet's cost.
         var sources: [Generator.Shape: String] = [:]
+        // How much a new file costs on this file system right now, for reading the figures.
+        figures.append(try FileSystemProbe.measure(scratch: scratch, files: quick ? 20 : 200))
+        printTable(figures)
         for shape in shapes {
             progress("generating or reusing \(shape)")
             let source = try Generator.repository(shape, cache: cache)
@@ -270,8 +273,8 @@ struct Bench: ParsableCommand {
         print("")
         print("figure              size                           pipeline              median ms   p90 ms   max ms   runs   vs git")
         for figure in figures {
-            let baseline = figures.first { $0.name == figure.name && $0.size == figure.size
-                && $0.pipeline == figure.pipeline.replacingOccurrences(of: "ratchet", with: "git-cli") && !figure.pipeline.hasPrefix("git-cli") }
+            let baseline = figures.first { $0.name == figure.name && $0.size == figure.size && figure.pipeline.hasPrefix("ratchet")
+                && $0.pipeline == figure.pipeline.replacingOccurrences(of: "ratchet", with: "git-cli") }
             let ratio = baseline.map { String(format: "%.1fx", $0.median / max(figure.median, 0.0001)) } ?? ""
             print(figure.name.padding(toLength: 20, withPad: " ", startingAt: 0) + figure.size.padding(toLength: 31, withPad: " ", startingAt: 0)
                 + figure.pipeline.padding(toLength: 22, withPad: " ", startingAt: 0)
@@ -352,3 +355,25 @@ enum MemoryProbes {
         }
     }
 }
+
+/// The cost of creating one empty file (open with O_CREAT|O_EXCL, close) in a fresh folder
+/// of the scratch space: the unit most of a lifecycle is made of. After mass deletions ext4
+/// makes it several times dearer for a minute or more (docs/performance.md, Method); this
+/// figure says which state the run measured. The files stay until the end of the run.
+enum FileSystemProbe {
+    static func measure(scratch: String, files: Int) throws -> Figure {
+        let folder = scratch + "/fs-probe"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var samples: [Double] = []
+        for index in 0..<files {
+            let path = folder + "/f\(index)"
+            samples.append(try milliseconds {
+                let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+                guard fd >= 0 else { throw Shell.Failure(description: "cannot create \(path)") }
+                close(fd)
+            })
+        }
+        return Figure(name: "file-create", size: "-", pipeline: "filesystem", samples: samples)
+    }
+}
+
