@@ -67,6 +67,14 @@ extension Workspace {
         let name = try Names.serviceName(rawName)
         _ = try service(name)
         if ownProcess { releaseWorkspaceLock() }
+        if let lockDescriptor {
+            // Handed over by a landing: it must be this service's pack lock, held by us.
+            var held = stat(), file = stat()
+            guard fstat(lockDescriptor, &held) == 0, stat(packLockPath(name), &file) == 0,
+                  held.st_dev == file.st_dev, held.st_ino == file.st_ino, flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0 else {
+                throw RatchetError("--lock-fd \(lockDescriptor) is not the pack lock of \(name) (\(packLockPath(name)))")
+            }
+        }
         let fd = try lockDescriptor ?? openPackLock(name, closeOnExec: true)
         defer { close(fd) }
         if lockDescriptor == nil, flock(fd, LOCK_EX | LOCK_NB) != 0 {

@@ -191,6 +191,8 @@ struct PackingCommandTests {
         #expect((try json(try ratchet(["doctor", "--json"], in: root).stdout)["findings"] as? [Any])?.isEmpty == true)
         try git(["fsck", "--strict", "--no-dangling"], in: path)
         expectError(try ratchet(["service", "pack", "nope"], in: root), containing: "nope")
+        // A descriptor that is not the handed-over pack lock is refused (stdin here).
+        expectError(try ratchet(["service", "pack", "svc", "--lock-fd", "0"], in: root), containing: "is not the pack lock of svc")
     }
 
     @Test func doctorRemovesWhatAKilledFlushLeftInThePackFolder() throws {
