@@ -137,7 +137,7 @@ public final class ObjectBatch {
         // Deflate streams reused across objects (deflateReset). Objects under 64 KiB (commits,
         // trees, most edited files) are stored uncompressed inside their zlib stream: even
         // zlib's fastest level costs 20-40 µs for a 4 KiB tree, several times the rest of the
-        // flush, and packs are combined and delta-compressed later (Landing.maintain). The
+        // flush, and packs are combined and delta-compressed later (`ratchet service pack`). The
         // stored stream uses the smallest hash table, which deflateReset clears every time.
         var small = z_stream(), large = z_stream()
         guard deflateInit2_(&small, Z_NO_COMPRESSION, Z_DEFLATED, 15, 1, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK
