@@ -459,18 +459,7 @@ extension Workspace {
         document.merge(extra) { $1 }
         let text = try RatchetJSON.string(JSONValue.object(document)) + "\n"
         guard let batch else { return try repository.setNote(text, on: commit, author: config.identity) }
-        // Each lost race means another landing's note won; many merges at once on one service
-        // can lose dozens of times in a row (doctor rewrites a note that still went missing).
-        for _ in 0..<1000 {
-            let note = try repository.makeNote(text, on: commit, author: config.identity)
-            try batch.flush(roots: [note.commit])
-            do {
-                return try repository.publish(note)
-            } catch let error as GitError where error.code == .modified || error.code == .exists || error.code == .locked {
-                continue
-            }
-        }
-        throw RatchetError("refs/notes/ratchet kept moving; the note on \(commit.short) was not written")
+        try batch.publishNote(text, on: commit, author: config.identity)
     }
 
     /// Safe-checks-out main in `services/NAME` after Ratchet moved it, inside the landing's

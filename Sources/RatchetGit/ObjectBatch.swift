@@ -127,6 +127,27 @@ public final class ObjectBatch {
         return objects.count
     }
 
+    /// Publishes a note on `object`: `pending` first when given (made and flushed before),
+    /// and after each lost race on the notes ref a note made again on top of the winner's,
+    /// flushed before the ref moves. Each lost race is another writer's win, so many writers
+    /// at once can lose dozens of times in a row: the bound is generous.
+    public func publishNote(_ text: String, on object: ObjectID, author: Signature, pending: Repository.PendingNote? = nil) throws {
+        var note = pending
+        for _ in 0..<1000 {
+            let current: Repository.PendingNote
+            if let note { current = note } else {
+                current = try repository.makeNote(text, on: object, author: author)
+                try flush(roots: [current.commit])
+            }
+            do {
+                return try repository.publish(current)
+            } catch let error as GitError where error.code == .modified || error.code == .exists || error.code == .locked {
+                note = nil
+            }
+        }
+        throw GitError(code: .modified, message: "\(Repository.ratchetNotesRef) kept moving; the note on \(object.short) was not written")
+    }
+
     /// A version-2 pack of whole (undeltified) objects with its SHA-1 trailer, and where each
     /// object starts in it with the CRC-32 of its entry (for the index).
     static func pack(_ objects: [(ObjectID, git_object_t, Data)]) throws -> (pack: [UInt8], entries: [(id: ObjectID, offset: Int, crc: UInt32)]) {
@@ -234,12 +255,7 @@ public final class ObjectBatch {
         }
         try writeFile(folder + "/tmp_idx_\(getpid())_\(UInt64.random(in: 0...UInt64.max))", index, sync: sync, renameTo: name + ".idx",
                       exclusiveTarget: false)
-        if sync {
-            let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard fd >= 0 else { throw GitError(message: "cannot open \(folder): \(String(cString: strerror(errno)))") }
-            defer { close(fd) }
-            guard fsync(fd) == 0 else { throw GitError(message: "fsync \(folder): \(String(cString: strerror(errno)))") }
-        }
+        if sync { try syncFolder(folder) }
     }
 
     /// Whether `path` already holds exactly `pack` (a concurrent writer of the same objects).
@@ -266,20 +282,13 @@ public final class ObjectBatch {
         }
         if fd < 0 { fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444) }
         guard fd >= 0 else { throw GitError(message: "cannot create \(path): \(String(cString: strerror(errno)))") }
-        var failure: String?
-        bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 { if errno == EINTR { continue }; failure = "write \(path): \(String(cString: strerror(errno)))"; return }
-                done += n
-            }
-        }
-        if failure == nil, sync, fsync(fd) != 0 { failure = "fsync \(path): \(String(cString: strerror(errno)))" }
-        close(fd)
-        if let failure {
+        do {
+            defer { close(fd) }
+            try bytes.withUnsafeBytes { try writeAll(fd, $0, path: path) }
+            if sync, fsync(fd) != 0 { throw GitError(message: "fsync \(path): \(String(cString: strerror(errno)))") }
+        } catch {
             unlink(path)
-            throw GitError(message: failure)
+            throw error
         }
         if path != target, rename(path, target) != 0 {
             let message = "rename \(path): \(String(cString: strerror(errno)))"

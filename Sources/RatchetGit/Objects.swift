@@ -178,6 +178,7 @@ public struct TreeEntryInfo: Equatable, Sendable {
     public var id: ObjectID
     public var mode: UInt32
     public var isTree: Bool { mode == GIT_FILEMODE_TREE.rawValue }
+    public var isFile: Bool { mode == GIT_FILEMODE_BLOB.rawValue || mode == GIT_FILEMODE_BLOB_EXECUTABLE.rawValue }
     public var isSubmodule: Bool { mode == GIT_FILEMODE_COMMIT.rawValue }
 }
 

@@ -127,19 +127,14 @@ extension Repository {
             if expected == nil { throw GitError(code: .exists, message: "\(name) already exists") }
             throw GitError(code: .modified, message: "\(name) no longer points to \(expected!.short)")
         }
-        let line = Array((target.hex + "\n").utf8)
         let sync = GitSettings.fsyncGitDir
-        guard Foundation.write(fd, line, line.count) == line.count, !sync || fsync(fd) == 0 else {
-            throw GitError(message: "cannot write \(lock): \(String(cString: strerror(errno)))")
-        }
+        try Array((target.hex + "\n").utf8).withUnsafeBytes { try writeAll(fd, $0, path: lock) }
+        guard !sync || fsync(fd) == 0 else { throw GitError(message: "fsync \(lock): \(String(cString: strerror(errno)))") }
         close(fd)
         fd = -1
         guard rename(lock, path) == 0 else { throw GitError(message: "cannot update \(name): \(String(cString: strerror(errno)))") }
         renamed = true
-        if sync {
-            let folder = Foundation.open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if folder >= 0 { _ = fsync(folder); close(folder) }
-        }
+        if sync { try syncFolder((path as NSString).deletingLastPathComponent) }
     }
 }
 

@@ -1,14 +1,6 @@
 import Clibgit2
 import Foundation
 
-/// One entry of a tree, copied out of libgit2.
-private struct Entry: Equatable {
-    var id: ObjectID
-    var mode: UInt32
-    var isTree: Bool { mode == GIT_FILEMODE_TREE.rawValue }
-    var isFile: Bool { mode == GIT_FILEMODE_BLOB.rawValue || mode == GIT_FILEMODE_BLOB_EXECUTABLE.rawValue }
-}
-
 /// A three-way merge of trees that only reads the subtrees whose ids differ.
 ///
 /// Entries equal on both sides, or changed on one side only, are decided from their ids
@@ -24,20 +16,7 @@ struct TreeMerge {
 
     init(repository: Repository) { self.repository = repository }
 
-    private func entries(_ tree: ObjectID?) throws -> [String: Entry] {
-        guard var id = tree?.raw else { return [:] }
-        var object: OpaquePointer?
-        try GitError.check(git_tree_lookup(&object, repository.pointer, &id), "tree")
-        defer { git_tree_free(object) }
-        var result: [String: Entry] = [:]
-        let count = git_tree_entrycount(object)
-        result.reserveCapacity(count)
-        for index in 0..<count {
-            guard let entry = git_tree_entry_byindex(object, index) else { continue }
-            result[String(cString: git_tree_entry_name(entry))] = Entry(id: ObjectID(git_tree_entry_id(entry)), mode: git_tree_entry_filemode(entry).rawValue)
-        }
-        return result
-    }
+    private func entries(_ tree: ObjectID?) throws -> [String: TreeEntryInfo] { try repository.treeEntries(tree) }
 
     mutating func merge(base: ObjectID?, ours: ObjectID?, theirs: ObjectID?, prefix: String) throws {
         let b = try entries(base), o = try entries(ours), t = try entries(theirs)
@@ -69,7 +48,7 @@ struct TreeMerge {
     }
 
     /// Takes `theirs` at `path` where ours did not change it.
-    private mutating func take(_ theirs: Entry?, replacing ours: Entry?, base: Entry?, at path: String) throws {
+    private mutating func take(_ theirs: TreeEntryInfo?, replacing ours: TreeEntryInfo?, base: TreeEntryInfo?, at path: String) throws {
         guard let theirs else {
             changes.append(.remove(path))
             return
@@ -91,7 +70,7 @@ struct TreeMerge {
         }
     }
 
-    private mutating func mergeFile(base: Entry?, ours: Entry, theirs: Entry, at path: String) throws {
+    private mutating func mergeFile(base: TreeEntryInfo?, ours: TreeEntryInfo, theirs: TreeEntryInfo, at path: String) throws {
         // The mode merges on its own: one side's change wins, both changing it differently conflicts.
         let baseMode = base?.mode ?? ours.mode
         let mode: UInt32

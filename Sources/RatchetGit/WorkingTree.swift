@@ -217,13 +217,7 @@ func writeFile(_ path: String, blob: OpaquePointer, mode: git_filemode_t) throws
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0o755 : 0o644)
     guard fd >= 0 else { throw GitError(message: "cannot write \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
-    var offset = 0
-    while offset < size {
-        let written = write(fd, content! + offset, size - offset)
-        if written < 0 && errno == EINTR { continue }
-        guard written > 0 else { throw GitError(message: "cannot write \(path): \(String(cString: strerror(errno)))") }
-        offset += written
-    }
+    try writeAll(fd, UnsafeRawBufferPointer(start: content, count: size), path: path)
 }
 
 extension Repository {

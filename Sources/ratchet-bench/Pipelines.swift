@@ -170,19 +170,10 @@ struct RatchetPipeline {
         try publishNote(note, text: noteText, on: revert)
     }
 
-    /// Publishes a note made before the landing; when another writer moved the notes ref
-    /// first, makes it again on top of theirs (flushed first when batched), as Landing does.
+    /// Publishes a note made before the landing (remade on top of a concurrent one, as Landing does).
     private func publishNote(_ note: Repository.PendingNote?, text: String, on commit: ObjectID) throws {
-        guard var note, let batch else { return try repository.setNote(text, on: commit, author: identity) }
-        // Every lost race means another lifecycle's note won: 50 lifecycles at once can lose
-        // dozens of times in a row, so the bound is generous.
-        for _ in 0..<1000 {
-            do { return try batch.repository.publish(note) } catch let error as GitError where [.modified, .exists, .locked].contains(error.code) {
-                note = try batch.repository.makeNote(text, on: commit, author: identity)
-                try batch.flush(roots: [note.commit])
-            }
-        }
-        throw Shell.Failure(description: "refs/notes/ratchet kept moving")
+        guard let batch else { return try repository.setNote(text, on: commit, author: identity) }
+        try batch.publishNote(text, on: commit, author: identity, pending: note)
     }
 }
 
