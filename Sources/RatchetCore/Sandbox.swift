@@ -1,56 +1,179 @@
 import Foundation
 
-/// Containment of command agents with bubblewrap (adr/0010).
+/// Containment with bubblewrap (adr/0013, docs/security.md).
 ///
-/// Inside the sandbox only the attempt's worktree and a private temporary folder are
-/// writable. The workspace (store, other services, other worktrees) is replaced by an
-/// empty in-memory folder; the service's `.git` is mounted read-only so that git can read
-/// history, and the ticket brief read-only. The agent gets its own pid namespace: when its
-/// command ends, every process it left is killed with the namespace.
-struct Sandbox {
+/// The sandbox holds even when Ratchet runs as root: a user namespace with an unprivileged
+/// uid inside, no capabilities, no further user namespaces, a new session, its own pid,
+/// ipc, uts and (unless `network` is host) network namespaces. Only an allow-list of paths
+/// is mounted: the system folders a toolchain needs read-only, the mounts of the profile
+/// (an attempt's worktree, or a verification checkout) and a private `/tmp` and `HOME`.
+/// The store, other services, other worktrees and the caller's `HOME` are never visible.
+public struct Sandbox: Sendable {
+    /// One path bound into the sandbox.
+    public struct Mount: Sendable, Equatable {
+        /// The host path.
+        public var source: String
+        /// Where it appears inside.
+        public var destination: String
+        /// Whether the sandbox may write it.
+        public var isWritable: Bool
+        public init(_ source: String, at destination: String? = nil, writable: Bool = false) {
+            self.source = source
+            self.destination = destination ?? source
+            self.isWritable = writable
+        }
+    }
+
+    /// The uid and gid the sandboxed processes have inside their user namespace.
+    public static let innerID = 1000
+    /// `HOME` inside the sandbox (a private writable folder).
+    public static let home = "/home/ratchet"
+    /// Where a verification checkout appears inside (the same for every run, so that the
+    /// two canary runs cannot be told apart by their paths).
+    public static let checkoutPath = "/srv/checkout"
+
     /// The bubblewrap executable; `$RATCHET_BUBBLEWRAP` overrides the search (tests use it to
     /// simulate a machine without bubblewrap).
-    static func bubblewrap(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+    public static func bubblewrap(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
         if let path = environment["RATCHET_BUBBLEWRAP"] { return FileManager.default.isExecutableFile(atPath: path) ? path : nil }
         return ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    let executable: String
-    let workspace: String
-    let worktree: String
-    let privateTemp: String
-    let gitDirectory: String
-    let readOnlyFiles: [String]
-    let network: Bool
+    /// The bubblewrap executable.
+    public let executable: String
+    /// The profile's own mounts, in order (later ones cover earlier ones).
+    public var mounts: [Mount]
+    /// Whether the sandbox shares the host's network; otherwise it has only its own loopback.
+    public var hasNetwork: Bool
+    /// A host folder Ratchet owns for this run: its `tmp/` and `home/` become `/tmp` and `HOME`.
+    public let privateFolder: String
+    /// The working directory inside.
+    public var workingDirectory: String
+
+    /// A sandbox for one run; creates the private `tmp/` and `home/` folders.
+    public init(executable: String, mounts: [Mount], network: Bool, privateFolder: String, workingDirectory: String) throws {
+        self.executable = executable
+        self.mounts = mounts
+        self.hasNetwork = network
+        self.privateFolder = privateFolder
+        self.workingDirectory = workingDirectory
+        for folder in ["tmp", "home"] {
+            try FileManager.default.createDirectory(atPath: privateFolder + "/" + folder, withIntermediateDirectories: true)
+        }
+    }
+
+    /// The environment every sandboxed process gets for `HOME` and `TMPDIR`.
+    public static let fixedEnvironment = ["HOME": home, "TMPDIR": "/tmp"]
 
     /// The file the in-sandbox wrapper writes the number of processes left behind to.
-    var leftoversFile: String { privateTemp + "/.ratchet-leftovers" }
+    var leftoversFile: String { privateFolder + "/tmp/.ratchet-leftovers" }
 
-    /// The argument vector that runs `command` through `/bin/sh -c` inside the sandbox.
-    func arguments(for command: String) -> [String] {
-        var arguments = [executable, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-        if !network { arguments.append("--unshare-net") }
-        arguments += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        arguments += ["--tmpfs", workspace]
-        arguments += ["--ro-bind", gitDirectory, gitDirectory]
-        for file in readOnlyFiles { arguments += ["--ro-bind", file, file] }
-        arguments += ["--bind", worktree, worktree, "--bind", privateTemp, privateTemp, "--chdir", worktree]
+    /// The argument vector that runs `argv` inside the sandbox.
+    public func arguments(for argv: [String]) -> [String] {
+        var arguments = [executable, "--die-with-parent", "--new-session", "--unshare-user", "--uid", "\(Self.innerID)",
+                         "--gid", "\(Self.innerID)", "--disable-userns", "--cap-drop", "ALL",
+                         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+        if !hasNetwork { arguments.append("--unshare-net") }
+        arguments += Self.systemMounts()
+        arguments += ["--dev", "/dev", "--proc", "/proc", "--bind", privateFolder + "/tmp", "/tmp", "--bind", privateFolder + "/home", Self.home]
+        for mount in mounts { arguments += [mount.isWritable ? "--bind" : "--ro-bind", mount.source, mount.destination] }
+        arguments += ["--chdir", workingDirectory]
         // After the command, count the processes it left in the namespace (pid 1 is bubblewrap's
         // init, $$ this shell); they die with the namespace when this shell exits.
         let wrapper = """
-            /bin/sh -c "$1"; status=$?
+            "$@"; status=$?
             left=0
             for p in /proc/[0-9]*; do n=${p#/proc/}; [ "$n" = 1 ] || [ "$n" = $$ ] || left=$((left+1)); done
-            echo $left > "$2"
+            echo $left > /tmp/.ratchet-leftovers
             exit $status
             """
-        arguments += ["--", "/bin/sh", "-c", wrapper, "ratchet-agent", command, leftoversFile]
+        arguments += ["--", "/bin/sh", "-c", wrapper, "ratchet-sandbox"] + argv
         return arguments
     }
 
-    /// How many processes the command left running (read after the run).
-    func leftoverCount() -> Int {
+    /// How many processes the command left running (read after the run). The count is the
+    /// wrapper's; an agent could overwrite it, but whatever it left dies with the namespace.
+    public func leftoverCount() -> Int {
         defer { try? FileManager.default.removeItem(atPath: leftoversFile) }
         return Int((try? String(contentsOfFile: leftoversFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+    }
+
+    /// Runs `argv` in the sandbox with `environment` (plus the fixed `HOME` and `TMPDIR`);
+    /// processes it leaves behind make the result `leftProcesses`.
+    public func run(_ argv: [String], environment: [String: String], limits: ProcessLimits,
+                    onOutput: (@Sendable (Data) -> Void)? = nil, onStart: ((pid_t) -> Void)? = nil) throws -> ProcessResult {
+        var contained = limits
+        contained.checksProcessGroup = false
+        var result = try ProcessRunner.run(arguments(for: argv), directory: privateFolder, environment: environment.merging(Self.fixedEnvironment) { $1 },
+                                           limits: contained, onOutput: onOutput, onStart: onStart)
+        if leftoverCount() > 0 && !result.timedOut { result.leftProcesses = true }
+        return result
+    }
+
+    /// Read-only system folders: the allow-list a toolchain needs, never `/` as a whole
+    /// (as root, everything visible is readable). Symbolic links such as `/bin -> usr/bin`
+    /// are recreated as links.
+    static func systemMounts() -> [String] {
+        var arguments: [String] = []
+        for folder in ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: folder) {
+                arguments += ["--symlink", target, folder]
+            } else if FileManager.default.fileExists(atPath: folder) {
+                arguments += ["--ro-bind", folder, folder]
+            }
+        }
+        for file in etcAllowList { arguments += ["--ro-bind-try", "/etc/" + file, "/etc/" + file] }
+        for folder in runtimeFolders { arguments += ["--ro-bind", folder, folder] }
+        return arguments
+    }
+
+    /// What a toolchain reads from `/etc` (never `shadow`, `sudoers`, keys or credentials).
+    static let etcAllowList = ["passwd", "group", "hosts", "host.conf", "resolv.conf", "nsswitch.conf", "gai.conf", "ld.so.cache",
+                               "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "ssl/certs", "ca-certificates",
+                               "ca-certificates.conf", "alternatives", "mime.types", "protocols", "services", "os-release",
+                               "debian_version", "python3", "python3.11", "gitconfig", "inputrc", "terminfo"]
+
+    /// The `ratchet` binary and the folders of its shared libraries outside the system folders
+    /// (the Swift runtime), so that `ratchet tool` works inside.
+    static let runtimeFolders: [String] = {
+        var folders: Set<String> = []
+        if let binary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            folders.insert(binary)
+        }
+        if let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) {
+            for line in maps.split(separator: "\n") {
+                guard let slash = line.firstIndex(of: "/") else { continue }
+                let path = String(line[slash...])
+                guard path.hasSuffix(".so") || path.contains(".so."), !isSystemPath(path) else { continue }
+                folders.insert((path as NSString).deletingLastPathComponent)
+            }
+        }
+        return folders.filter { !isSystemPath($0) && !$0.hasPrefix("/proc") }.sorted()
+    }()
+
+    private static func isSystemPath(_ path: String) -> Bool {
+        ["/usr/", "/lib", "/bin/", "/sbin/", "/etc/"].contains { path.hasPrefix($0) }
+    }
+}
+
+extension Workspace {
+    /// The sandbox an agent works in: its worktree writable, the worktree's `.git` link and
+    /// the service's `.git` read-only, the brief and `readOnly` read-only.
+    func agentSandbox(executable: String, worktree: String, gitDirectory: String, readOnly: [String], network: Bool,
+                      privateFolder: String) throws -> Sandbox {
+        var mounts = [Sandbox.Mount(gitDirectory), Sandbox.Mount(worktree, writable: true), Sandbox.Mount(worktree + "/.git")]
+        mounts += readOnly.map { Sandbox.Mount($0) }
+        return try Sandbox(executable: executable, mounts: mounts, network: network, privateFolder: privateFolder, workingDirectory: worktree)
+    }
+
+    /// The sandbox branch code is verified in (acceptance commands, canary runs): `checkout`
+    /// writable at the neutral `Sandbox.checkoutPath`, `readOnly` mounts beside it; nothing of
+    /// the workspace or the service's `.git` is reachable.
+    public func verificationSandbox(checkout: String, readOnly: [Sandbox.Mount] = [], network: Bool, privateFolder: String) throws -> Sandbox {
+        guard let executable = Sandbox.bubblewrap() else {
+            throw RatchetError("bubblewrap is not installed (Debian package bubblewrap); branch code never runs outside a sandbox")
+        }
+        return try Sandbox(executable: executable, mounts: [Sandbox.Mount(checkout, at: Sandbox.checkoutPath, writable: true)] + readOnly,
+                           network: network, privateFolder: privateFolder, workingDirectory: Sandbox.checkoutPath)
     }
 }

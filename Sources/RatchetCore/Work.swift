@@ -157,7 +157,7 @@ extension Workspace {
         let environment = childEnvironment(allowing: serviceConfig.agentEnv, extra: [
             "RATCHET_TICKET": id, "RATCHET_TICKET_FILE": briefPath, "RATCHET_TRAJECTORY": attempt.trajectoryId,
             "RATCHET_WORKTREE": worktreePath, "RATCHET_WORKSPACE": root.path, "RATCHET_SERVICE": ticket.service,
-            "RATCHET_ATTEMPT": "\(attempt.number)", "TMPDIR": privateTemp,
+            "RATCHET_ATTEMPT": "\(attempt.number)", "TMPDIR": privateTemp + "/tmp",
         ])
         let limits = ProcessLimits(timeout: serviceConfig.agentTimeout, outputBytes: serviceConfig.agentOutputBytes,
                                    fileBytes: serviceConfig.agentFileBytes)
@@ -168,15 +168,11 @@ extension Workspace {
             defer { try? FileManager.default.removeItem(atPath: groupFile) }
             let recordGroup: (pid_t) -> Void = { pid in try? Data("\(pid)\n".utf8).write(to: URL(fileURLWithPath: groupFile)) }
             if let bubblewrap {
-                let sandbox = Sandbox(executable: bubblewrap, workspace: root.path, worktree: worktreePath, privateTemp: privateTemp,
-                                      gitDirectory: String(repository.commonDirectory.dropLast()), readOnlyFiles: [briefPath],
-                                      network: serviceConfig.sandboxNetwork)
-                var contained = limits
-                contained.checksProcessGroup = false
-                var result = try ProcessRunner.run(sandbox.arguments(for: command), directory: worktreePath, environment: environment,
-                                                   limits: contained, onOutput: agentOutput, onStart: recordGroup)
-                if sandbox.leftoverCount() > 0 && !result.timedOut { result.leftProcesses = true }
-                run = result
+                let sandbox = try agentSandbox(executable: bubblewrap, worktree: worktreePath,
+                                               gitDirectory: String(repository.commonDirectory.dropLast()), readOnly: [briefPath],
+                                               network: serviceConfig.sandboxNetwork, privateFolder: privateTemp)
+                run = try sandbox.run(["/bin/sh", "-c", command], environment: environment, limits: limits,
+                                      onOutput: agentOutput, onStart: recordGroup)
             } else {
                 progress("warning: bubblewrap is not installed; the agent runs unsandboxed (sandbox.allow_unsandboxed)")
                 run = try ProcessRunner.runShell(command, directory: worktreePath, environment: environment, limits: limits, onOutput: agentOutput,
