@@ -40,14 +40,39 @@ public enum Names {
     /// Checks a one-line text (`what` names it in the error): no control characters, not
     /// empty unless `allowEmpty`, at most `limit` characters. Leading and trailing spaces are trimmed.
     public static func line(_ text: String, what: String, limit: Int = maximumLineLength, allowEmpty: Bool = false) throws -> String {
-        if let bad = text.unicodeScalars.first(where: { $0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}" }) {
-            let name = bad == "\n" ? "a newline" : String(format: "control character U+%04X", bad.value)
+        if let bad = text.unicodeScalars.first(where: { $0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}" || isBidiControl($0) }) {
+            let name = bad == "\n" ? "a newline" : isBidiControl(bad) ? String(format: "bidirectional control U+%04X", bad.value)
+                : String(format: "control character U+%04X", bad.value)
             throw RatchetError("\(what) must be a single line without control characters (found \(name))")
         }
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if trimmed.isEmpty && !allowEmpty { throw RatchetError("\(what) must not be empty") }
         if trimmed.count > limit { throw RatchetError("\(what) is \(trimmed.count) characters long; the limit is \(limit)") }
         return trimmed
+    }
+
+    /// Whether `scalar` reorders text when shown (the bidirectional embeddings, overrides,
+    /// isolates and marks): a title holding one can show something other than it says.
+    public static func isBidiControl(_ scalar: Unicode.Scalar) -> Bool {
+        (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value)
+            || [0x200E, 0x200F, 0x061C].contains(scalar.value)
+    }
+
+    /// `text` safe to show on a terminal: control characters (but newline and tab) and
+    /// bidirectional controls are shown escaped (`\u{1B}`), so no output can move the
+    /// cursor, rewrite the screen or reorder what a person reads.
+    public static func escapedForTerminal(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { needsEscape($0) }) else { return text }
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            if needsEscape(scalar) { out.append(contentsOf: String(format: "\\u{%X}", scalar.value).unicodeScalars) } else { out.append(scalar) }
+        }
+        return String(out)
+    }
+
+    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        scalar != "\n" && scalar != "\t" && (scalar.properties.generalCategory == .control || isBidiControl(scalar)
+            || scalar == "\u{2028}" || scalar == "\u{2029}")
     }
 
     /// `text` with control characters escaped and cut to 60 characters, for error messages.

@@ -108,7 +108,7 @@ extension Workspace {
             try AttemptRecord.filter(["landed", "reverted"].contains(AttemptRecord.Columns.state)).fetchAll(db)
         }
         for attempt in finished {
-            let repository = try Repository.open(servicePath(attempt.service))
+            let repository = try openService(attempt.service)
             for (sha, kind) in [(attempt.landing, "landing"), (attempt.revert, "revert")] {
                 guard let sha, let id = ObjectID(hex: sha), (try? repository.commit(id)) != nil, try repository.note(on: id) == nil else { continue }
                 if repair {
@@ -277,7 +277,7 @@ extension Workspace {
         let activeMerges = Set(live.filter { $0.state == .proposed && $0.leaseOwner != nil && !exclusive }.map { "refs/ratchet/candidates/\($0.ticketId)/\($0.number)" })
         var registered = Set<String>()
         for service in try services() {
-            let repository = try Repository.open(servicePath(service.name))
+            let repository = try openService(service.name)
             for name in try repository.worktrees() {
                 guard let path = try repository.worktreePath(name) else { continue }
                 let folder = URL(fileURLWithPath: path).standardizedFileURL.path

@@ -18,14 +18,27 @@ public struct ServiceConfig: Sendable, Equatable {
     public var maxLandingsPerHour: Int
     /// Environment variables passed through to agents.
     public var agentEnv: [String]
+    /// Whether the agent's sandbox shares the host's network (`sandbox.network: host`);
+    /// otherwise it has only its own loopback (`none`, the default).
     public var sandboxNetwork: Bool
+    /// Whether verification (acceptance commands, canary runs, deploy) shares the host's
+    /// network (`sandbox.verify_network: host`); default `none`.
+    public var verifyNetwork: Bool
+    /// Whether `sandbox.network` is written in the file (its default changed from host to none).
+    public var declaresNetwork: Bool
     public var allowUnsandboxed: Bool
+    /// Paths whose existing files an attempt may change only with approval (adding is free).
+    public var testPaths: [String]
     /// Wall-clock limit of one agent run, seconds.
     public var agentTimeout: Double
     /// Output kept from one agent run, bytes.
     public var agentOutputBytes: Int
     /// The largest file an agent may write, bytes.
     public var agentFileBytes: Int
+    /// The added and changed bytes of one step commit together.
+    public var agentChangeBytes: Int
+    /// The paths one step commit may change.
+    public var agentChangeFiles: Int
 
     /// The protected paths when `service.yaml` names none.
     public static let defaultProtectedPaths = ["canary/", "invariants.yaml", "slos.yaml", "service.yaml", "runbooks/"]
@@ -34,7 +47,7 @@ public struct ServiceConfig: Sendable, Equatable {
     public static func parse(_ text: String, file: String = "service.yaml") throws -> ServiceConfig {
         let fields = try YAMLFields.parse(text, file: file)
         try fields.rejectUnknown(["name", "description", "owners", "test", "deploy", "metrics", "protected_paths", "max_attempts",
-                                  "max_landings_per_hour", "agent_env", "sandbox", "limits"])
+                                  "max_landings_per_hour", "agent_env", "sandbox", "limits", "test_paths"])
         let name = try fields.requiredString("name")
         do { _ = try Names.serviceName(name) } catch { throw fields.fail("name", describe(error)) }
         var config = ServiceConfig(
@@ -44,8 +57,9 @@ public struct ServiceConfig: Sendable, Equatable {
             maxAttempts: try fields.int("max_attempts", range: 1...100) ?? 3,
             maxLandingsPerHour: try fields.int("max_landings_per_hour", range: 1...10_000) ?? 6,
             agentEnv: try fields.stringList("agent_env") ?? [],
-            sandboxNetwork: true, allowUnsandboxed: false,
-            agentTimeout: 600, agentOutputBytes: 1 << 20, agentFileBytes: 16 << 20)
+            sandboxNetwork: false, verifyNetwork: false, declaresNetwork: false, allowUnsandboxed: false,
+            testPaths: try fields.stringList("test_paths") ?? ["tests/"],
+            agentTimeout: 600, agentOutputBytes: 1 << 20, agentFileBytes: 16 << 20, agentChangeBytes: 64 << 20, agentChangeFiles: 2_000)
         if let metrics = try fields.nested("metrics") {
             try metrics.rejectUnknown(["scrape", "prometheus"])
             config.metricsScrape = try metrics.string("scrape")
@@ -58,33 +72,47 @@ public struct ServiceConfig: Sendable, Equatable {
         where variable.range(of: #"^[A-Za-z_][A-Za-z0-9_]*\z"#, options: .regularExpression) == nil || variable.hasPrefix("RATCHET_") {
             throw fields.fail("agent_env[\(index)]", "'\(variable)' is not an environment variable name an agent may receive")
         }
-        for (index, path) in config.protectedPaths.enumerated() where path.isEmpty || path.hasPrefix("/") || path.split(separator: "/").contains("..") {
-            throw fields.fail("protected_paths[\(index)]", "'\(path)' must be a relative path inside the repository")
+        for (key, paths) in [("protected_paths", config.protectedPaths), ("test_paths", config.testPaths)] {
+            for (index, path) in paths.enumerated() where path.isEmpty || path.hasPrefix("/") || path.split(separator: "/").contains("..") {
+                throw fields.fail("\(key)[\(index)]", "'\(path)' must be a relative path inside the repository")
+            }
         }
         if let sandbox = try fields.nested("sandbox") {
-            try sandbox.rejectUnknown(["network", "allow_unsandboxed"])
-            // `network: none` (SPEC) or `false` turns the agent's network off; `true` or `host` leaves it on.
-            switch try sandbox.string("network")?.lowercased() {
-            case nil, "true", "yes", "on", "host": config.sandboxNetwork = true
-            case "false", "no", "off", "none": config.sandboxNetwork = false
-            case let other?: throw sandbox.fail("network", "expected true, false or none, got '\(other)'")
-            }
+            try sandbox.rejectUnknown(["network", "verify_network", "allow_unsandboxed"])
+            config.declaresNetwork = try sandbox.string("network") != nil
+            config.sandboxNetwork = try networkSetting(sandbox, "network")
+            config.verifyNetwork = try networkSetting(sandbox, "verify_network")
             config.allowUnsandboxed = try sandbox.bool("allow_unsandboxed") ?? false
         }
         if let limits = try fields.nested("limits") {
-            try limits.rejectUnknown(["agent_timeout", "agent_output_bytes", "agent_file_bytes"])
+            try limits.rejectUnknown(["agent_timeout", "agent_output_bytes", "agent_file_bytes", "agent_change_bytes", "agent_change_files"])
             config.agentTimeout = try limits.duration("agent_timeout") ?? config.agentTimeout
             if config.agentTimeout <= 0 { throw limits.fail("agent_timeout", "must be more than 0") }
             config.agentOutputBytes = try limits.int("agent_output_bytes", range: 1024...(1 << 30)) ?? config.agentOutputBytes
             config.agentFileBytes = try limits.int("agent_file_bytes", range: 1024...(1 << 34)) ?? config.agentFileBytes
+            config.agentChangeBytes = try limits.int("agent_change_bytes", range: 1024...(1 << 36)) ?? config.agentChangeBytes
+            config.agentChangeFiles = try limits.int("agent_change_files", range: 1...1_000_000) ?? config.agentChangeFiles
         }
         return config
     }
 
-    /// Whether `path` (a file path in the repository) is protected.
-    public func isProtected(_ path: String) -> Bool {
-        protectedPaths.contains { rule in
-            rule.hasSuffix("/") ? path.hasPrefix(rule) : (path == rule || path.hasPrefix(rule + "/"))
+    /// `host` (or true) shares the host's network; `none` (or false, or absent) gives only loopback.
+    private static func networkSetting(_ fields: YAMLFields, _ key: String) throws -> Bool {
+        switch try fields.string(key)?.lowercased() {
+        case "true", "yes", "on", "host": return true
+        case nil, "false", "no", "off", "none": return false
+        case let other?: throw fields.fail(key, "expected none or host, got '\(other)'")
         }
+    }
+
+    /// Whether `path` (a file path in the repository) is protected.
+    public func isProtected(_ path: String) -> Bool { Self.matches(path, protectedPaths) }
+
+    /// Whether `path` lies under one of the `test_paths`.
+    public func isTestPath(_ path: String) -> Bool { Self.matches(path, testPaths) }
+
+    /// Whether `path` is one of `rules` (a trailing `/` means a folder).
+    private static func matches(_ path: String, _ rules: [String]) -> Bool {
+        rules.contains { rule in rule.hasSuffix("/") ? path.hasPrefix(rule) : (path == rule || path.hasPrefix(rule + "/")) }
     }
 }

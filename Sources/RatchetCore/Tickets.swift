@@ -215,7 +215,7 @@ extension Workspace {
     /// Files a ticket; returns it with its new id.
     @discardableResult
     public func createTicket(_ draft: TicketDraft) throws -> TicketRecord {
-        let draft = try draft.validated()
+        let draft = try redacted(draft.validated())
         _ = try service(draft.service)
         return try database.write { db in
             if let fingerprint = draft.fingerprint,
@@ -234,6 +234,17 @@ extension Workspace {
                 "title": .string(ticket.title), "source": .string(ticket.source), "risk": .string(ticket.risk)])
             return ticket
         }
+    }
+
+    /// `draft` with secrets redacted from every text, before anything is stored.
+    private func redacted(_ draft: TicketDraft) -> TicketDraft {
+        var draft = draft
+        draft.title = redact(draft.title)
+        draft.objective = redact(draft.objective)
+        draft.acceptance = draft.acceptance.map(redact)
+        draft.constraints = draft.constraints.map(redact)
+        draft.context = redact(draft.context)
+        return draft
     }
 
     /// Tickets, optionally filtered by state and service, in id order.

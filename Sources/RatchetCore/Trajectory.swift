@@ -103,13 +103,8 @@ extension Workspace {
         }
     }
 
-    /// `text` with every match of the configured secret patterns replaced by `[REDACTED]`.
+    /// `text` with every match of the default and configured secret patterns replaced by `[REDACTED]`.
     func redact(_ text: String) -> String {
-        var result = text
-        for pattern in config.secretPatterns {
-            guard let regex = try? NSRegularExpression(pattern: pattern) else { continue }
-            result = regex.stringByReplacingMatches(in: result, range: NSRange(result.startIndex..., in: result), withTemplate: "[REDACTED]")
-        }
-        return result
+        SecretScanner(extra: config.secretPatterns).redact(text)
     }
 }

@@ -67,12 +67,17 @@ extension Workspace {
     }
 
     /// Works ticket `id` once: claims it, makes branch `ticket/ID/N` and its worktree, runs
-    /// the agent there, records its output as trajectory steps and commits what it changed.
+    /// the agent there (sandboxed), records its output as trajectory steps and commits what
+    /// it changed, read by Ratchet itself.
     ///
     /// Returns the attempt, `proposed` on success. A failed agent ends the attempt and
-    /// throws; the ticket is then open again (or escalated).
+    /// throws; the ticket is then open again (or escalated). `unsandboxed` runs the agent
+    /// without bubblewrap, which the service must allow (`sandbox.allow_unsandboxed`); it is
+    /// reported through `warning` and recorded on the trajectory.
     @discardableResult
-    public func work(ticket rawID: String, agent rawAgent: String? = nil, progress: @escaping @Sendable (String) -> Void = { _ in },
+    public func work(ticket rawID: String, agent rawAgent: String? = nil, unsandboxed: Bool = false,
+                     progress: @escaping @Sendable (String) -> Void = { _ in },
+                     warning: @escaping @Sendable (String) -> Void = { _ in },
                      agentOutput: (@Sendable (Data) -> Void)? = nil) throws -> AttemptRecord {
         let id = try Names.ticketID(rawID)
         let ticket = try ticket(id)
@@ -84,18 +89,59 @@ extension Workspace {
             throw RatchetError("the built-in runbook agent is not available yet; use --agent 'command:SHELL'")
         }
         let serviceConfig = try serviceConfig(ticket.service)
-        let bubblewrap = Sandbox.bubblewrap()
-        if bubblewrap == nil && !serviceConfig.allowUnsandboxed {
-            throw RatchetError("bubblewrap is not installed (Debian package bubblewrap) and service \(ticket.service) does not allow agents to run unsandboxed (sandbox.allow_unsandboxed in service.yaml)")
-        }
-        let repository = try Repository.open(servicePath(ticket.service))
+        let bubblewrap = try sandboxChoice(serviceConfig, unsandboxed: unsandboxed)
+        let repository = try openService(ticket.service)
         guard let base = try repository.resolveReference("refs/heads/main") else {
             throw RatchetError("service \(ticket.service) has no commit on main")
         }
+        let attempt = try claim(id, agent: agent, base: base, serviceConfig: serviceConfig)
+        progress("claimed \(id) as attempt \(attempt.number) on branch \(attempt.branch)")
+        try Failpoints.hit("claim.committed")
+        var run = AttemptRun(workspace: self, attempt: attempt, serviceConfig: serviceConfig, repository: repository)
+        do {
+            try run.prepare(base: base, ticket: ticketView(id))
+        } catch {
+            try run.fail("cannot prepare the worktree: \(describe(error))")
+        }
+        progress("worktree \(attempt.worktree) ready; running agent \(agent.name)")
+        try Failpoints.hit("worktree.ready")
+        if bubblewrap == nil {
+            let text = "agent \(agent.name) of \(id)/\(attempt.number) runs UNSANDBOXED: it can read and write anything this user can (sandbox.allow_unsandboxed)"
+            warning(text)
+            try run.recordUnsandboxed(text)
+        }
+        let result: ProcessResult
+        do {
+            result = try run.runAgent(command, bubblewrap: bubblewrap, onOutput: agentOutput)
+        } catch {
+            try run.fail("cannot start the agent: \(describe(error))")
+        }
+        do {
+            return try run.finish(result, agent: agent, command: command, progress: progress)
+        } catch where !run.ended {
+            try run.fail("cannot record the agent's work: \(describe(error))")
+        }
+    }
 
-        // Claim: ticket open → working, a new attempt with a lease, its trajectory; one transaction.
+    /// The bubblewrap to run agents with, or nil to run them unsandboxed, which needs both
+    /// the service's `sandbox.allow_unsandboxed` and the caller's explicit `unsandboxed`.
+    func sandboxChoice(_ serviceConfig: ServiceConfig, unsandboxed: Bool) throws -> String? {
+        if unsandboxed {
+            guard serviceConfig.allowUnsandboxed else {
+                throw RatchetError("service \(serviceConfig.name) does not allow running unsandboxed (sandbox.allow_unsandboxed in service.yaml)")
+            }
+            return nil
+        }
+        guard let bubblewrap = Sandbox.bubblewrap() else {
+            throw RatchetError("bubblewrap is not installed (Debian package bubblewrap); agents run only in a sandbox unless service \(serviceConfig.name) sets sandbox.allow_unsandboxed and the command gets --unsandboxed")
+        }
+        return bubblewrap
+    }
+
+    /// Claim: ticket open → working, a new attempt with a lease, its trajectory; one transaction.
+    private func claim(_ id: String, agent: AgentSpec, base: ObjectID, serviceConfig: ServiceConfig) throws -> AttemptRecord {
         let now = Date()
-        let attempt: AttemptRecord = try database.write { db in
+        return try database.write { db in
             guard var current = try TicketRecord.fetchOne(db, key: id) else { throw RatchetError("no ticket \(id)") }
             if current.state == .working { throw RatchetError("ticket \(id) is already being worked (claimed by another process)") }
             try TicketLifecycle.check(id, from: current.state, to: .working)
@@ -113,159 +159,12 @@ extension Workspace {
             try TrajectoryRecord(id: attempt.trajectoryId, ticketId: id, attemptNumber: number, service: current.service,
                                  agent: agent.name, initialState: ["main": .string(base.hex), "metrics": nil, "invariants": nil],
                                  createdAt: now).insert(db)
-            current.state = .working
-            current.updatedAt = now
+            try StateChange.moveTicket(&current, to: .working, at: now)
             try current.update(db)
             try RatchetDatabase.appendEvent(db, kind: "ticket.claimed", service: current.service, ticket: id, attempt: number,
                                             data: ["agent": .string(redact(agent.spec)), "branch": .string(attempt.branch),
                                                    "trajectory": .string(attempt.trajectoryId), "base": .string(base.hex)])
             return attempt
-        }
-        progress("claimed \(id) as attempt \(attempt.number) on branch \(attempt.branch)")
-        try Failpoints.hit("claim.committed")
-        let worktreePath = root.appendingPathComponent(attempt.worktree).path
-        let briefPath = root.appendingPathComponent(".ratchet/briefs/\(id)-\(attempt.number).md").path
-        let privateTemp = root.appendingPathComponent(".ratchet/tmp/agent-\(id)-\(attempt.number)").path
-        func cleanUp() {
-            try? removeWorktree(of: attempt)
-            try? FileManager.default.removeItem(atPath: briefPath)
-            try? FileManager.default.removeItem(atPath: privateTemp)
-        }
-        var ended = false
-        func fail(_ message: String, state: AttemptState = .failed) throws -> Never {
-            ended = true
-            cleanUp()
-            let next = try endAttempt(attempt, as: state, error: message, maxAttempts: serviceConfig.maxAttempts)
-            throw RatchetError("attempt \(id)/\(attempt.number) failed: \(message); ticket \(id) is \(next)")
-        }
-
-        do {
-            try repository.createBranch(attempt.branch, at: base)
-            try Failpoints.hit("branch.created")
-            try prepareWorktree(service: ticket.service, repository: repository, branch: attempt.branch, path: worktreePath,
-                                name: "\(id)-\(attempt.number)")
-            try FileManager.default.createDirectory(atPath: (briefPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: privateTemp, withIntermediateDirectories: true)
-            try Data(brief(ticketView(id), attempt: attempt, protectedPaths: serviceConfig.protectedPaths).utf8).write(to: URL(fileURLWithPath: briefPath))
-        } catch {
-            try fail("cannot prepare the worktree: \(describe(error))")
-        }
-        progress("worktree \(attempt.worktree) ready; running agent \(agent.name)")
-        try Failpoints.hit("worktree.ready")
-
-        // The agent's run: one step, its output the observation.
-        let environment = childEnvironment(allowing: serviceConfig.agentEnv, extra: [
-            "RATCHET_TICKET": id, "RATCHET_TICKET_FILE": briefPath, "RATCHET_TRAJECTORY": attempt.trajectoryId,
-            "RATCHET_WORKTREE": worktreePath, "RATCHET_WORKSPACE": root.path, "RATCHET_SERVICE": ticket.service,
-            "RATCHET_ATTEMPT": "\(attempt.number)", "TMPDIR": privateTemp + "/tmp",
-        ])
-        let limits = ProcessLimits(timeout: serviceConfig.agentTimeout, outputBytes: serviceConfig.agentOutputBytes,
-                                   fileBytes: serviceConfig.agentFileBytes)
-        let run: ProcessResult
-        do {
-            // The agent's process group is recorded so that recovery can end it if this process dies.
-            let groupFile = runFolder + "/\(id)-\(attempt.number).pgid"
-            defer { try? FileManager.default.removeItem(atPath: groupFile) }
-            let recordGroup: (pid_t) -> Void = { pid in try? Data("\(pid)\n".utf8).write(to: URL(fileURLWithPath: groupFile)) }
-            if let bubblewrap {
-                let sandbox = try agentSandbox(executable: bubblewrap, worktree: worktreePath,
-                                               gitDirectory: String(repository.commonDirectory.dropLast()), readOnly: [briefPath],
-                                               network: serviceConfig.sandboxNetwork, privateFolder: privateTemp)
-                run = try sandbox.run(["/bin/sh", "-c", command], environment: environment, limits: limits,
-                                      onOutput: agentOutput, onStart: recordGroup)
-            } else {
-                progress("warning: bubblewrap is not installed; the agent runs unsandboxed (sandbox.allow_unsandboxed)")
-                run = try ProcessRunner.runShell(command, directory: worktreePath, environment: environment, limits: limits, onOutput: agentOutput,
-                                                 onStart: recordGroup)
-            }
-        } catch {
-            try fail("cannot start the agent: \(describe(error))")
-        }
-        do {
-            return try finish()
-        } catch where !ended {
-            try fail("cannot record the agent's work: \(describe(error))")
-        }
-
-        /// Records the run, commits what the agent left, and proposes the attempt.
-        func finish() throws -> AttemptRecord {
-            try Failpoints.hit("agent.finished")
-            try recordStep(trajectory: attempt.trajectoryId, ticket: id, service: ticket.service, attempt: attempt.number,
-                           tool: "command", arguments: ["command": .string(redact(command))], risk: "medium", effect: "write-worktree",
-                           ok: run.succeeded, output: run.output,
-                           data: ["exit_status": run.exitStatus.map { .number(Double($0)) } ?? nil,
-                                  "signal": run.signal.map { .number(Double($0)) } ?? nil,
-                                  "timed_out": .bool(run.timedOut), "left_processes": .bool(run.leftProcesses),
-                                  "output_truncated": .bool(run.isTruncated), "duration_s": .number(run.duration)],
-                           commit: nil)
-            progress("agent \(run.summary) after \(String(format: "%.2f", run.duration)) s")
-
-            // Whatever the agent left uncommitted becomes the final step commit, unless it broke a limit.
-            // The step's objects are written as one pack, flushed before the branch moves (docs/performance.md).
-            let batch = try ObjectBatch(path: worktreePath)
-            let worktree = batch.repository
-            let changes = try worktree.status()
-            for change in changes where !change.isDeleted {
-                let path = worktreePath + "/" + change.path
-                if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > serviceConfig.agentFileBytes {
-                    try fail("agent wrote \(change.path) of \(size) bytes; the limit is \(serviceConfig.agentFileBytes) (limits.agent_file_bytes)")
-                }
-            }
-            if run.signal == SIGXFSZ { try fail("agent \(run.summary) (limit \(serviceConfig.agentFileBytes) bytes, limits.agent_file_bytes)") }
-            var head: ObjectID?
-            if !changes.isEmpty {
-                let view = try ticketView(id)
-                let stepNumber = try database.read { db in
-                    (try Int.fetchOne(db, sql: "SELECT MAX(\"index\") FROM trajectoryStep WHERE trajectoryId = ?", arguments: [attempt.trajectoryId]) ?? 0) + 1
-                }
-                let message = try CommitMessage.step(ticket: view, summary: view.title, trajectory: attempt.trajectoryId,
-                                                     step: stepNumber, attempt: attempt.number)
-                do {
-                    head = try worktree.commitChanges(changes, author: Signature(name: agent.name, email: agent.email),
-                                                      committer: config.identity, message: message,
-                                                      beforeUpdatingBranch: { try batch.flush(roots: [$0]); try Failpoints.hit("step.flushed") })
-                } catch {
-                    try fail("cannot commit the agent's changes: \(describe(error))")
-                }
-                try Failpoints.hit("step.committed")
-                if let head {
-                    try recordStep(trajectory: attempt.trajectoryId, ticket: id, service: ticket.service, attempt: attempt.number,
-                                   tool: "commit", arguments: ["message": .string(message)], risk: "low", effect: "commit", ok: true,
-                                   output: "committed \(head.short): \(changes.count) path(s) changed",
-                                   data: ["paths": .array(changes.prefix(1000).map { .string($0.path) })], commit: head.hex)
-                    progress("committed \(head.short) on \(attempt.branch) (\(changes.count) path(s))")
-                }
-            }
-            try Failpoints.hit("step.recorded")
-            guard run.succeeded else { try fail("agent \(run.summary)") }
-            // An agent may also have committed on its branch itself: its last commit is the head.
-            if head == nil, let branchHead = try worktree.headCommit(), branchHead != base { head = branchHead }
-            guard let head else { try fail("agent made no changes") }
-
-            // Propose: attempt running → proposed, ticket working → proposed.
-            let proposed: AttemptRecord = try database.write { db in
-                guard var current = try AttemptRecord.fetchOne(db, key: attempt.id),
-                      var ticket = try TicketRecord.fetchOne(db, key: id) else { throw RatchetError("attempt vanished") }
-                guard current.state == .running, ticket.state == .working else {
-                    throw RatchetError("ticket \(id) became \(ticket.state) while the agent ran; attempt \(id)/\(current.number) is \(current.state) and proposes nothing")
-                }
-                let now = Date()
-                current.state = .proposed
-                current.head = head.hex
-                current.leaseOwner = nil
-                current.leaseExpiresAt = nil
-                try current.update(db)
-                ticket.state = .proposed
-                ticket.updatedAt = now
-                try ticket.update(db)
-                try RatchetDatabase.appendEvent(db, kind: "attempt.proposed", service: ticket.service, ticket: id, attempt: current.number,
-                                                data: ["head": .string(head.hex), "branch": .string(current.branch)])
-                return current
-            }
-            try Failpoints.hit("attempt.proposed")
-            try? FileManager.default.removeItem(atPath: briefPath)
-            try? FileManager.default.removeItem(atPath: privateTemp)
-            return proposed
         }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 
 /// Writes all of `bytes` to `fd`, going on after short writes and EINTR. `path` names the
 /// file in the error.
-func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
     var offset = 0
     while offset < bytes.count {
         let written = Foundation.write(fd, bytes.baseAddress! + offset, bytes.count - offset)

@@ -95,6 +95,15 @@ extension Repository {
         try withTreeEntry(path, in: commit) { entry in try blobData(of: entry) } ?? nil
     }
 
+    /// The bytes of blob `id`; nil when it is not a blob.
+    public func blobContent(_ id: ObjectID) throws -> Data? {
+        var raw = id.raw
+        var blob: OpaquePointer?
+        guard git_blob_lookup(&blob, pointer, &raw) == 0 else { return nil }
+        defer { git_blob_free(blob) }
+        return Data(bytes: git_blob_rawcontent(blob), count: Int(git_blob_rawsize(blob)))
+    }
+
     private func blobData(of entry: OpaquePointer) throws -> Data? {
         guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB else { return nil }
         var blob: OpaquePointer?

@@ -27,6 +27,7 @@ extension Repository {
         if let isOnlyInMemory, isOnlyInMemory(target) {
             throw GitError(message: "refusing to move \(name) to \(target.short): the object is only in memory (flush its batch first)")
         }
+        try willWriteReference?(name, target)
         if GitSettings.unlogged(name) { return try updateUnloggedReference(name, to: target, expected: expected) }
         var ref: OpaquePointer?
         var newID = target.raw
@@ -52,6 +53,7 @@ extension Repository {
         if let expected, let target = git_reference_target(ref), ObjectID(target) != expected {
             throw GitError(code: .modified, message: "\(name) no longer points to \(expected.short)")
         }
+        try willWriteReference?(name, nil)
         try GitError.check(git_reference_delete(ref), "delete \(name)")
     }
 

@@ -10,6 +10,9 @@ public final class Repository {
     /// Set by an `ObjectBatch` on its handle: whether an object is still only in memory.
     /// Reference updates through the handle refuse such targets.
     var isOnlyInMemory: ((ObjectID) -> Bool)?
+    /// Called before this handle moves or deletes a reference (name, new target or nil for a
+    /// deletion): the workspace's record of its own reference writes (docs/security.md).
+    public var willWriteReference: ((String, ObjectID?) throws -> Void)?
 
     private init(pointer: OpaquePointer) { self.pointer = pointer }
 
@@ -86,3 +89,31 @@ extension Repository {
         return Repository(pointer: out!)
     }
 }
+
+extension Repository {
+    /// Points this handle (not the repository on disk) at `folder` as its working directory,
+    /// so that ignore rules are read from there while everything else comes from this
+    /// repository's own path. Nothing is written.
+    public func useWorkingDirectory(_ folder: String) throws {
+        try GitError.check(git_repository_set_workdir(pointer, folder, 0), "workdir \(folder)")
+    }
+
+    /// Whether `path` (relative to the working directory; a trailing `/` for a folder) is ignored.
+    public func isIgnored(_ path: String) -> Bool {
+        var ignored: Int32 = 0
+        return git_ignore_path_is_ignored(&ignored, pointer, path) == 0 && ignored == 1
+    }
+
+    /// The size of blob `id` from its header.
+    public func blobSize(_ id: ObjectID) throws -> Int {
+        var odb: OpaquePointer?
+        try GitError.check(git_repository_odb(&odb, pointer), "odb")
+        defer { git_odb_free(odb) }
+        var size = 0
+        var type = GIT_OBJECT_ANY
+        var raw = id.raw
+        try GitError.check(git_odb_read_header(&size, &type, odb, &raw), "header \(id.short)")
+        return size
+    }
+}
+

@@ -44,7 +44,7 @@ struct RatchetCommand: ParsableCommand {
     static func fail(_ message: String, code: Int32 = 1) -> Never {
         var line = message.replacingOccurrences(of: "\n", with: " ")
         if line.lowercased().hasPrefix("error: ") { line = String(line.dropFirst(7)) }
-        FileHandle.standardError.write(Data("error: \(line)\n".utf8))
+        FileHandle.standardError.write(Data("error: \(Names.escapedForTerminal(line).replacingOccurrences(of: "\n", with: " "))\n".utf8))
         Foundation.exit(code == 0 ? 1 : code)
     }
 }
@@ -68,12 +68,26 @@ enum Terminal {
     static let isInteractive = isatty(STDERR_FILENO) == 1
 
     static let progress: @Sendable (String) -> Void = { line in
-        if isInteractive { FileHandle.standardError.write(Data("· \(line)\n".utf8)) }
+        if isInteractive { FileHandle.standardError.write(Data("· \(Names.escapedForTerminal(line))\n".utf8)) }
     }
 
-    static let agentOutput: (@Sendable (Data) -> Void)? = isInteractive ? { @Sendable (data: Data) in FileHandle.standardError.write(data) } : nil
+    /// Where a warning goes: stderr, terminal or not.
+    static let warning: @Sendable (String) -> Void = { line in
+        FileHandle.standardError.write(Data("warning: \(Names.escapedForTerminal(line))\n".utf8))
+    }
+
+    /// An agent's output, streamed to a terminal with its control characters escaped.
+    static let agentOutput: (@Sendable (Data) -> Void)? = isInteractive ? { @Sendable (data: Data) in
+        FileHandle.standardError.write(Data(Names.escapedForTerminal(String(decoding: data, as: UTF8.self)).utf8))
+    } : nil
 
     static func printJSON<T: Encodable>(_ value: T) throws {
-        print(try RatchetJSON.string(value))
+        Swift.print(try RatchetJSON.string(value))
     }
+}
+
+/// Everything the commands print for people goes through here: objectives, file names and
+/// output are shown with control characters and bidirectional overrides escaped.
+func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
+    Swift.print(Names.escapedForTerminal(items.map { "\($0)" }.joined(separator: separator)), terminator: terminator)
 }

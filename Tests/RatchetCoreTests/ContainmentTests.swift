@@ -51,7 +51,11 @@ struct SandboxSettingsTests {
         #expect(try ServiceConfig.parse("name: svc\nsandbox: {network: none}\n").sandboxNetwork == false)
         #expect(try ServiceConfig.parse("name: svc\nsandbox: {network: false}\n").sandboxNetwork == false)
         #expect(try ServiceConfig.parse("name: svc\nsandbox: {network: true}\n").sandboxNetwork == true)
-        #expect(try ServiceConfig.parse("name: svc\n").sandboxNetwork == true)
+        #expect(try ServiceConfig.parse("name: svc\nsandbox: {network: host}\n").sandboxNetwork == true)
+        // The default is loopback only, for the agent and for verification.
+        #expect(try ServiceConfig.parse("name: svc\n").sandboxNetwork == false)
+        #expect(try ServiceConfig.parse("name: svc\n").verifyNetwork == false)
+        #expect(try ServiceConfig.parse("name: svc\nsandbox: {verify_network: host}\n").verifyNetwork == true)
         #expect(throws: RatchetError.self) { try ServiceConfig.parse("name: svc\nsandbox: {network: maybe}\n") }
     }
 

@@ -57,12 +57,16 @@ struct LandingTests {
         let folder = ScratchFolder()
         let workspace = try makeWorkspace(folder)
         let path = workspace.servicePath("svc")
-        let marker = folder("moved")
-        // The acceptance check itself moves main the first time it runs: a concurrent landing.
-        let mover = "test -e \(marker) || { touch \(marker) && cd \(path) && git -c user.name=p -c user.email=p@x update-ref refs/heads/main $(git -c user.name=p -c user.email=p@x commit-tree main^{tree} -p main -m concurrent) ; }"
-        let id = try file(workspace, "Race", accept: ["command:\(mover)"])
+        // A concurrent landing: main moves while the first candidate is being verified (the
+        // acceptance command itself runs sandboxed and cannot reach the repository).
+        let id = try file(workspace, "Race", accept: ["command:true"])
         try workspace.work(ticket: id, agent: "command:echo x > race.txt")
-        let landing = try workspace.merge(ticket: id)
+        let moved = Flag()
+        let landing = try workspace.merge(ticket: id, progress: { line in
+            guard line.hasPrefix("acceptance:"), moved.set() else { return }
+            _ = try? git(["update-ref", "refs/heads/main", try git(["-c", "user.name=p", "-c", "user.email=p@x", "commit-tree", "main^{tree}", "-p", "main",
+                                                                    "-m", "concurrent"], in: path)], in: path)
+        })
         #expect(landing.rebuilds == 1)
         #expect(try git(["log", "-1", "--format=%s", "main^1"], in: path) == "concurrent")
         #expect(try git(["rev-parse", "main"], in: path) == landing.landing.hex)

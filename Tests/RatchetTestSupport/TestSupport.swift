@@ -125,3 +125,12 @@ public struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// A flag set once, from any thread: `set()` is true only for the first caller.
+public final class Flag: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var isSet = false
+    public init() {}
+    public func set() -> Bool { lock.withLock { defer { isSet = true }; return !isSet } }
+}

@@ -163,7 +163,7 @@ extension Workspace {
         }), let headHex = attempt.head, let head = ObjectID(hex: headHex) else {
             throw RatchetError("ticket \(id) is \(ticket.state) and has no proposed attempt to judge; use 'ratchet canary --service S --ref REF' for any commit")
         }
-        let repository = try Repository.open(servicePath(ticket.service))
+        let repository = try openService(ticket.service)
         guard let main = try repository.resolveReference("refs/heads/main") else { throw RatchetError("service \(ticket.service) has no main") }
         try requireCanary(ticket.service, repository: repository, main: main)
         let tree: ObjectID
@@ -183,7 +183,7 @@ extension Workspace {
     public func runCanary(service rawService: String, ref: String, progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> CanaryReport {
         let service = try service(rawService).name
         _ = try Names.line(ref, what: "ref", limit: 300)
-        let repository = try Repository.open(servicePath(service))
+        let repository = try openService(service)
         guard let main = try repository.resolveReference("refs/heads/main") else { throw RatchetError("service \(service) has no main") }
         try requireCanary(service, repository: repository, main: main)
         let candidate: ObjectID?

@@ -1,0 +1,60 @@
+import Foundation
+
+/// Finds and redacts secrets: the default patterns for common tokens and keys plus the
+/// workspace's `secret_patterns`. The defaults never match commit shas, trajectory ids or
+/// other UUIDs (hex alone is not a secret).
+struct SecretScanner {
+    /// One kind of secret: its name (shown instead of the secret) and its pattern.
+    struct Pattern {
+        var kind: String
+        var regex: NSRegularExpression
+    }
+
+    /// The default patterns (docs/security.md).
+    static let defaults: [(kind: String, pattern: String)] = [
+        ("private key", #"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"#),
+        ("AWS access key", #"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"#),
+        ("GitHub token", #"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b"#),
+        ("Slack token", #"\bxox[abprs]-[A-Za-z0-9-]{10,}"#),
+        ("API key", #"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"#),
+        ("Google API key", #"\bAIza[0-9A-Za-z_-]{35}\b"#),
+        ("bearer token", #"(?i)\bbearer\s+[A-Za-z0-9._~+/-]{20,}=*"#),
+        ("assigned secret", #"(?i)\b(?:password|passwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret)\b["']?\s*[:=]\s*["'][^"'\s]{8,}["']"#),
+    ]
+
+    private static let compiledDefaults: [Pattern] = defaults.map { Pattern(kind: $0.kind, regex: try! NSRegularExpression(pattern: $0.pattern)) }
+
+    let patterns: [Pattern]
+
+    /// The defaults and `extra` (patterns already validated by the workspace's config).
+    init(extra: [String]) {
+        patterns = Self.compiledDefaults + extra.compactMap { pattern in
+            (try? NSRegularExpression(pattern: pattern)).map { Pattern(kind: "configured pattern", regex: $0) }
+        }
+    }
+
+    /// `text` with every match replaced by `[REDACTED]`.
+    func redact(_ text: String) -> String {
+        var result = text
+        for pattern in patterns {
+            result = pattern.regex.stringByReplacingMatches(in: result, range: NSRange(result.startIndex..., in: result), withTemplate: "[REDACTED]")
+        }
+        return result
+    }
+
+    /// The lines of `content` (text; binary content is skipped) that hold a match: line
+    /// number and kind, never the match.
+    func findings(in content: Data) -> [(line: Int, kind: String)] {
+        guard !content.prefix(8000).contains(0) else { return [] }
+        let text = String(decoding: content, as: UTF8.self)
+        var found: [(Int, String)] = []
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = String(line)
+            let range = NSRange(line.startIndex..., in: line)
+            if let pattern = patterns.first(where: { $0.regex.firstMatch(in: line, range: range) != nil }) {
+                found.append((index + 1, pattern.kind))
+            }
+        }
+        return found
+    }
+}

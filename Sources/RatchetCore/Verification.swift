@@ -1,0 +1,81 @@
+import Foundation
+import RatchetGit
+
+/// What a change touches that a person must see before it lands (SPEC §3, §6): protected
+/// paths, existing tests modified or deleted, and lines that look like secrets.
+struct ChangeReview: Equatable {
+    /// Protected paths the change touches.
+    var protected: [String] = []
+    /// Existing files under `test_paths` the change modifies or deletes (adding tests is free).
+    var tests: [String] = []
+    /// `path:line (kind)` of each line that matches a secret pattern; never the secret itself.
+    var secrets: [String] = []
+
+    /// One reason per kind of finding, for the hold message.
+    var reasons: [String] {
+        var reasons: [String] = []
+        if !protected.isEmpty { reasons.append("it changes protected path(s) \(protected.prefix(10).joined(separator: ", "))") }
+        if !tests.isEmpty { reasons.append("it modifies or deletes existing test(s) \(tests.prefix(10).joined(separator: ", "))") }
+        if !secrets.isEmpty { reasons.append("it adds what looks like a secret at \(secrets.prefix(10).joined(separator: ", "))") }
+        return reasons
+    }
+}
+
+extension Acceptance {
+    /// The status of a criterion Ratchet cannot evaluate yet (`invariant:` until observation
+    /// exists): it holds the ticket for a person instead of letting it land (SPEC §12).
+    static let unevaluable = "cannot-evaluate"
+}
+
+extension Workspace {
+    /// Reviews the change from tree `old` (main) to `new` (the candidate).
+    func review(from old: ObjectID, to new: ObjectID, config serviceConfig: ServiceConfig, repository: Repository) throws -> ChangeReview {
+        let scanner = SecretScanner(extra: config.secretPatterns)
+        var review = ChangeReview()
+        for difference in try repository.treeDifferences(from: old, to: new) {
+            if serviceConfig.isProtected(difference.path) { review.protected.append(difference.path) }
+            if difference.old != nil, difference.new?.id != difference.old?.id || difference.new?.mode != difference.old?.mode,
+               serviceConfig.isTestPath(difference.path) {
+                review.tests.append(difference.path)
+            }
+            guard let added = difference.new, added.isFile, let content = try repository.blobContent(added.id) else { continue }
+            review.secrets += scanner.findings(in: content).map { "\(difference.path):\($0.line) (\($0.kind))" }
+        }
+        return review
+    }
+
+    /// Runs the acceptance criteria on `candidate`: each `command:` in a verification sandbox
+    /// over a private checkout (the service's `.git` and the store unreachable), with the
+    /// network of `sandbox.verify_network`.
+    func runAcceptance(_ criteria: [Acceptance], candidate: ObjectID, repository: Repository, config serviceConfig: ServiceConfig,
+                       progress: @Sendable (String) -> Void) throws -> [AcceptanceResult] {
+        var results: [AcceptanceResult] = []
+        var folders: [String] = []
+        defer { for folder in folders { try? FileManager.default.removeItem(atPath: folder) } }
+        for criterion in criteria {
+            switch criterion {
+            case .command(let command):
+                let checkout = try makeScratchFolder("checkout")
+                let privateFolder = try makeScratchFolder("verify")
+                folders += [checkout, privateFolder]
+                try repository.materialize(candidate, into: checkout)
+                progress("acceptance: \(command)")
+                let sandbox = try verificationSandbox(checkout: checkout, network: serviceConfig.verifyNetwork, privateFolder: privateFolder)
+                let environment = childEnvironment(allowing: [], extra: ["RATCHET_SERVICE": serviceConfig.name, "RATCHET_CANDIDATE": candidate.hex])
+                let run = try sandbox.run(["/bin/sh", "-c", command], environment: environment,
+                                          limits: ProcessLimits(timeout: serviceConfig.agentTimeout, outputBytes: 64 * 1024,
+                                                                fileBytes: serviceConfig.agentFileBytes))
+                results.append(AcceptanceResult(criterion: criterion.text, status: run.succeeded ? "passed" : "failed",
+                                                detail: run.succeeded ? redact(run.output) : "\(redact(run.output))\n\(run.summary)"))
+            case .invariant:
+                results.append(AcceptanceResult(criterion: criterion.text, status: Acceptance.unevaluable,
+                                                detail: "invariants are evaluated once observation lands (SPEC §8); a person judges this criterion"))
+            case .canary:
+                results.append(AcceptanceResult(criterion: criterion.text, status: "not-evaluated", detail: "judged by the canary after the commands"))
+            case .text:
+                results.append(AcceptanceResult(criterion: criterion.text, status: "not-evaluated", detail: "judged by a person"))
+            }
+        }
+        return results
+    }
+}

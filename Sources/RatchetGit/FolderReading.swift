@@ -1,0 +1,245 @@
+import Clibgit2
+import Foundation
+
+/// One path of a working folder that differs from a tree, as Ratchet reads it itself: the
+/// raw bytes' blob and the mode from `lstat`, never through attributes, filters, hooks or
+/// configuration (docs/security.md).
+public struct FolderChange: Sendable, Equatable {
+    /// How the path changed against the tree.
+    public enum Kind: String, Sendable { case added, modified, deleted }
+    /// The path from the folder's root; a deleted folder is one change at its path.
+    public var path: String
+    public var kind: Kind
+    /// The new blob (written to the repository), nil when deleted.
+    public var id: ObjectID?
+    /// `0o100644`, `0o100755` or `0o120000`; 0 when deleted.
+    public var mode: UInt32
+    /// Bytes of the new content (0 when deleted).
+    public var size: Int
+
+    /// The tree update this change makes.
+    public var treeChange: TreeChange { id.map { .upsert(path, $0, mode: mode) } ?? .remove(path) }
+}
+
+/// Bounds on what a folder reading accepts; past any of them it throws at once, before
+/// reading more (a file cut off by a size limit ends exactly at it, so `fileBytes` itself fails).
+public struct FolderLimits: Sendable {
+    /// A changed file of this many bytes or more is refused.
+    public var fileBytes: Int
+    /// The added and changed bytes of all changes together.
+    public var changeBytes: Int
+    /// The number of changed paths.
+    public var changeCount: Int
+    public init(fileBytes: Int, changeBytes: Int, changeCount: Int) {
+        self.fileBytes = fileBytes
+        self.changeBytes = changeBytes
+        self.changeCount = changeCount
+    }
+}
+
+extension Repository {
+    /// Reads `folder` against `tree` and writes the blobs of what changed to this repository.
+    ///
+    /// `cache` (the worktree's index, written only by Ratchet) saves hashing files whose
+    /// inode, size and both times are unchanged; `isIgnored(path, isFolder)` is asked about
+    /// untracked paths only. A `.git` anywhere but the root, a special file, or any bound of
+    /// `limits` throws with the path. Submodule entries are left as they are.
+    public func readFolder(_ folder: String, against tree: ObjectID, cache: IndexStatCache?, limits: FolderLimits,
+                           isIgnored: (String, Bool) -> Bool) throws -> [FolderChange] {
+        try withoutActuallyEscaping(isIgnored) { isIgnored in
+            var reader = FolderReader(repository: self, root: folder, cache: cache, limits: limits, isIgnored: isIgnored)
+            try reader.walk("", tree: tree)
+            return reader.changes
+        }
+    }
+}
+
+/// The walk behind `readFolder`: one folder level at a time against the matching subtree.
+private struct FolderReader {
+    let repository: Repository
+    let root: String
+    let cache: IndexStatCache?
+    let limits: FolderLimits
+    let isIgnored: (String, Bool) -> Bool
+    var changes: [FolderChange] = []
+    var changedBytes = 0
+
+    init(repository: Repository, root: String, cache: IndexStatCache?, limits: FolderLimits, isIgnored: @escaping (String, Bool) -> Bool) {
+        self.repository = repository
+        self.root = root
+        self.cache = cache
+        self.limits = limits
+        self.isIgnored = isIgnored
+    }
+
+    mutating func walk(_ prefix: String, tree: ObjectID?) throws {
+        var tracked = try repository.treeEntries(tree)
+        for name in try folderNames(root + "/" + prefix) where !(prefix.isEmpty && name == ".git") {
+            let path = prefix + name
+            let entry = tracked.removeValue(forKey: name)
+            if name.lowercased() == ".git" {
+                throw GitError(message: "\(path): a nested repository (.git) inside the worktree is refused")
+            }
+            var info = stat()
+            guard lstat(root + "/" + path, &info) == 0 else { throw GitError(message: "cannot read \(path): \(String(cString: strerror(errno)))") }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR:
+                if entry?.isSubmodule == true { continue }
+                if let entry, !entry.isTree { try record(FolderChange(path: path, kind: .deleted, id: nil, mode: 0, size: 0)) }
+                if entry?.isTree != true && isIgnored(path + "/", true) { continue }
+                try walk(path + "/", tree: entry?.isTree == true ? entry!.id : nil)
+            case S_IFREG, S_IFLNK:
+                if entry == nil && isIgnored(path, false) { continue }
+                try readFile(path, info: info, tracked: entry)
+            default:
+                throw GitError(message: "\(path) is not a regular file, folder or symbolic link; only those are committed")
+            }
+        }
+        for (name, entry) in tracked.sorted(by: { $0.key < $1.key }) where !entry.isSubmodule {
+            try record(FolderChange(path: prefix + name, kind: .deleted, id: nil, mode: 0, size: 0))
+        }
+    }
+
+    private mutating func readFile(_ path: String, info: stat, tracked: TreeEntryInfo?) throws {
+        let isLink = info.st_mode & S_IFMT == S_IFLNK
+        let mode: UInt32 = isLink ? 0o120000 : (info.st_mode & 0o111 != 0 ? 0o100755 : 0o100644)
+        let size = Int(info.st_size)
+        if let tracked, tracked.mode == mode, let cached = cache?.id(for: path, info: info), cached == tracked.id { return }
+        if size >= limits.fileBytes {
+            if let tracked, tracked.mode == mode, try repository.blobSize(tracked.id) == size, try hashFile(path, isLink: isLink) == tracked.id { return }
+            throw GitError(message: "\(path) is \(size) bytes; a changed file must stay under \(limits.fileBytes) bytes (limits.agent_file_bytes)")
+        }
+        let content = try fileContent(path, isLink: isLink)
+        var id = git_oid()
+        try GitError.check(content.withUnsafeBytes { git_odb_hash(&id, $0.baseAddress, $0.count, GIT_OBJECT_BLOB) }, "hash \(path)")
+        if let tracked, tracked.mode == mode, tracked.id == ObjectID(id) { return }
+        try GitError.check(content.withUnsafeBytes { git_blob_create_from_buffer(&id, repository.pointer, $0.baseAddress, $0.count) }, "blob \(path)")
+        try record(FolderChange(path: path, kind: tracked == nil ? .added : .modified, id: ObjectID(id), mode: mode, size: size))
+    }
+
+    private mutating func record(_ change: FolderChange) throws {
+        changes.append(change)
+        changedBytes += change.size
+        if changes.count > limits.changeCount {
+            throw GitError(message: "the change touches more than \(limits.changeCount) paths (limits.agent_change_files)")
+        }
+        if changedBytes > limits.changeBytes {
+            throw GitError(message: "the change adds or rewrites more than \(limits.changeBytes) bytes (limits.agent_change_bytes)")
+        }
+    }
+
+    private func hashFile(_ path: String, isLink: Bool) throws -> ObjectID {
+        let content = try fileContent(path, isLink: isLink)
+        var id = git_oid()
+        try GitError.check(content.withUnsafeBytes { git_odb_hash(&id, $0.baseAddress, $0.count, GIT_OBJECT_BLOB) }, "hash \(path)")
+        return ObjectID(id)
+    }
+
+    /// The file's bytes, or a symbolic link's target, read without following links.
+    private func fileContent(_ path: String, isLink: Bool) throws -> Data {
+        let full = root + "/" + path
+        if isLink {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let count = readlink(full, &buffer, buffer.count - 1)
+            guard count >= 0 else { throw GitError(message: "cannot read link \(path): \(String(cString: strerror(errno)))") }
+            return Data(buffer[0..<count].map { UInt8(bitPattern: $0) })
+        }
+        let fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw GitError(message: "cannot read \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var data = Data()
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = read(fd, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw GitError(message: "cannot read \(path): \(String(cString: strerror(errno)))") }
+            if count == 0 { return data }
+            data.append(contentsOf: chunk[0..<count])
+            if data.count >= limits.fileBytes {
+                throw GitError(message: "\(path) grew to \(limits.fileBytes) bytes or more while it was read (limits.agent_file_bytes)")
+            }
+        }
+    }
+
+    private func folderNames(_ folder: String) throws -> [String] {
+        guard let stream = opendir(folder) else { throw GitError(message: "cannot list \(folder): \(String(cString: strerror(errno)))") }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+}
+
+/// A worktree's index used as a cache of file stats: a file whose inode, size, mode and
+/// both times match its entry (and is not "racily" newer than the index) has the entry's
+/// blob. The ctime cannot be set by a process, so a rewritten file never matches. The index
+/// is opened by path, without a repository: no attributes or filters apply.
+public final class IndexStatCache {
+    private let index: OpaquePointer
+    private let path: String
+    private let written: timespec
+
+    /// Opens the index file at `path`; nil when it cannot be read.
+    public init?(path: String) {
+        var index: OpaquePointer?
+        var info = stat()
+        guard stat(path, &info) == 0, git_index_open(&index, path) == 0, let index else { return nil }
+        self.index = index
+        self.path = path
+        self.written = info.st_mtim
+    }
+
+    deinit { git_index_free(index) }
+
+    /// The cached blob of `path` when `info` matches its entry.
+    public func id(for path: String, info: stat) -> ObjectID? {
+        guard let entry = git_index_get_bypath(index, path, 0)?.pointee else { return nil }
+        let racy = (Int(entry.mtime.seconds), Int(entry.mtime.nanoseconds)) >= (written.tv_sec, written.tv_nsec)
+        guard !racy, entry.ino == UInt32(truncatingIfNeeded: info.st_ino), entry.file_size == UInt32(truncatingIfNeeded: info.st_size),
+              entry.mtime.seconds == Int32(truncatingIfNeeded: info.st_mtim.tv_sec), entry.mtime.nanoseconds == UInt32(info.st_mtim.tv_nsec),
+              entry.ctime.seconds == Int32(truncatingIfNeeded: info.st_ctim.tv_sec), entry.ctime.nanoseconds == UInt32(info.st_ctim.tv_nsec)
+        else { return nil }
+        return ObjectID(entry.id)
+    }
+
+    /// Records `changes` (read from `folder`) in the index and writes it, so that the next
+    /// reading hashes only what changed after them.
+    public func record(_ changes: [FolderChange], folder: String) throws {
+        for change in changes {
+            guard let id = change.id else {
+                if git_index_get_bypath(index, change.path, 0) != nil {
+                    try GitError.check(git_index_remove_bypath(index, change.path), "index remove \(change.path)")
+                } else {
+                    try GitError.check(git_index_remove_directory(index, change.path, 0), "index remove \(change.path)/")
+                }
+                continue
+            }
+            try GitError.check(git_index_remove_directory(index, change.path, 0), "index remove \(change.path)/")
+            try Self.add(change.path, id: id, mode: change.mode, folder: folder, to: index)
+        }
+        try GitError.check(git_index_write(index), "write index \(path)")
+    }
+
+    /// Adds `path`'s entry with blob `id` and the file's current stat to `index`.
+    static func add(_ path: String, id: ObjectID, mode: UInt32, folder: String, to index: OpaquePointer?) throws {
+        var info = stat()
+        guard lstat(folder + "/" + path, &info) == 0 else { throw GitError(message: "cannot stat \(path): \(String(cString: strerror(errno)))") }
+        try path.withCString { cPath in
+            var entry = git_index_entry()
+            entry.ctime = git_index_time(seconds: Int32(truncatingIfNeeded: info.st_ctim.tv_sec), nanoseconds: UInt32(info.st_ctim.tv_nsec))
+            entry.mtime = git_index_time(seconds: Int32(truncatingIfNeeded: info.st_mtim.tv_sec), nanoseconds: UInt32(info.st_mtim.tv_nsec))
+            entry.dev = UInt32(truncatingIfNeeded: info.st_dev)
+            entry.ino = UInt32(truncatingIfNeeded: info.st_ino)
+            entry.mode = mode
+            entry.uid = info.st_uid
+            entry.gid = info.st_gid
+            entry.file_size = UInt32(truncatingIfNeeded: info.st_size)
+            entry.id = id.raw
+            entry.path = cPath
+            try GitError.check(git_index_add(index, &entry), "index \(path)")
+        }
+    }
+}
