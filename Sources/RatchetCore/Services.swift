@@ -25,6 +25,12 @@ public struct ServiceView: Codable, Sendable {
 public struct CheckFinding: Codable, Sendable, Equatable {
     public var file: String
     public var message: String
+    /// `error` (the file is wrong; `service check` fails) or `warning` (allowed, but a
+    /// person should know: a changed default, a risky setting).
+    public var severity: String = "error"
+
+    /// Whether this finding is only a warning.
+    public var isWarning: Bool { severity == "warning" }
 }
 
 extension Workspace {
@@ -156,12 +162,26 @@ extension Workspace {
             if config.name != record.name {
                 findings.append(CheckFinding(file: file, message: "\(file): name: '\(config.name)' does not match the service name '\(record.name)'"))
             }
+            findings += sandboxWarnings(config, file: file)
         } catch let error as RatchetError {
             findings.append(CheckFinding(file: file, message: error.message))
         } catch {
             findings.append(CheckFinding(file: file, message: "\(file): cannot read: \(describe(error))"))
         }
         return findings
+    }
+
+    /// Warnings about sandbox settings: the network default changed from host to none, and
+    /// a service that allows unsandboxed runs.
+    private func sandboxWarnings(_ config: ServiceConfig, file: String) -> [CheckFinding] {
+        var warnings: [CheckFinding] = []
+        if !config.declaresNetwork {
+            warnings.append(CheckFinding(file: file, message: "\(file): sandbox.network is not set: agents get loopback only (the default changed from host to none); set 'network: host' if the agent must reach its model", severity: "warning"))
+        }
+        if config.allowUnsandboxed {
+            warnings.append(CheckFinding(file: file, message: "\(file): sandbox.allow_unsandboxed is true: 'ratchet work --unsandboxed' runs agents with this user's full rights", severity: "warning"))
+        }
+        return warnings
     }
 
     private func copyContents(of source: String, to destination: String) throws {

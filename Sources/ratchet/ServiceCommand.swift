@@ -72,15 +72,16 @@ struct ServiceCommand: ParsableCommand {
 
         func run() throws {
             let findings = try workspace.open().checkService(name)
+            let errors = findings.filter { !$0.isWarning }
             if output.json {
                 struct Report: Encodable { var service: String; var ok: Bool; var findings: [CheckFinding] }
-                try Terminal.printJSON(Report(service: name, ok: findings.isEmpty, findings: findings))
-            } else if findings.isEmpty {
-                print("\(name): ok")
+                try Terminal.printJSON(Report(service: name, ok: errors.isEmpty, findings: findings))
             } else {
-                for finding in findings { FileHandle.standardError.write(Data("\(finding.message)\n".utf8)) }
+                for finding in findings where finding.isWarning { Terminal.warning(finding.message) }
+                for finding in errors { FileHandle.standardError.write(Data("\(Names.escapedForTerminal(finding.message))\n".utf8)) }
+                if errors.isEmpty { print("\(name): ok" + (findings.isEmpty ? "" : " (\(findings.count) warning(s))")) }
             }
-            if !findings.isEmpty { RatchetCommand.fail("service \(name) has \(findings.count) problem(s)") }
+            if !errors.isEmpty { RatchetCommand.fail("service \(name) has \(errors.count) problem(s)") }
         }
     }
 

@@ -135,25 +135,32 @@ struct CommandLineTests {
 
 @Suite("Sandbox policy")
 struct SandboxPolicyTests {
-    @Test func withoutBubblewrapAgentsAreRefusedUnlessTheServiceAllowsIt() throws {
+    @Test func agentsRunUnsandboxedOnlyWhenTheServiceAllowsItAndTheCommandAsks() throws {
         let folder = ScratchFolder()
         let root = folder("ws")
         #expect(try ratchet(["init", root], in: folder.path).status == 0)
         #expect(try ratchet(["service", "add", "svc", "--template", "kv-cache"], in: root).status == 0)
-        let service = root + "/services/svc"
-        let yaml = try String(contentsOfFile: service + "/service.yaml", encoding: .utf8)
-        try Data(yaml.replacingOccurrences(of: "allow_unsandboxed: true", with: "allow_unsandboxed: false").utf8)
-            .write(to: URL(fileURLWithPath: service + "/service.yaml"))
-        try git(["commit", "-qam", "No unsandboxed agents"], in: service)
         #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Sandboxed only"], in: root).status == 0)
         let missing = ["RATCHET_BUBBLEWRAP": folder("no-bwrap")]
         let refused = try ratchet(["work", "T-1", "--agent", "command:echo x > x.txt"], in: root, environment: missing)
         #expect(refused.status != 0)
         #expect(refused.stderr.hasPrefix("error: bubblewrap is not installed"), "\(refused.stderr)")
+        // The shipped template does not allow unsandboxed runs, flag or not.
+        let notAllowed = try ratchet(["work", "T-1", "--unsandboxed", "--agent", "command:echo x > x.txt"], in: root)
+        #expect(notAllowed.stderr.hasPrefix("error: service svc does not allow running unsandboxed"), "\(notAllowed.stderr)")
         // Nothing was claimed.
         #expect(try ratchet(["ticket", "show", "T-1", "--json"], in: root).stdout.contains("\"state\" : \"open\""))
-        // With bubblewrap the same agent runs.
-        #expect(try ratchet(["work", "T-1", "--agent", "command:echo x > x.txt"], in: root).status == 0)
+        // A person allows it; the flag then runs the agent without bubblewrap, warned (not a
+        // terminal here) and recorded.
+        let service = root + "/services/svc"
+        let yaml = try String(contentsOfFile: service + "/service.yaml", encoding: .utf8)
+        try Data(yaml.replacingOccurrences(of: "allow_unsandboxed: false", with: "allow_unsandboxed: true").utf8)
+            .write(to: URL(fileURLWithPath: service + "/service.yaml"))
+        try git(["commit", "-qam", "Allow unsandboxed agents"], in: service)
+        let unsandboxed = try ratchet(["work", "T-1", "--unsandboxed", "--agent", "command:echo x > x.txt"], in: root, environment: missing)
+        #expect(unsandboxed.status == 0, "\(unsandboxed.stderr)")
+        #expect(unsandboxed.stderr.contains("warning: agent command of T-1/1 runs UNSANDBOXED"), "\(unsandboxed.stderr)")
+        #expect(try ratchet(["events", "--json"], in: root).stdout.contains("security.unsandboxed"))
     }
 }
 

@@ -82,7 +82,10 @@ struct ValidationTests {
         try git(["add", "."], in: source)
         try git(["commit", "-qm", "init"], in: source)
         try workspace.addService(name: "adopted", from: source)
-        #expect(try workspace.checkService("adopted").isEmpty)
+        // A service.yaml from before sandbox.network defaulted to none gets a warning, not an error.
+        let findings = try workspace.checkService("adopted")
+        #expect(findings.count == 1 && findings.allSatisfy(\.isWarning))
+        #expect(findings.first?.message.contains("sandbox.network is not set") == true)
         #expect(try git(["log", "--format=%s", "main"], in: workspace.servicePath("adopted")) == "init")
         #expect(message { try workspace.addService(name: "other", from: source) }?.contains("names the service 'adopted'") == true)
     }
