@@ -13,6 +13,8 @@ ratchet_missing_packages() {
   command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
   command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
   command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+  command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+  command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
   echo "${missing[@]:-}"
 }
 

@@ -184,11 +184,25 @@ extension Workspace {
         return warnings
     }
 
+    /// Copies a template folder's contents, owned by whoever runs Ratchet: files keep only
+    /// their executable bit, links their target (FileManager's copy would also try to keep
+    /// the owner, which fails for a user who is not the templates' owner).
     private func copyContents(of source: String, to destination: String) throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: destination, withIntermediateDirectories: true)
         for item in try fm.contentsOfDirectory(atPath: source) where item != "__pycache__" {
-            try fm.copyItem(atPath: source + "/" + item, toPath: destination + "/" + item)
+            let from = source + "/" + item, to = destination + "/" + item
+            var info = stat()
+            guard lstat(from, &info) == 0 else { throw RatchetError("cannot read \(from): \(String(cString: strerror(errno)))") }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR: try copyContents(of: from, to: to)
+            case S_IFLNK: try fm.createSymbolicLink(atPath: to, withDestinationPath: try fm.destinationOfSymbolicLink(atPath: from))
+            default:
+                guard fm.createFile(atPath: to, contents: try Data(contentsOf: URL(fileURLWithPath: from)),
+                                    attributes: [.posixPermissions: info.st_mode & 0o111 != 0 ? 0o755 : 0o644]) else {
+                    throw RatchetError("cannot write \(to)")
+                }
+            }
         }
     }
 

@@ -113,8 +113,22 @@ private struct FolderReader {
         var id = git_oid()
         try GitError.check(content.withUnsafeBytes { git_odb_hash(&id, $0.baseAddress, $0.count, GIT_OBJECT_BLOB) }, "hash \(path)")
         if let tracked, tracked.mode == mode, tracked.id == ObjectID(id) { return }
+        try refuseGitControlFile(path, content: content)
         try GitError.check(content.withUnsafeBytes { git_blob_create_from_buffer(&id, repository.pointer, $0.baseAddress, $0.count) }, "blob \(path)")
         try record(FolderChange(path: path, kind: tracked == nil ? .added : .modified, id: ObjectID(id), mode: mode, size: size))
+    }
+
+    /// Files that would make a person's git run something or fetch something: a
+    /// `.gitmodules` (Ratchet never makes submodules) and a `.gitattributes` naming a filter
+    /// driver. Ratchet itself reads neither.
+    private func refuseGitControlFile(_ path: String, content: Data) throws {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        if name.lowercased() == ".gitmodules" {
+            throw GitError(message: "\(path): a .gitmodules file is refused (Ratchet does not make submodules)")
+        }
+        if name.lowercased() == ".gitattributes", String(decoding: content, as: UTF8.self).range(of: #"(^|\s)filter="#, options: .regularExpression) != nil {
+            throw GitError(message: "\(path): a .gitattributes that names a filter driver is refused")
+        }
     }
 
     private mutating func record(_ change: FolderChange) throws {

@@ -59,13 +59,11 @@ struct SandboxSettingsTests {
         #expect(throws: RatchetError.self) { try ServiceConfig.parse("name: svc\nsandbox: {network: maybe}\n") }
     }
 
-    @Test func anAgentWithoutNetworkSeesOnlyLoopback() throws {
+    @Test func theTemplatesAgentSeesOnlyLoopback() throws {
         let folder = ScratchFolder()
         let workspace = try makeWorkspace(folder)
         let path = workspace.servicePath("svc")
-        let yaml = try String(contentsOfFile: path + "/service.yaml", encoding: .utf8)
-        try Data(yaml.replacingOccurrences(of: "network: true", with: "network: none").utf8).write(to: URL(fileURLWithPath: path + "/service.yaml"))
-        try git(["commit", "-qam", "No network for agents"], in: path)
+        #expect(try String(contentsOfFile: path + "/service.yaml", encoding: .utf8).contains("network: none"))
         let id = try file(workspace, "List interfaces")
         // /proc is mounted afresh inside the sandbox, so /proc/net/dev lists the sandbox's own interfaces.
         let attempt = try workspace.work(ticket: id, agent: "command:tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > interfaces.txt")
