@@ -84,8 +84,7 @@ extension Workspace {
             if try ServiceRecord.fetchOne(db, key: ticket.service)?.isPaused == true {
                 throw RatchetError("service \(ticket.service) is paused; landings resume with 'ratchet service resume \(ticket.service)'")
             }
-            guard var attempt = try AttemptRecord.filter(AttemptRecord.Columns.ticketId == id && AttemptRecord.Columns.state == AttemptState.proposed)
-                .order(AttemptRecord.Columns.number.desc).fetchOne(db) else {
+            guard var attempt = try StateChange.latestAttempt(db, ticket: id, in: .proposed) else {
                 throw RatchetError("ticket \(id) has no proposed attempt")
             }
             let now = Date()
@@ -125,7 +124,7 @@ extension Workspace {
     public func approve(ticket rawID: String, by person: String? = nil, note: String? = nil,
                         progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> LandingResult {
         let by = try Names.line(person ?? ProcessInfo.processInfo.environment["USER"] ?? "operator", what: "approver", limit: 200)
-        let note = try note.map { try Names.line($0, what: "note") }
+        let note = try note.map { try Names.line(redact($0), what: "note") }
         return try land(ticket: rawID, approval: Approval(by: by, note: note), progress: progress)
     }
 
@@ -165,31 +164,21 @@ extension Workspace {
     func hold(_ attempt: AttemptRecord, candidate: ObjectID, report: CanaryReport?, acceptance: [AcceptanceResult],
                       protected: [String], reasons: [String]) throws {
         try database.write { db in
-            guard var current = try AttemptRecord.fetchOne(db, key: attempt.id),
-                  var ticket = try TicketRecord.fetchOne(db, key: attempt.ticketId) else { throw RatchetError("attempt vanished") }
-            guard current.leaseOwner == Lease.owner, (current.leaseExpiresAt ?? .distantPast) > Date(),
-                  current.state == .proposed, ticket.state == .proposed || ticket.state == .needsApproval else {
+            var (current, ticket) = try StateChange.load(db, attempt: attempt.id)
+            guard StateChange.holdsLease(current), current.state == .proposed, ticket.state == .proposed || ticket.state == .needsApproval else {
                 throw RatchetError("lost the claim on \(ticket.id) before holding it for approval (ticket is \(ticket.state), attempt is \(current.state))")
             }
             // Held again (an approval that no longer covers a rebuilt candidate) stays needs-approval.
-            if ticket.state != .needsApproval { try TicketLifecycle.check(ticket.id, from: ticket.state, to: .needsApproval) }
             let now = Date()
+            if ticket.state != .needsApproval { try StateChange.moveTicket(&ticket, to: .needsApproval, at: now) }
+            StateChange.moveAttempt(&current, to: .proposed, at: now)
             current.candidate = candidate.hex
-            current.leaseOwner = nil
-            current.leaseExpiresAt = nil
             try current.update(db)
-            ticket.state = .needsApproval
-            ticket.updatedAt = now
             try ticket.update(db)
-            if var trajectory = try TrajectoryRecord.fetchOne(db, key: current.trajectoryId) {
-                trajectory.outcome = ["status": "needs-approval", "candidate": .string(candidate.hex),
-                                      "verdict": .optional(report?.verdict.rawValue),
-                                      "canary_report": report.map { .number(Double($0.id ?? 0)) } ?? nil,
-                                      "acceptance": try RatchetJSON.value(acceptance),
-                                      "protected_paths": .array(protected.map { .string($0) }),
-                                      "reasons": .array(reasons.map { .string($0) })]
-                try trajectory.update(db)
-            }
+            try StateChange.updateTrajectory(db, current.trajectoryId, outcome: [
+                "status": "needs-approval", "candidate": .string(candidate.hex), "verdict": .optional(report?.verdict.rawValue),
+                "canary_report": report.map { .number(Double($0.id ?? 0)) } ?? nil, "acceptance": try RatchetJSON.value(acceptance),
+                "protected_paths": .array(protected.map { .string($0) }), "reasons": .array(reasons.map { .string($0) })])
             try RatchetDatabase.appendEvent(db, kind: "ticket.needs_approval", service: ticket.service, ticket: ticket.id, attempt: current.number,
                                             data: ["candidate": .string(candidate.hex), "verdict": .optional(report?.verdict.rawValue),
                                                    "score": report.map { .number($0.score) } ?? nil,

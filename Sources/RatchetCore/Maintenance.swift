@@ -66,7 +66,7 @@ extension Workspace {
                             progress: @Sendable (String) -> Void = { _ in }) throws -> PackResult {
         let name = try Names.serviceName(rawName)
         _ = try service(name)
-        if ownProcess { releaseWorkspaceLock() }
+        if ownProcess { try releaseWorkspaceLock() }
         if let lockDescriptor {
             // Handed over by a landing: it must be this service's pack lock, held by us.
             var held = stat(), file = stat()
@@ -79,7 +79,7 @@ extension Workspace {
         defer { close(fd) }
         if lockDescriptor == nil, flock(fd, LOCK_EX | LOCK_NB) != 0 {
             progress("waiting for the packing of \(name) in progress")
-            guard flock(fd, LOCK_EX) == 0 else { throw RatchetError("cannot lock \(packLockPath(name)): \(String(cString: strerror(errno)))") }
+            try Self.lock(fd, LOCK_EX, path: packLockPath(name))
         }
         let started = Date()
         let repository = try Repository.open(servicePath(name))
@@ -163,8 +163,10 @@ extension Workspace {
     func waitForPackers() {
         for service in (try? services()) ?? [] {
             guard let fd = try? openPackLock(service.name, closeOnExec: true) else { continue }
-            _ = flock(fd, LOCK_SH)
-            close(fd)
+            defer { close(fd) }
+            do { try Self.lock(fd, LOCK_SH, path: packLockPath(service.name)) } catch {
+                logger.warning("cannot wait for the packer", metadata: ["service": "\(service.name)", "error": "\(describe(error))"])
+            }
         }
     }
 }

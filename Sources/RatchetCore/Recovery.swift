@@ -33,11 +33,13 @@ extension Workspace {
     /// Checks the workspace and, with `repair`, fixes what it can; every repair is an event.
     public func doctor(repair: Bool, progress: @Sendable (String) -> Void = { _ in }) throws -> DoctorReport {
         let exclusive = holdWorkspaceLockExclusively()
-        defer { if exclusive { shareWorkspaceLock() } }
+        defer { if exclusive { try? shareWorkspaceLock() } }
         // A packer started by a landing gives the workspace lock back; wait for it through
         // its pack lock, so that the checks below see a quiet repo (with the lock held
         // exclusively no new one can start).
         waitForPackers()
+        // With no Ratchet process running no agent run is being checked: the reference journals start afresh.
+        if repair && exclusive { ReferenceJournal.removeAll(in: self) }
         var findings: [DoctorFinding] = []
         func note(_ kind: String, service: String? = nil, ticket: String? = nil, _ detail: String, repaired: Bool) {
             findings.append(DoctorFinding(kind: kind, service: service, ticket: ticket, detail: detail, repaired: repaired))

@@ -14,6 +14,12 @@ struct ReferenceJournal {
         path = workspace.root.appendingPathComponent(".ratchet/refs/\(service).journal").path
     }
 
+    /// Removes every service's journal; only while no Ratchet process runs (doctor holds the
+    /// workspace lock exclusively), when no agent run is being checked against them.
+    static func removeAll(in workspace: Workspace) {
+        try? FileManager.default.removeItem(atPath: workspace.root.appendingPathComponent(".ratchet/refs").path)
+    }
+
     /// Appends one write; a single `write` with `O_APPEND`, so concurrent writers never interleave.
     func append(_ name: String, _ target: ObjectID?) throws {
         let line = "\(name) \(target?.hex ?? "-")\n"

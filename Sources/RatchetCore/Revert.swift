@@ -14,8 +14,7 @@ extension Workspace {
         let ticket = try ticket(id)
         try TicketLifecycle.check(id, from: ticket.state, to: .reverted)
         guard let attempt = try database.read({ db in
-            try AttemptRecord.filter(AttemptRecord.Columns.ticketId == id && AttemptRecord.Columns.state == AttemptState.landed)
-                .order(AttemptRecord.Columns.number.desc).fetchOne(db)
+            try StateChange.latestAttempt(db, ticket: id, in: .landed)
         }), let landingHex = attempt.landing, let landing = ObjectID(hex: landingHex) else {
             throw RatchetError("ticket \(id) has no landed attempt to revert")
         }

@@ -13,6 +13,12 @@ enum StateChange {
         return (attempt, ticket)
     }
 
+    /// The latest attempt of ticket `id` in `state`, if any.
+    static func latestAttempt(_ db: Database, ticket id: String, in state: AttemptState) throws -> AttemptRecord? {
+        try AttemptRecord.filter(AttemptRecord.Columns.ticketId == id && AttemptRecord.Columns.state == state)
+            .order(AttemptRecord.Columns.number.desc).fetchOne(db)
+    }
+
     /// Moves `ticket` to `state` (refusing an illegal transition) at `now`.
     static func moveTicket(_ ticket: inout TicketRecord, to state: TicketState, at now: Date) throws {
         try TicketLifecycle.check(ticket.id, from: ticket.state, to: state)

@@ -34,34 +34,22 @@ extension Workspace {
     func endAttempt(_ attempt: AttemptRecord, as state: AttemptState, error: String, maxAttempts: Int,
                     outcome: JSONValue? = nil) throws -> TicketState {
         try database.write { db in
-            guard var current = try AttemptRecord.fetchOne(db, key: attempt.id),
-                  var ticket = try TicketRecord.fetchOne(db, key: attempt.ticketId) else { throw RatchetError("attempt vanished") }
+            var (current, ticket) = try StateChange.load(db, attempt: attempt.id)
             guard !TicketLifecycle.finishedAttemptStates.contains(current.state) else { return ticket.state }
             let now = Date()
-            current.state = state
-            current.error = error
-            current.endedAt = now
-            current.leaseOwner = nil
-            current.leaseExpiresAt = nil
+            StateChange.moveAttempt(&current, to: state, error: error, at: now)
             try current.update(db)
-            if var trajectory = try TrajectoryRecord.fetchOne(db, key: attempt.trajectoryId) {
-                trajectory.outcome = outcome ?? ["status": .string(state.rawValue), "error": .string(error),
-                                                 "duration_s": .number(now.timeIntervalSince(attempt.startedAt))]
-                try trajectory.update(db)
-            }
+            try StateChange.updateTrajectory(db, attempt.trajectoryId, outcome: outcome ?? [
+                "status": .string(state.rawValue), "error": .string(error), "duration_s": .number(now.timeIntervalSince(attempt.startedAt))])
             try RatchetDatabase.appendEvent(db, kind: "attempt.\(state.rawValue)", service: attempt.service, ticket: attempt.ticketId,
                                             attempt: attempt.number, data: ["error": .string(error)])
-            if ticket.state != .cancelled {
-                let used = try AttemptRecord.filter(AttemptRecord.Columns.ticketId == ticket.id).fetchCount(db)
-                let next: TicketState = used >= maxAttempts ? .escalated : .open
-                try TicketLifecycle.check(ticket.id, from: ticket.state, to: next)
-                ticket.state = next
-                ticket.updatedAt = now
-                try ticket.update(db)
-                try RatchetDatabase.appendEvent(db, kind: next == .escalated ? "ticket.escalated" : "ticket.reopened",
-                                                service: ticket.service, ticket: ticket.id,
-                                                data: ["attempts": .number(Double(used)), "reason": .string(error)])
-            }
+            guard ticket.state != .cancelled else { return ticket.state }
+            let used = try AttemptRecord.filter(AttemptRecord.Columns.ticketId == ticket.id).fetchCount(db)
+            try StateChange.moveTicket(&ticket, to: used >= maxAttempts ? .escalated : .open, at: now)
+            try ticket.update(db)
+            try RatchetDatabase.appendEvent(db, kind: ticket.state == .escalated ? "ticket.escalated" : "ticket.reopened",
+                                            service: ticket.service, ticket: ticket.id,
+                                            data: ["attempts": .number(Double(used)), "reason": .string(error)])
             return ticket.state
         }
     }

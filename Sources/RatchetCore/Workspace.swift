@@ -36,7 +36,8 @@ public final class Workspace: Sendable {
         let lockPath = root.appendingPathComponent(".ratchet/lock").path
         try? FileManager.default.createDirectory(atPath: (lockPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         lockDescriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        if lockDescriptor >= 0 { _ = flock(lockDescriptor, LOCK_SH) }
+        guard lockDescriptor >= 0 else { throw RatchetError("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        try Self.lock(lockDescriptor, LOCK_SH, path: lockPath)
     }
 
     deinit { if lockDescriptor >= 0 { close(lockDescriptor) } }
@@ -55,13 +56,20 @@ public final class Workspace: Sendable {
     public static let unloggedReferencePrefixes = ["refs/heads/ticket/"]
 
     /// Stops holding the workspace lock (a packer: nothing of it is for doctor to repair).
-    func releaseWorkspaceLock() {
-        if lockDescriptor >= 0 { _ = flock(lockDescriptor, LOCK_UN) }
+    func releaseWorkspaceLock() throws {
+        try Self.lock(lockDescriptor, LOCK_UN, path: ".ratchet/lock")
     }
 
     /// Returns to holding the workspace lock shared.
-    func shareWorkspaceLock() {
-        if lockDescriptor >= 0 { _ = flock(lockDescriptor, LOCK_SH) }
+    func shareWorkspaceLock() throws {
+        try Self.lock(lockDescriptor, LOCK_SH, path: ".ratchet/lock")
+    }
+
+    /// `flock(fd, operation)`, retried when a signal interrupts it; any other failure throws.
+    static func lock(_ fd: Int32, _ operation: Int32, path: String) throws {
+        while flock(fd, operation) != 0 {
+            guard errno == EINTR else { throw RatchetError("cannot lock \(path): \(String(cString: strerror(errno)))") }
+        }
     }
 
     /// Opens the workspace named by `explicit`, else `$RATCHET_WORKSPACE`, else the nearest

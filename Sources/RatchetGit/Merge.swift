@@ -82,6 +82,9 @@ extension Repository {
     public func revert(_ commit: ObjectID, onto: ObjectID, mainline: UInt32 = 1) throws -> MergeOutcome {
         let reverted = try self.commit(commit)
         let parents = reverted.parents.count
+        if parents > 1 && !(1...UInt32(parents)).contains(mainline) {
+            throw GitError(message: "mainline \(mainline) is out of range: \(commit.short) has \(parents) parents")
+        }
         if parents > 0 {
             // Undoing `commit` is merging its parent's tree into `onto` with `commit` as the base.
             let parent = try self.commit(reverted.parents[parents > 1 ? Int(mainline) - 1 : 0]).tree

@@ -160,12 +160,8 @@ public final class ObjectBatch {
         // zlib's fastest level costs 20-40 µs for a 4 KiB tree, several times the rest of the
         // flush, and packs are combined and delta-compressed later (`ratchet service pack`). The
         // stored stream uses the smallest hash table, which deflateReset clears every time.
-        var small = z_stream(), large = z_stream()
-        guard deflateInit2_(&small, Z_NO_COMPRESSION, Z_DEFLATED, 15, 1, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK
-        else { throw GitError(message: "deflate init failed") }
-        defer { deflateEnd(&small) }
-        var largeReady = false
-        defer { if largeReady { deflateEnd(&large) } }
+        let small = try DeflateStream(level: Z_NO_COMPRESSION, memoryLevel: 1)
+        var large: DeflateStream?
         var compressed: [UInt8] = []
         for (id, type, data) in objects {
             let start = out.count
@@ -178,12 +174,8 @@ public final class ObjectBatch {
                 size >>= 7
             }
             out.append(byte)
-            if data.count >= Self.storedLimit && !largeReady {
-                guard deflateInit_(&large, 1, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { throw GitError(message: "deflate init failed") }
-                largeReady = true
-            }
-            let length = try data.count < Self.storedLimit ? Self.deflate(data, with: &small, into: &compressed)
-                                                : Self.deflate(data, with: &large, into: &compressed)
+            if data.count >= Self.storedLimit && large == nil { large = try DeflateStream(level: 1, memoryLevel: 8) }
+            let length = try (data.count < Self.storedLimit ? small : large!).deflate(data, into: &compressed)
             out += compressed.prefix(length)
             let crc = out[start...].withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }
             entries.append((id, start, crc))
@@ -197,23 +189,6 @@ public final class ObjectBatch {
     /// Objects below this size are stored without compression in a step's pack.
     static let storedLimit = 64 << 10
 
-    /// Compresses `data` as one zlib stream into `buffer` (grown as needed); returns its length.
-    private static func deflate(_ data: Data, with stream: inout z_stream, into buffer: inout [UInt8]) throws -> Int {
-        guard deflateReset(&stream) == Z_OK else { throw GitError(message: "deflate reset failed") }
-        let bound = Int(deflateBound(&stream, uLong(data.count)))
-        if buffer.count < bound { buffer = [UInt8](repeating: 0, count: bound) }
-        let rc = data.withUnsafeBytes { source in
-            buffer.withUnsafeMutableBufferPointer { target in
-                stream.next_in = UnsafeMutablePointer(mutating: source.bindMemory(to: Bytef.self).baseAddress)
-                stream.avail_in = uInt(source.count)
-                stream.next_out = target.baseAddress
-                stream.avail_out = uInt(target.count)
-                return Czlib.deflate(&stream, Z_FINISH)
-            }
-        }
-        guard rc == Z_STREAM_END else { throw GitError(message: "deflate failed (\(rc))") }
-        return Int(stream.total_out)
-    }
 
     /// The version-2 index of a pack: fan-out table, sorted ids, CRC-32s, 32-bit offsets, the
     /// pack's checksum and the index's own (gitformat-pack(5)).
@@ -300,4 +275,42 @@ public final class ObjectBatch {
 
 private func appendBigEndian(_ value: UInt32, to out: inout [UInt8]) {
     out += [UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff), UInt8(value & 0xff)]
+}
+
+/// One zlib deflate stream at a stable heap address: zlib keeps a pointer back to its
+/// `z_stream` and refuses a stream that moved, which a Swift `var` passed `inout` may do.
+final class DeflateStream {
+    private let stream: UnsafeMutablePointer<z_stream>
+
+    init(level: Int32, memoryLevel: Int32) throws {
+        stream = .allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        guard deflateInit2_(stream, level, Z_DEFLATED, 15, memoryLevel, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            stream.deallocate()
+            throw GitError(message: "deflate init failed")
+        }
+    }
+
+    deinit {
+        deflateEnd(stream)
+        stream.deallocate()
+    }
+
+    /// Compresses `data` as one zlib stream into `buffer` (grown as needed); returns its length.
+    func deflate(_ data: Data, into buffer: inout [UInt8]) throws -> Int {
+        guard deflateReset(stream) == Z_OK else { throw GitError(message: "deflate reset failed") }
+        let bound = Int(deflateBound(stream, uLong(data.count)))
+        if buffer.count < bound { buffer = [UInt8](repeating: 0, count: bound) }
+        let rc = data.withUnsafeBytes { source in
+            buffer.withUnsafeMutableBufferPointer { target in
+                stream.pointee.next_in = UnsafeMutablePointer(mutating: source.bindMemory(to: Bytef.self).baseAddress)
+                stream.pointee.avail_in = uInt(source.count)
+                stream.pointee.next_out = target.baseAddress
+                stream.pointee.avail_out = uInt(target.count)
+                return Czlib.deflate(stream, Z_FINISH)
+            }
+        }
+        guard rc == Z_STREAM_END else { throw GitError(message: "deflate failed (\(rc))") }
+        return Int(stream.pointee.total_out)
+    }
 }

@@ -194,7 +194,7 @@ extension Repository {
         defer { git_index_free(index) }
         try GitError.check(git_index_read(index, 0), "read index")
         for change in changes {
-            if change.id == nil { _ = git_index_remove_bypath(index, change.path) }
+            if change.id == nil { try GitError.check(git_index_remove_bypath(index, change.path), "index remove \(change.path)") }
             else { try GitError.check(git_index_add_bypath(index, change.path), "index \(change.path)") }
         }
         try GitError.check(git_index_write(index), "write index")

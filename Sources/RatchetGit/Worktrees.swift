@@ -121,7 +121,7 @@ extension Repository {
         for difference in differences {
             guard let before = difference.old, difference.new?.mode != before.mode else { continue }
             if !before.isSubmodule { try? fm.removeItem(atPath: workdir + difference.path) }
-            _ = git_index_remove_bypath(index, difference.path)
+            try GitError.check(git_index_remove_bypath(index, difference.path), "index remove \(difference.path)")
             removeEmptyParents(of: workdir + difference.path, below: workdir)
         }
         for difference in differences {

@@ -158,8 +158,7 @@ extension Workspace {
         let id = try Names.ticketID(rawID)
         let ticket = try ticket(id)
         guard let attempt = try database.read({ db in
-            try AttemptRecord.filter(AttemptRecord.Columns.ticketId == id && AttemptRecord.Columns.state == AttemptState.proposed)
-                .order(AttemptRecord.Columns.number.desc).fetchOne(db)
+            try StateChange.latestAttempt(db, ticket: id, in: .proposed)
         }), let headHex = attempt.head, let head = ObjectID(hex: headHex) else {
             throw RatchetError("ticket \(id) is \(ticket.state) and has no proposed attempt to judge; use 'ratchet canary --service S --ref REF' for any commit")
         }
