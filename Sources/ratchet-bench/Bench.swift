@@ -37,6 +37,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Only the worktree and checkout figures, at the first size or with --large the last.")
     var worktreesOnly = false
 
+    @Flag(help: "Only the cost of one sandboxed run: unsandboxed, adr/0010's bubblewrap and today's (adr/0013).")
+    var sandboxOnly = false
+
     @Flag(help: "With --worktrees-only: only the pooled worktree figure (for perf).")
     var pooledOnly = false
 
@@ -58,6 +61,12 @@ struct Bench: ParsableCommand {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
+        if sandboxOnly {
+            for figure in try SandboxBench.measure(runs: runs, scratch: scratch) {
+                print("\(figure.name) \(figure.pipeline): median \(Format.ms(figure.median)) ms, p90 \(Format.ms(figure.p90)) ms over \(figure.runs)")
+            }
+            return
+        }
         var figures: [Figure] = []
         var memory: [String: Double] = [:]
         #if DEBUG
@@ -142,6 +151,8 @@ struct Bench: ParsableCommand {
         MemoryProbes.print(probes)
         progress("canary judge")
         figures.append(try JudgeBench.measure(runs: quick ? 3 : 21))
+        progress("sandbox cost per run")
+        figures += try SandboxBench.measure(runs: quick ? 3 : 41, scratch: scratch)
         printTable(figures.filter { $0.size == "-" })
         print("peak memory (MiB, cumulative over the run): " + memory.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.1f", $0.value))" }.joined(separator: "; "))
         if let output {
