@@ -4,8 +4,8 @@ import RatchetGit
 /// `ratchet quickstart`: the whole loop, as far as it exists today, in a fresh workspace.
 public enum Quickstart {
     /// Creates a workspace in `directory` and walks a ticket through work, merge (with the
-    /// canary passing it) and revert, and a regression through work and merge (the canary
-    /// rejecting it),
+    /// canary passing it) and revert, a regression through work and merge (the canary
+    /// rejecting it), and a hostile agent through work and merge (the gate holding it),
     /// printing what a person would look at.
     public static func run(in directory: String, print: (String) -> Void) throws {
         print("== 1. a workspace and a service from the kv-cache template")
@@ -70,7 +70,9 @@ public enum Quickstart {
         }
         print("\(slow.id) is \(try workspace.ticket(slow.id).state); main is unchanged; see: ratchet canary show \(slow.id)")
 
-        print("\n== 6. revert through a commit on main")
+        try hostileScene(workspace, service: service.name, in: servicePath, print: print)
+
+        print("\n== 7. revert through a commit on main")
         print("$ ratchet revert \(ticket.id) --reason 'quickstart: show the undo'")
         let revert = try workspace.revert(ticket: ticket.id, reason: "quickstart: show the undo", by: "quickstart")
         print("$ git log --first-parent --oneline main")
@@ -80,11 +82,39 @@ public enum Quickstart {
         let view = try workspace.ticketView(ticket.id)
         print("\(view.id) is \(view.state); landing \(view.landing?.prefix(7) ?? "-"), revert \(view.revert?.prefix(7) ?? "-"); branch \(attempt.branch) kept")
 
-        print("\n== 7. after a crash, recovery reconciles git and the store (here there is nothing to do)")
+        print("\n== 8. after a crash, recovery reconciles git and the store (here there is nothing to do)")
         print("$ ratchet doctor")
         let doctor = try workspace.doctor(repair: false)
         print(doctor.findings.isEmpty ? "ok: nothing to repair" : doctor.findings.map { "found \($0.kind): \($0.detail)" }.joined(separator: "\n"))
         print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(ticket.id) && ratchet events")
+    }
+
+    /// An agent that tries to land without being judged: it points its worktree at `main`,
+    /// loosens its canary and plants a hook. The sandbox refuses the writes, Ratchet commits
+    /// on the attempt's branch only, and the gate holds the loosened canary for a person,
+    /// who rejects it (docs/security.md).
+    private static func hostileScene(_ workspace: Workspace, service: String, in servicePath: String, print: (String) -> Void) throws {
+        print("\n== 6. a hostile agent: it tries to commit straight to main, loosen its canary and plant a hook")
+        var draft = TicketDraft(service: service, title: "Tune the canary")
+        draft.source = "human:quickstart"
+        let ticket = try workspace.createTicket(draft)
+        let main = try Repository.open(servicePath).resolveReference("refs/heads/main")
+        let agent = #"command:echo 'gitdir: /elsewhere' > .git; echo evil > ../../services/kv-cache/.git/hooks/post-checkout; sed -i 's/allowed_change: .*/allowed_change: 1000/' canary/canary.yaml; true"#
+        print("$ ratchet work \(ticket.id) --agent '\(agent)'")
+        let attempt = try workspace.work(ticket: ticket.id, agent: agent)
+        let nowMain = try Repository.open(servicePath).resolveReference("refs/heads/main")
+        let planted = FileManager.default.fileExists(atPath: servicePath + "/.git/hooks/post-checkout")
+        print("attempt \(attempt.number) proposed: \(attempt.branch) at \(attempt.head!.prefix(7)); main \(nowMain == main ? "is still" : "MOVED to") \(nowMain?.short ?? "-"); \(planted ? "a hook WAS planted" : "no hook was planted")")
+        print("$ ratchet merge \(ticket.id)")
+        do {
+            try workspace.merge(ticket: ticket.id)
+            print("(unexpected: the loosened canary landed)")
+        } catch let stop as GateStop {
+            print("error: \(stop.message)")
+        }
+        print("$ ratchet reject \(ticket.id) --reason 'an agent never loosens its own gate'")
+        try workspace.rejectTicket(ticket.id, reason: "an agent never loosens its own gate", by: "quickstart")
+        print("\(ticket.id) is \(try workspace.ticket(ticket.id).state); main is unchanged")
     }
 
     private static func indent(_ text: String) -> String {
