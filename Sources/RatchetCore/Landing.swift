@@ -218,10 +218,13 @@ extension Workspace {
         try batch.publishNote(text, on: commit, author: config.identity)
     }
 
-    /// Safe-checks-out main in `services/NAME` after Ratchet moved it, inside the landing's
-    /// transaction `db`. Returns a warning (and records an event) when local changes prevent it.
-    func updateCheckout(_ db: Database, _ repository: Repository, service: String, ticket: String) -> String? {
+    /// Brings the checked-out main of `services/NAME` from commit `old` to `new` after Ratchet
+    /// moved main, inside the landing's transaction `db`: by applying only their difference
+    /// where that is provably safe, else by a safe checkout. Returns a warning (and records an
+    /// event) when local changes prevent it.
+    func updateCheckout(_ db: Database, _ repository: Repository, service: String, ticket: String, from old: ObjectID, to new: ObjectID) -> String? {
         do {
+            if try repository.applyCheckoutDifference(from: try repository.commit(old).tree, to: try repository.commit(new).tree) { return nil }
             try repository.safeCheckoutHead()
             return nil
         } catch {

@@ -212,7 +212,7 @@ final class LandingRun {
                                                    "rebuilds": .number(Double(rebuilds)), "canary": .optional(report?.trailer)])
             try RatchetDatabase.appendEvent(db, kind: "ticket.merged", service: ticket.service, ticket: ticket.id, data: ["landing": .string(landing.hex)])
             // Still under the write lock: landings of one workspace update checkouts one at a time.
-            checkoutWarning = workspace.updateCheckout(db, repository, service: ticket.service, ticket: ticket.id)
+            checkoutWarning = workspace.updateCheckout(db, repository, service: ticket.service, ticket: ticket.id, from: candidate.main, to: landing)
             return current
         }
     }

@@ -53,6 +53,10 @@ extension Workspace {
         let integrity = try database.integrityCheck()
         if integrity != "ok" { note("store-integrity", "PRAGMA integrity_check: \(integrity)", repaired: false) }
 
+        for slot in halfSwitchedCheckouts(repair: repair) {
+            note("checkout-pool", "\(slot) was left half switched by a killed process", repaired: repair)
+        }
+
         for service in try services() {
             let path = servicePath(service.name)
             // 1. Lock and temporary files a kill left in the repository: only when no Ratchet process runs.

@@ -80,7 +80,7 @@ extension Workspace {
                 "kind": "revert", "by": .string(by), "at": .string(StateChange.stamp(now)), "reason": .string(reason), "revert": .string(revert.hex)])
             try RatchetDatabase.appendEvent(db, kind: "ticket.reverted", service: ticket.service, ticket: ticket.id, attempt: current.number,
                                             data: ["landing": .string(landing.hex), "revert": .string(revert.hex), "reason": .string(reason)])
-            return updateCheckout(db, repository, service: ticket.service, ticket: ticket.id)
+            return updateCheckout(db, repository, service: ticket.service, ticket: ticket.id, from: main, to: revert)
         }
     }
 

@@ -17,10 +17,20 @@ public struct Sandbox: Sendable {
         public var destination: String
         /// Whether the sandbox may write it.
         public var isWritable: Bool
+        /// Whether the sandbox writes into its own layer over `source` (overlayfs with an
+        /// in-memory upper layer that vanishes with the run), `source` itself never changing.
+        public var isOverlay = false
         public init(_ source: String, at destination: String? = nil, writable: Bool = false) {
             self.source = source
             self.destination = destination ?? source
             self.isWritable = writable
+        }
+
+        /// `source` at `destination`, writable in a layer of the run's own.
+        public static func overlay(_ source: String, at destination: String) -> Mount {
+            var mount = Mount(source, at: destination, writable: true)
+            mount.isOverlay = true
+            return mount
         }
     }
 
@@ -57,7 +67,7 @@ public struct Sandbox: Sendable {
         self.hasNetwork = network
         self.privateFolder = privateFolder
         self.workingDirectory = workingDirectory
-        for folder in ["tmp", "home"] {
+        for folder in ["tmp", "home", "overlay"] {
             try FileManager.default.createDirectory(atPath: privateFolder + "/" + folder, withIntermediateDirectories: true)
         }
     }
@@ -70,13 +80,16 @@ public struct Sandbox: Sendable {
 
     /// The argument vector that runs `argv` inside the sandbox.
     public func arguments(for argv: [String]) -> [String] {
-        var arguments = [executable, "--die-with-parent", "--new-session", "--unshare-user", "--uid", "\(Self.innerID)",
+        var arguments = overlayPrefix() + [executable, "--die-with-parent", "--new-session", "--unshare-user", "--uid", "\(Self.innerID)",
                          "--gid", "\(Self.innerID)", "--disable-userns", "--cap-drop", "ALL",
                          "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
         if !hasNetwork { arguments.append("--unshare-net") }
         arguments += Self.systemMounts()
         arguments += ["--dev", "/dev", "--proc", "/proc", "--bind", privateFolder + "/tmp", "/tmp", "--bind", privateFolder + "/home", Self.home]
-        for mount in mounts { arguments += [mount.isWritable ? "--bind" : "--ro-bind", mount.source, mount.destination] }
+        for (index, mount) in mounts.enumerated() {
+            let source = mount.isOverlay ? overlayFolder + "/m\(index)" : mount.source
+            arguments += [mount.isWritable ? "--bind" : "--ro-bind", source, mount.destination]
+        }
         arguments += ["--chdir", workingDirectory]
         // After the command, count the processes it left in the namespace (pid 1 is bubblewrap's
         // init, $$ this shell); they die with the namespace when this shell exits.
@@ -90,6 +103,36 @@ public struct Sandbox: Sendable {
         arguments += ["--", "/bin/sh", "-c", wrapper, "ratchet-sandbox"] + argv
         return arguments
     }
+
+    /// Where the overlays of a run are mounted (inside its own mount namespace only).
+    var overlayFolder: String { privateFolder + "/overlay" }
+
+    /// For overlay mounts: `unshare` into a private mount namespace (and, when not root, a
+    /// user namespace mapping the caller to root there), mount a tmpfs and one overlay per
+    /// such mount on it, then exec bubblewrap. The layers vanish with the namespace when
+    /// the run ends. bubblewrap 0.8 has no `--overlay` of its own.
+    func overlayPrefix() -> [String] {
+        let overlays = mounts.enumerated().filter { $0.element.isOverlay }
+        guard !overlays.isEmpty else { return [] }
+        var script = "mount -t tmpfs -o mode=0755 ratchet-overlay \(Self.quoted(overlayFolder)) || exit 125\n"
+        for (index, mount) in overlays {
+            let (upper, work, merged) = (overlayFolder + "/u\(index)", overlayFolder + "/w\(index)", overlayFolder + "/m\(index)")
+            let options = "lowerdir=\(Self.escapedForOverlay(mount.source)),upperdir=\(Self.escapedForOverlay(upper)),workdir=\(Self.escapedForOverlay(work))"
+            script += "mkdir \(Self.quoted(upper)) \(Self.quoted(work)) \(Self.quoted(merged)) && "
+            script += "mount -t overlay overlay -o \(Self.quoted(options)) \(Self.quoted(merged)) || exit 125\n"
+        }
+        script += "exec \"$@\""
+        let user = getuid() == 0 ? [] : ["--user", "--map-root-user"]
+        return ["/usr/bin/unshare", "--mount", "--propagation", "private"] + user + ["--", "/bin/sh", "-c", script, "ratchet-overlay"]
+    }
+
+    /// A path inside overlayfs's mount options, where `,` and `:` separate and `\\` escapes.
+    static func escapedForOverlay(_ path: String) -> String {
+        path.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: ",", with: "\\,").replacingOccurrences(of: ":", with: "\\:")
+    }
+
+    /// `text` in single quotes for `/bin/sh`.
+    static func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
     /// How many processes the command left running (read after the run). The count is the
     /// wrapper's; an agent could overwrite it, but whatever it left dies with the namespace.
@@ -172,11 +215,15 @@ extension Workspace {
     /// The sandbox branch code is verified in (acceptance commands, canary runs): `checkout`
     /// writable at the neutral `Sandbox.checkoutPath`, `readOnly` mounts beside it; nothing of
     /// the workspace or the service's `.git` is reachable.
-    public func verificationSandbox(checkout: String, readOnly: [Sandbox.Mount] = [], network: Bool, privateFolder: String) throws -> Sandbox {
+    /// With `layered`, the run writes into an overlay of its own and `checkout` never changes
+    /// (a pooled checkout, `CheckoutPool.swift`).
+    public func verificationSandbox(checkout: String, layered: Bool = false, readOnly: [Sandbox.Mount] = [], network: Bool,
+                                    privateFolder: String) throws -> Sandbox {
         guard let executable = Sandbox.bubblewrap() else {
             throw RatchetError("bubblewrap is not installed (Debian package bubblewrap); branch code never runs outside a sandbox")
         }
-        return try Sandbox(executable: executable, mounts: [Sandbox.Mount(checkout, at: Sandbox.checkoutPath, writable: true)] + readOnly,
-                           network: network, privateFolder: privateFolder, workingDirectory: Sandbox.checkoutPath)
+        let mount = layered ? Sandbox.Mount.overlay(checkout, at: Sandbox.checkoutPath) : Sandbox.Mount(checkout, at: Sandbox.checkoutPath, writable: true)
+        return try Sandbox(executable: executable, mounts: [mount] + readOnly, network: network, privateFolder: privateFolder,
+                           workingDirectory: Sandbox.checkoutPath)
     }
 }

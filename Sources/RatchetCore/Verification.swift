@@ -45,26 +45,16 @@ extension Workspace {
     }
 
     /// Runs the acceptance criteria on `candidate`: each `command:` in a verification sandbox
-    /// over a private checkout (the service's `.git` and the store unreachable), with the
-    /// network of `sandbox.verify_network`.
+    /// over a pooled checkout of it with a writable layer of its own (the service's `.git` and
+    /// the store unreachable), with the network of `sandbox.verify_network`.
     func runAcceptance(_ criteria: [Acceptance], candidate: ObjectID, repository: Repository, config serviceConfig: ServiceConfig,
                        progress: @Sendable (String) -> Void) throws -> [AcceptanceResult] {
         var results: [AcceptanceResult] = []
-        var folders: [String] = []
-        defer { for folder in folders { try? FileManager.default.removeItem(atPath: folder) } }
         for criterion in criteria {
             switch criterion {
             case .command(let command):
-                let checkout = try makeScratchFolder("checkout")
-                let privateFolder = try makeScratchFolder("verify")
-                folders += [checkout, privateFolder]
-                try repository.materialize(candidate, into: checkout)
                 progress("acceptance: \(command)")
-                let sandbox = try verificationSandbox(checkout: checkout, network: serviceConfig.verifyNetwork, privateFolder: privateFolder)
-                let environment = childEnvironment(allowing: [], extra: ["RATCHET_SERVICE": serviceConfig.name, "RATCHET_CANDIDATE": candidate.hex])
-                let run = try sandbox.run(["/bin/sh", "-c", command], environment: environment,
-                                          limits: ProcessLimits(timeout: serviceConfig.agentTimeout, outputBytes: 64 * 1024,
-                                                                fileBytes: serviceConfig.agentFileBytes))
+                let run = try runVerification(["/bin/sh", "-c", command], on: candidate, repository: repository, config: serviceConfig)
                 results.append(AcceptanceResult(criterion: criterion.text, status: run.succeeded ? "passed" : "failed",
                                                 detail: run.succeeded ? redact(run.output) : "\(redact(run.output))\n\(run.summary)"))
             case .invariant:
@@ -77,5 +67,18 @@ extension Workspace {
             }
         }
         return results
+    }
+
+    /// Runs `argv` on a pooled checkout of `commit` in a verification sandbox, with a
+    /// writable layer that vanishes with the run.
+    func runVerification(_ argv: [String], on commit: ObjectID, repository: Repository, config serviceConfig: ServiceConfig) throws -> ProcessResult {
+        let checkout = try pooledCheckout(of: commit, service: serviceConfig.name, repository: repository)
+        defer { checkout.release() }
+        let privateFolder = try makeScratchFolder("verify")
+        defer { try? FileManager.default.removeItem(atPath: privateFolder) }
+        let sandbox = try verificationSandbox(checkout: checkout.files, layered: true, network: serviceConfig.verifyNetwork, privateFolder: privateFolder)
+        let environment = childEnvironment(allowing: [], extra: ["RATCHET_SERVICE": serviceConfig.name, "RATCHET_CANDIDATE": commit.hex])
+        return try sandbox.run(argv, environment: environment,
+                               limits: ProcessLimits(timeout: serviceConfig.agentTimeout, outputBytes: 64 * 1024, fileBytes: serviceConfig.agentFileBytes))
     }
 }

@@ -208,6 +208,12 @@ public final class IndexStatCache {
 
     deinit { git_index_free(index) }
 
+    /// The id and mode the index records for `path`, if any.
+    public func entry(_ path: String) -> (id: ObjectID, mode: UInt32)? {
+        guard let entry = git_index_get_bypath(index, path, 0)?.pointee else { return nil }
+        return (ObjectID(entry.id), entry.mode)
+    }
+
     /// The cached blob of `path` when `info` matches its entry.
     public func id(for path: String, info: stat) -> ObjectID? {
         guard let entry = git_index_get_bypath(index, path, 0)?.pointee else { return nil }

@@ -95,6 +95,15 @@ extension Repository {
         try withTreeEntry(path, in: commit) { entry in try blobData(of: entry) } ?? nil
     }
 
+    /// Whether `id` names a tree in this repository.
+    public func isTree(_ id: ObjectID) -> Bool {
+        var raw = id.raw
+        var tree: OpaquePointer?
+        guard git_tree_lookup(&tree, pointer, &raw) == 0 else { return false }
+        git_tree_free(tree)
+        return true
+    }
+
     /// The bytes of blob `id`; nil when it is not a blob.
     public func blobContent(_ id: ObjectID) throws -> Data? {
         var raw = id.raw

@@ -110,33 +110,54 @@ extension Repository {
         guard let target = try resolveReference("refs/heads/\(branch)") else {
             throw GitError(code: .notFound, message: "no branch \(branch)")
         }
-        // Only the subtrees whose ids differ are read (a full tree diff reads all 20k entries).
-        let differences = try treeDifferences(from: try commit(old).tree, to: try commit(target).tree)
+        let differences = try switchFolder(workdir, from: try commit(old).tree, to: try commit(target).tree)
         var index: OpaquePointer?
         try GitError.check(git_repository_index(&index, pointer), "index")
         defer { git_index_free(index) }
         try GitError.check(git_index_read(index, 0), "read index")
-        let fm = FileManager.default
-        // Removals first, so that a file can become a folder and the other way round.
-        for difference in differences {
-            guard let before = difference.old, difference.new?.mode != before.mode else { continue }
-            if !before.isSubmodule { try? fm.removeItem(atPath: workdir + difference.path) }
+        for difference in differences where difference.old != nil && difference.new?.mode != difference.old?.mode {
             try GitError.check(git_index_remove_bypath(index, difference.path), "index remove \(difference.path)")
-            removeEmptyParents(of: workdir + difference.path, below: workdir)
         }
         for difference in differences {
             guard let after = difference.new, !after.isSubmodule else { continue }
-            let file = workdir + difference.path
+            try IndexStatCache.add(difference.path, id: after.id, mode: after.mode, folder: String(workdir.dropLast()), to: index)
+        }
+        try GitError.check(git_repository_set_head(pointer, "refs/heads/\(branch)"), "set HEAD")
+        try GitError.check(git_index_write(index), "write index")
+    }
+
+    /// Rewrites the files of `folder` from tree `old` (nil: an empty folder) to tree `new`,
+    /// touching only what differs (only the subtrees whose ids differ are read: a full tree
+    /// diff reads all 20k entries). Removals come first, so that a file can become a folder
+    /// and the other way round. With `fixedTime`, every written file gets it as its times.
+    /// Returns the differences applied. The folder must hold exactly `old`'s files.
+    @discardableResult
+    public func switchFolder(_ folder: String, from old: ObjectID?, to new: ObjectID, fixedTime: timespec? = nil) throws -> [TreeDifference] {
+        let root = folder.hasSuffix("/") ? folder : folder + "/"
+        let differences = try treeDifferences(from: old, to: new)
+        let fm = FileManager.default
+        for difference in differences {
+            guard let before = difference.old, difference.new?.mode != before.mode else { continue }
+            if !before.isSubmodule { try? fm.removeItem(atPath: root + difference.path) }
+            removeEmptyParents(of: root + difference.path, below: root)
+        }
+        for difference in differences {
+            guard let after = difference.new, !after.isSubmodule else { continue }
+            let file = root + difference.path
             var blob: OpaquePointer?
             var blobID = after.id.raw
             try GitError.check(git_blob_lookup(&blob, pointer, &blobID), "blob \(difference.path)")
             defer { git_blob_free(blob) }
             try fm.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try writeFile(file, blob: blob!, mode: git_filemode_t(rawValue: after.mode))
-            try GitError.check(git_index_add_bypath(index, difference.path), "index \(difference.path)")
+            if let time = fixedTime {
+                var times = [time, time]
+                guard utimensat(AT_FDCWD, file, &times, AT_SYMLINK_NOFOLLOW) == 0 else {
+                    throw GitError(message: "cannot set the times of \(file): \(String(cString: strerror(errno)))")
+                }
+            }
         }
-        try GitError.check(git_repository_set_head(pointer, "refs/heads/\(branch)"), "set HEAD")
-        try GitError.check(git_index_write(index), "write index")
+        return differences
     }
 
     private func removeEmptyParents(of path: String, below root: String) {

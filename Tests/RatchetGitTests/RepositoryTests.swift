@@ -218,6 +218,46 @@ struct RepositoryTests {
         try git(["diff", "--quiet", "new"], in: worktreePath)
     }
 
+    @Test func aSwitchedFolderIsExactlyTheTreeItClaims() throws {
+        let folder = ScratchFolder()
+        let path = folder("repo")
+        let repository = try Repository.create(at: path)
+        func tree(_ files: [String: (String, UInt32)]) throws -> ObjectID {
+            try repository.makeTree(from: try repository.emptyTree(), applying: try files.map {
+                .upsert($0.key, try repository.writeBlob(Data($0.value.0.utf8)), mode: $0.value.1)
+            })
+        }
+        let file: UInt32 = 0o100644, executable: UInt32 = 0o100755, link: UInt32 = 0o120000
+        let first = try tree(["a/b": ("1\n", file), "x": ("file\n", file), "run": ("#!/bin/sh\n", file), "k/l/m": ("3\n", file),
+                              "ln": ("a/b", link), "keep": ("same\n", file)])
+        let second = try tree(["a/b": ("changed\n", file), "x/y": ("x is a folder\n", file), "run": ("#!/bin/sh\n", executable),
+                               "k": ("k is a file\n", file), "ln": ("x/y", link), "keep": ("same\n", file), "new/n": ("n\n", file)])
+        let checkout = folder("checkout")
+        try FileManager.default.createDirectory(atPath: checkout, withIntermediateDirectories: true)
+        let fixed = timespec(tv_sec: 1_000_000_000, tv_nsec: 0)
+        try repository.switchFolder(checkout, from: nil, to: first, fixedTime: fixed)
+        let index = folder("index")
+        func status(_ tree: ObjectID) throws -> String {
+            let environment = ["GIT_INDEX_FILE": index, "GIT_DIR": path + "/.git", "GIT_WORK_TREE": checkout]
+            let read = try run(["git", "read-tree", tree.hex], in: checkout, environment: environment)
+            #expect(read.status == 0, "\(read.stderr)")
+            _ = try run(["git", "update-index", "-q", "--refresh"], in: checkout, environment: environment)
+            // Files that differ from the tree (content or mode), and files the tree does not have.
+            return try run(["git", "diff-files", "--name-status"], in: checkout, environment: environment).stdout
+                + run(["git", "ls-files", "--others"], in: checkout, environment: environment).stdout
+        }
+        let initial = try status(first)
+        #expect(initial == "", "\(initial)")
+        for (from, to) in [(first, second), (second, first), (first, second)] {
+            try repository.switchFolder(checkout, from: from, to: to, fixedTime: fixed)
+            #expect(try status(to) == "", "switched to \(to.short)")
+        }
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: checkout + "/ln") == "x/y")
+        #expect(FileManager.default.isExecutableFile(atPath: checkout + "/run"))
+        var info = stat()
+        #expect(lstat(checkout + "/a/b", &info) == 0 && info.st_mtim.tv_sec == 1_000_000_000)
+    }
+
     @Test func fastForwardCaseTakesTheirTreeAndRevertRestoresMainline() throws {
         let folder = ScratchFolder()
         let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "b": "2\n"])

@@ -1,0 +1,71 @@
+import Clibgit2
+import Foundation
+
+extension Repository {
+    /// Moves this repository's checked-out files and index from tree `old` to tree `new` by
+    /// applying only their difference, when that is provably safe: every path the difference
+    /// touches is, in the index and on disk, exactly `old`'s (or absent where `old` has
+    /// nothing), and no attributes or `core.autocrlf` could make a checkout differ from the
+    /// raw blobs. Returns false, touching nothing, when it cannot prove that; the caller then
+    /// uses `safeCheckoutHead()`, which also refuses to overwrite a person's change.
+    public func applyCheckoutDifference(from old: ObjectID, to new: ObjectID) throws -> Bool {
+        guard let workdir = workingDirectory, !(try usesCheckoutFilters(old) || usesCheckoutFilters(new)) else { return false }
+        let root = String(workdir.dropLast())
+        let differences = try treeDifferences(from: old, to: new)
+        guard !differences.isEmpty else { return true }
+        guard !differences.contains(where: { $0.path.hasSuffix(".gitattributes") }) else { return false }
+        guard let cache = IndexStatCache(path: gitDirectory + "index") else { return false }
+        for difference in differences where !(try isCheckedOutAsBefore(difference, root: root, cache: cache)) { return false }
+        var index: OpaquePointer?
+        try GitError.check(git_repository_index(&index, pointer), "index")
+        defer { git_index_free(index) }
+        try GitError.check(git_index_read(index, 0), "read index")
+        try switchFolder(root, from: old, to: new)
+        for difference in differences where difference.old != nil && difference.new?.mode != difference.old?.mode {
+            try GitError.check(git_index_remove_bypath(index, difference.path), "index remove \(difference.path)")
+        }
+        for difference in differences {
+            guard let after = difference.new, !after.isSubmodule else { continue }
+            try IndexStatCache.add(difference.path, id: after.id, mode: after.mode, folder: root, to: index)
+        }
+        try GitError.check(git_index_write(index), "write index")
+        return true
+    }
+
+    /// Whether `difference.path` is on disk and in the index exactly as `difference.old` has it.
+    private func isCheckedOutAsBefore(_ difference: TreeDifference, root: String, cache: IndexStatCache) throws -> Bool {
+        var info = stat()
+        let exists = lstat(root + "/" + difference.path, &info) == 0
+        guard let before = difference.old, !before.isSubmodule else { return !exists && cache.entry(difference.path) == nil }
+        guard exists, let entry = cache.entry(difference.path), entry.id == before.id, entry.mode == before.mode else { return false }
+        let mode: UInt32 = info.st_mode & S_IFMT == S_IFLNK ? 0o120000 : (info.st_mode & 0o111 != 0 ? 0o100755 : 0o100644)
+        guard mode == before.mode else { return false }
+        if cache.id(for: difference.path, info: info) == before.id { return true }
+        return try hashWorkingFile(root + "/" + difference.path, isLink: mode == 0o120000) == before.id
+    }
+
+    /// The blob id of a file's raw bytes (or a link's target).
+    private func hashWorkingFile(_ path: String, isLink: Bool) throws -> ObjectID {
+        let data: Data
+        if isLink {
+            data = Data(try FileManager.default.destinationOfSymbolicLink(atPath: path).utf8)
+        } else {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        }
+        var id = git_oid()
+        try GitError.check(data.withUnsafeBytes { git_odb_hash(&id, $0.baseAddress, $0.count, GIT_OBJECT_BLOB) }, "hash \(path)")
+        return ObjectID(id)
+    }
+
+    /// Whether a checkout of `tree` could differ from its raw blobs: a `.gitattributes`
+    /// anywhere at its top, or `core.autocrlf` set.
+    private func usesCheckoutFilters(_ tree: ObjectID) throws -> Bool {
+        if try treeEntries(tree)[".gitattributes"] != nil { return true }
+        var config: OpaquePointer?
+        guard git_repository_config_snapshot(&config, pointer) == 0 else { return true }
+        defer { git_config_free(config) }
+        var value: Int32 = 0
+        let rc = git_config_get_bool(&value, config, "core.autocrlf")
+        return rc == 0 ? value != 0 : (rc != GIT_ENOTFOUND.rawValue)
+    }
+}
