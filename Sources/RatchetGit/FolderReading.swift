@@ -101,6 +101,12 @@ private struct FolderReader {
     }
 
     private mutating func readFile(_ path: String, info: stat, tracked: TreeEntryInfo?) throws {
+        var tracked = tracked
+        if tracked?.isTree == true {
+            // A file where a folder was: the folder goes, the file is new.
+            try record(FolderChange(path: path, kind: .deleted, id: nil, mode: 0, size: 0))
+            tracked = nil
+        }
         let isLink = info.st_mode & S_IFMT == S_IFLNK
         let mode: UInt32 = isLink ? 0o120000 : (info.st_mode & 0o111 != 0 ? 0o100755 : 0o100644)
         let size = Int(info.st_size)

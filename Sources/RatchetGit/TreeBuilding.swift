@@ -22,8 +22,18 @@ public struct TreeChange: Sendable, Equatable {
 extension Repository {
     /// A new tree: `base` with `changes` applied, rewriting only the trees along the changed
     /// paths (`git_tree_create_updated`), never reading the rest.
+    /// Removals are applied before upserts, so that a file can replace a folder and the
+    /// other way round (one update with both is a D/F conflict for libgit2).
     public func makeTree(from base: ObjectID, applying changes: [TreeChange]) throws -> ObjectID {
         if changes.isEmpty { return base }
+        let removals = changes.filter { $0.id == nil }
+        if !removals.isEmpty && removals.count < changes.count {
+            return try updateTree(try updateTree(base, removals), changes.filter { $0.id != nil })
+        }
+        return try updateTree(base, changes)
+    }
+
+    private func updateTree(_ base: ObjectID, _ changes: [TreeChange]) throws -> ObjectID {
         var baseID = base.raw
         var tree: OpaquePointer?
         try GitError.check(git_tree_lookup(&tree, pointer, &baseID), "tree \(base.short)")

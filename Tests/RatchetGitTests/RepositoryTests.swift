@@ -258,6 +258,30 @@ struct RepositoryTests {
         #expect(lstat(checkout + "/a/b", &info) == 0 && info.st_mtim.tv_sec == 1_000_000_000)
     }
 
+    @Test func aCheckoutMovesByItsDifferenceOnlyWhenThatIsSafe() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "b": "2\n", "d/e": "3\n"])
+        let path = folder("repo")
+        let next = try repository.commit(on: root, applying: [.upsert("a", try repository.writeBlob(Data("changed\n".utf8))), .remove("d/e"),
+                                                              .remove("b"), .upsert("b/c", try repository.writeBlob(Data("b is a folder\n".utf8)))],
+                                         author: ratchet, committer: ratchet, message: "next\n")
+        try repository.updateReference("refs/heads/main", to: next, expected: root, message: "land")
+        // A file that becomes a folder, a folder that goes away: by difference, untracked files untouched.
+        try Data("person\n".utf8).write(to: URL(fileURLWithPath: path + "/untracked"))
+        #expect(try repository.applyCheckoutDifference(from: try repository.commit(root).tree, to: try repository.commit(next).tree))
+        #expect(try git(["status", "--porcelain"], in: path) == "?? untracked")
+        try git(["diff", "--quiet", "HEAD"], in: path)
+        #expect(try String(contentsOfFile: path + "/b/c", encoding: .utf8) == "b is a folder\n")
+        #expect(!FileManager.default.fileExists(atPath: path + "/d"))
+        // A person's change to a path the difference touches: refused, nothing touched.
+        let third = try repository.commit(on: next, applying: [.upsert("a", try repository.writeBlob(Data("third\n".utf8)))],
+                                          author: ratchet, committer: ratchet, message: "third\n")
+        try repository.updateReference("refs/heads/main", to: third, expected: next, message: "land")
+        try Data("person's a\n".utf8).write(to: URL(fileURLWithPath: path + "/a"))
+        #expect(try !repository.applyCheckoutDifference(from: try repository.commit(next).tree, to: try repository.commit(third).tree))
+        #expect(try String(contentsOfFile: path + "/a", encoding: .utf8) == "person's a\n")
+    }
+
     @Test func fastForwardCaseTakesTheirTreeAndRevertRestoresMainline() throws {
         let folder = ScratchFolder()
         let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "b": "2\n"])
