@@ -21,7 +21,8 @@ public struct RatchetDatabase: Sendable {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(pool)
+        // A read settles the common case without the write lock (each command opens the store).
+        if try !pool.read({ try Self.migrator.hasCompletedMigrations($0) }) { try Self.migrator.migrate(pool) }
         writer = pool
     }
 
