@@ -40,6 +40,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Only the cost of one sandboxed run: unsandboxed, adr/0010's bubblewrap and today's (adr/0013).")
     var sandboxOnly = false
 
+    @Flag(help: "Only the merge, command-line and reading-command figures, at the first size or with --large the last.")
+    var mergesOnly = false
+
     @Flag(help: "With --worktrees-only: only the pooled worktree figure (for perf).")
     var pooledOnly = false
 
@@ -51,6 +54,17 @@ struct Bench: ParsableCommand {
 
     @Flag(help: "With --lifecycles-only: write each durable step's objects as one pack (ObjectBatch).")
     var packed = false
+
+    /// Merges with one `command:true` criterion (issue 11).
+    func mergeFigures(shape: Generator.Shape, source: String, scratch: String) throws -> [Figure] {
+        try Merges.measure(shape: shape, source: source, count: quick ? 5 : 50, scratch: scratch)
+    }
+
+    /// The command line's lifecycle against a git script, and reading commands on many tickets.
+    func commandFigures(source: String, scratch: String) throws -> [Figure] {
+        try Merges.commandLine(source: source, runs: quick ? 3 : 21, scratch: scratch)
+            + Merges.readCommands(source: source, tickets: quick ? 200 : 10_000, runs: quick ? 3 : 21, scratch: scratch)
+    }
 
     mutating func run() throws {
         // The product's git policy, as Workspace sets it: attempt branches without reflogs.
@@ -104,6 +118,13 @@ struct Bench: ParsableCommand {
             progress("phases (median ms): " + phases.medians().map { "\($0.0) \(Format.ms($0.1))" }.joined(separator: ", "))
             return
         }
+        if mergesOnly {
+            let shape = large ? shapes[shapes.count - 1] : shapes[0]
+            let figures = try mergeFigures(shape: shape, source: try Generator.repository(shape, cache: cache), scratch: scratch)
+                + commandFigures(source: try Generator.repository(shapes[0], cache: cache), scratch: scratch)
+            printTable(figures)
+            return
+        }
         if worktreesOnly {
             let shape = large ? shapes[shapes.count - 1] : shapes[0]
             let figures = try Worktrees.measure(shape: shape, source: try Generator.repository(shape, cache: cache), runs: runs, scratch: scratch,
@@ -140,8 +161,12 @@ struct Bench: ParsableCommand {
             figures.append(try combining(shape: shape, source: source, scratch: scratch))
             progress("\(shape): worktrees and checkouts")
             figures += try Worktrees.measure(shape: shape, source: source, runs: quick ? 3 : 11, scratch: scratch)
+            progress("\(shape): merges with one command:true criterion, then lifecycles again")
+            figures += try mergeFigures(shape: shape, source: source, scratch: scratch)
+            figures += try lifecycles(shape: shape, source: source, durability: .shipped, runs: runs, scratch: scratch, withReverts: false)
+                .map { var figure = $0; figure.name += "-after-merges"; return figure }
             memory[shape.description] = peakMemoryMiB()
-            let later = ["pack", "combine", "worktree", "checkout"]
+            let later = ["pack", "combine", "worktree", "checkout", "merge", "lifecycle-after"]
             printTable(figures.filter { figure in figure.size == shape.description && later.contains { figure.name.hasPrefix($0) } })
         }
         progress("memory against history length")
@@ -153,6 +178,8 @@ struct Bench: ParsableCommand {
         figures.append(try JudgeBench.measure(runs: quick ? 3 : 21))
         progress("sandbox cost per run")
         figures += try SandboxBench.measure(runs: quick ? 3 : 41, scratch: scratch)
+        progress("the command line: a ticket's life against a git script, and reading commands")
+        figures += try commandFigures(source: sources[shapes[0]]!, scratch: scratch)
         printTable(figures.filter { $0.size == "-" })
         print("peak memory (MiB, cumulative over the run): " + memory.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.1f", $0.value))" }.joined(separator: "; "))
         if let output {

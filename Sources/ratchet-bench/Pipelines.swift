@@ -83,8 +83,11 @@ struct Edits {
     var contents: [Data]
     var added: String
 
+    /// Three files per ticket, spread over the tree; different tickets never edit the same
+    /// file (7,919 is prime, so multiplying by it permutes the indices below `files` as long as
+    /// `3 × ticket + 2 < files`), so concurrent lifecycles never conflict.
     init(ticket: Int, files: Int) {
-        paths = (0..<3).map { Generator.path((ticket * 7919 + $0 * 104_729) % files) }
+        paths = (0..<3).map { Generator.path(((ticket * 3 + $0) * 7919) % files) }
         contents = paths.map { Data("edited by ticket \(ticket): \($0)\n".utf8) }
         added = "src/new/t\(ticket).txt"
     }

@@ -1,0 +1,98 @@
+import Foundation
+import RatchetCore
+import RatchetGit
+
+/// What a person or a pump waits for (issue 11): `merge` with one `command:true` criterion
+/// through the library, the whole ticket life through the command line against a naive
+/// git script, and reading commands on a store with many tickets.
+enum Merges {
+    /// A workspace with service `svc` adopted from a copy of the generated repository `source`.
+    static func workspace(source: String, at folder: String) throws -> Workspace {
+        try? FileManager.default.removeItem(atPath: folder)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let repo = folder + "/origin"
+        try Generator.copy(source, to: repo)
+        let yaml = "name: svc\ntest: true\nsandbox: {network: none}\n"
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: repo + "/service.yaml"))
+        try Shell.git(["add", "service.yaml"], in: repo)
+        try Shell.git(["-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", "commit", "-qm", "service.yaml"], in: repo)
+        let workspace = try Workspace.create(at: folder + "/ws")
+        try workspace.addService(name: "svc", from: repo)
+        return workspace
+    }
+
+    /// `count` merges, each of a one-file change with one `command:true` criterion (the
+    /// agent's run is not timed): every merge, and the first and last ten.
+    static func measure(shape: Generator.Shape, source: String, count: Int, scratch: String) throws -> [Figure] {
+        let workspace = try workspace(source: source, at: scratch + "/merges-\(shape.key)")
+        var times: [Double] = []
+        for index in 1...count {
+            var draft = TicketDraft(service: "svc", title: "Merge \(index)")
+            draft.acceptance = ["command:true"]
+            let id = try workspace.createTicket(draft).id
+            try workspace.work(ticket: id, agent: "command:echo \(index) > merge-\(index).txt")
+            times.append(try milliseconds { try workspace.merge(ticket: id) })
+        }
+        let size = shape.description
+        return [Figure(name: "merge", size: size, pipeline: "ratchet/shipped", samples: times),
+                Figure(name: "merge-first-10", size: size, pipeline: "ratchet/shipped", samples: Array(times.prefix(10))),
+                Figure(name: "merge-last-10", size: size, pipeline: "ratchet/shipped", samples: Array(times.suffix(10)))]
+    }
+
+    /// A ticket's whole life through the built `ratchet` binary (`ticket new`, `work` with a
+    /// one-line agent, `merge`) against the naive git script that does the same without
+    /// verifying or sandboxing anything; and one bubblewrap start, the allowance between them.
+    static func commandLine(source: String, runs: Int, scratch: String) throws -> [Figure] {
+        guard let binary = ratchetBinary() else { return [] }
+        let workspace = try workspace(source: source, at: scratch + "/cli")
+        let root = workspace.root.path
+        let service = workspace.servicePath("svc")
+        var ratchet: [Double] = [], script: [Double] = []
+        for run in 1...runs {
+            ratchet.append(try milliseconds {
+                let id = try Shell.run([binary, "ticket", "new", "--service", "svc", "--title", "CLI \(run)", "--workspace", root], in: root)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+                try Shell.run([binary, "work", id, "--agent", "command:echo \(run) > cli-\(run).txt", "--workspace", root], in: root)
+                try Shell.run([binary, "merge", id, "--workspace", root], in: root)
+            })
+            script.append(try milliseconds { try naiveLifecycle(run, in: service, scratch: scratch) })
+        }
+        return [Figure(name: "cli-lifecycle", size: "small", pipeline: "ratchet/shipped", samples: ratchet),
+                Figure(name: "cli-lifecycle", size: "small", pipeline: "git-script", samples: script)]
+    }
+
+    /// What a person would script: a worktree, an edit, a commit with trailers, `merge --no-ff`,
+    /// the worktree removed.
+    private static func naiveLifecycle(_ run: Int, in service: String, scratch: String) throws {
+        let worktree = scratch + "/naive-\(run)"
+        let identity = ["-c", "user.name=Bench", "-c", "user.email=bench@example.invalid"]
+        try Shell.git(["worktree", "add", "-q", "-b", "naive/\(run)", worktree, "main"], in: service)
+        try Data("\(run)\n".utf8).write(to: URL(fileURLWithPath: worktree + "/naive-\(run).txt"))
+        try Shell.git(["add", "-A"], in: worktree)
+        try Shell.git(identity + ["commit", "-qm", "N-\(run): step", "--trailer", "Ticket: N-\(run)", "--trailer", "Step: 1"], in: worktree)
+        try Shell.git(identity + ["merge", "-q", "--no-ff", "-m", "Merge N-\(run)", "naive/\(run)"], in: service)
+        try Shell.git(["worktree", "remove", "--force", worktree], in: service)
+    }
+
+    /// `--version`, `ticket list` and `ticket show` through the binary, on a store with `tickets` tickets.
+    static func readCommands(source: String, tickets: Int, runs: Int, scratch: String) throws -> [Figure] {
+        guard let binary = ratchetBinary() else { return [] }
+        let workspace = try workspace(source: source, at: scratch + "/reads")
+        for index in 1...tickets { try workspace.createTicket(TicketDraft(service: "svc", title: "Ticket \(index)")) }
+        let root = workspace.root.path
+        var figures: [Figure] = []
+        for (name, arguments) in [("version", ["--version"]), ("ticket-list", ["ticket", "list"]), ("ticket-show", ["ticket", "show", "T-\(tickets / 2)"])] {
+            _ = try Shell.run([binary] + arguments, in: root)
+            let samples = try (0..<runs).map { _ in try milliseconds { try Shell.run([binary] + arguments, in: root) } }
+            figures.append(Figure(name: "command-\(name)", size: "\(tickets) tickets", pipeline: "ratchet/shipped", samples: samples))
+        }
+        return figures
+    }
+
+    /// The `ratchet` binary built beside this benchmark.
+    static func ratchetBinary() -> String? {
+        guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let path = (me as NSString).deletingLastPathComponent + "/ratchet"
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }
+}
