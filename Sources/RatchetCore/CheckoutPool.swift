@@ -86,6 +86,7 @@ extension Workspace {
             try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
             try repository.switchFolder(files, from: nil, to: tree, fixedTime: Self.checkoutFileTime)
         }
+        try Failpoints.hit("checkout.switched")
         try Data((tree.hex + "\n").utf8).write(to: URL(fileURLWithPath: stateFile), options: .atomic)
     }
 
