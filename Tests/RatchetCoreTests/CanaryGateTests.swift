@@ -32,26 +32,63 @@ struct CanaryRunnerTests {
         return report
     }
 
-    @Test func aHealthyCanaryRunsBothRolesFromMainsReadOnlyModule() throws {
+    @Test func aHealthyCanaryRunsBothSidesFromMainsReadOnlyModule() throws {
         let report = try judge("none")
         #expect(report.verdict == .pass && report.score == 100 && report.fault == nil)
         #expect(report.runs.map(\.role) == ["baseline", "candidate"] && report.runs.allSatisfy(\.ok))
-        // probe = 1 only when the role was set and the module folder was not writable.
+        #expect(Set(report.runs.compactMap(\.side)) == ["a", "b"])
+        // probe = 1 only when no role was in the environment and the module folder was not writable.
         #expect(report.checks.first?.ok == true)
-        #expect(report.runs[1].stderr.contains("role=candidate"))
+        // Zero-variance rounds are clear at the minimum of 3 rounds.
+        #expect(report.rounds?.used == 3 && report.rounds?.stop == "every round metric was clear after 3 rounds")
+        #expect(report.runs.allSatisfy { $0.rounds == 3 })
     }
 
-    @Test func aCrashFailsWithItsLastDiagnostic() throws {
-        let report = try judge("crash")
+    @Test func bothSidesSeeTheSameWorldApartFromTheirNeutralLetter() throws {
+        let report = try judge("none")
+        func seen(_ run: CanaryRun) throws -> String {
+            let line = try #require(run.stderr.split(separator: "\n").first { $0.hasPrefix("canary: sees ") })
+            let side = try #require(run.side)
+            return String(line).replacingOccurrences(of: "tmp-\(side)", with: "tmp-SIDE").replacingOccurrences(of: "/\(side)\"", with: "/SIDE\"")
+        }
+        let (baseline, candidate) = (try seen(report.runs[0]), try seen(report.runs[1]))
+        #expect(baseline == candidate)
+        for text in [baseline, candidate] {
+            #expect(!text.contains("baseline") && !text.contains("candidate") && !text.contains("RATCHET_CANARY_ROLE"))
+            #expect(text.contains("\"mtimes\": [946684800]"))
+        }
+    }
+
+    @Test func aCrashFailsNamingTheRoundAndItsLastDiagnostic() throws {
+        let report = try judge("crash 2")
         #expect(report.verdict == .fail && report.score == 0)
-        #expect(report.fault == "candidate run exited with status 3: canary: boom")
+        let side = try #require(report.runs[1].side)
+        #expect(report.fault == "candidate run (side \(side)) exited with status 3 in round 2: canary: boom in round 2")
+        #expect(report.runs[1].rounds == 1)
     }
 
     @Test func aHangIsKilledAtTheTimeout() throws {
         let report = try judge("hang", yaml: TestCanaryModule.yaml(timeout: "1s"))
         #expect(report.verdict == .fail)
-        #expect(report.fault == "candidate run timed out after 1 s; its process group was killed")
+        // (The waiting baseline may reach the same 1 s limit; the candidate's run names the round it hung in.)
+        #expect(report.fault?.contains(" timed out after 1 s ") == true)
+        #expect(report.runs[1].fault == "timed out after 1 s in round 1; its process group was killed")
         #expect(report.runs[1].timedOut)
+    }
+
+    @Test func aModuleThatStopsEarlyIsMarginalWithTheReason() throws {
+        let report = try judge("stop 2")
+        #expect(report.verdict == .marginal && report.fault == nil)
+        #expect(report.summary.contains("exited after 2 round(s) without being asked to stop"))
+        #expect(report.metrics.first { $0.name == "latency_ms" }?.classification == .inconclusive)
+    }
+
+    @Test func disagreeingRoundsEndMarginalAtTheMaximum() throws {
+        let report = try judge("bimodal")
+        #expect(report.verdict == .marginal && report.fault == nil)
+        #expect(report.rounds?.used == 6 && report.rounds?.stop == "reached the maximum of 6 rounds")
+        let latency = try #require(report.metrics.first { $0.name == "latency_ms" })
+        #expect(latency.classification == .inconclusive && latency.reason.contains("straddles"))
     }
 
     @Test func garbageOutputFails() throws {
@@ -64,7 +101,7 @@ struct CanaryRunnerTests {
     @Test func aGigabyteOfOutputIsCutOff() throws {
         let report = try judge("flood")
         #expect(report.verdict == .fail)
-        #expect(report.fault == "candidate run printed more than 32 MiB on stdout; its process group was killed")
+        #expect(report.fault?.hasSuffix(" printed more than 32 MiB on stdout; its process group was killed") == true)
         #expect(report.runs[1].outputTruncated)
     }
 
