@@ -147,12 +147,20 @@ public enum CanaryJudge {
 
     /// Classifies one metric: by paired rounds (unit round) or Mann-Whitney (unit sample).
     static func judgeMetric(_ metric: CanaryConfig.Metric, baseline: SideSamples, candidate: SideSamples, config: CanaryConfig) -> MetricJudgement {
-        let before = baseline.pooled(metric.name), after = candidate.pooled(metric.name)
-        var result = judgeSamples(metric, baseline: before, candidate: after, alpha: config.alpha)
-        result.unit = metric.unit.rawValue
-        result.effect = metric.effect.rawValue
-        guard metric.unit == .round, result.classification != .noData else { return result }
-        (result.u, result.p, result.change) = (nil, nil, nil)
+        guard metric.unit == .round else {
+            var result = judgeSamples(metric, baseline: baseline.pooled(metric.name), candidate: candidate.pooled(metric.name), alpha: config.alpha)
+            (result.unit, result.effect) = (metric.unit.rawValue, metric.effect.rawValue)
+            return result
+        }
+        var result = judgeSamples(metric, baseline: [], candidate: [], alpha: config.alpha)
+        (result.unit, result.effect) = (metric.unit.rawValue, metric.effect.rawValue)
+        let counts = [baseline, candidate].map { side in side.values[metric.name]?.values.reduce(0) { $0 + $1.count } ?? 0 }
+        (result.baseline.count, result.candidate.count) = (counts[0], counts[1])
+        guard counts.allSatisfy({ $0 > 0 }) else {
+            let missing = zip(["baseline", "candidate"], counts).filter { $0.1 == 0 }.map(\.0)
+            result.reason = "no samples from the \(missing.joined(separator: " and "))"
+            return result
+        }
         result.method = "confidence-sequence"
         RoundJudge.judge(metric, baseline: baseline, candidate: candidate, config: config, into: &result)
         return result

@@ -26,7 +26,7 @@ public struct SideSamples: Sendable, Equatable {
 
     /// Each round's median of a metric.
     public func roundMedians(_ metric: String) -> [Int: Double] {
-        (values[metric] ?? [:]).compactMapValues { $0.isEmpty ? nil : SampleStatistics.median($0) }
+        (values[metric] ?? [:]).filter { $0.key > 0 }.compactMapValues { $0.isEmpty ? nil : SampleStatistics.median($0) }
     }
 
     /// The samples of rounds `1...last` only.
@@ -53,14 +53,16 @@ public enum ConfidenceSequence {
         return deviation * factor.squareRoot()
     }
 
-    /// Mean, sample standard deviation (n − 1) and the interval of `observations`.
-    public static func interval(_ observations: [Double], alpha: Double, tunedFor: Double) -> (mean: Double, deviation: Double, low: Double, high: Double) {
-        let n = Double(observations.count)
-        let mean = observations.reduce(0, +) / n
-        let deviation = observations.count > 1
-            ? (observations.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)).squareRoot() : .infinity
-        let r = radius(count: observations.count, deviation: deviation, alpha: alpha, tunedFor: tunedFor)
-        return (mean, deviation, mean - r, mean + r)
+    /// The running intersection of `intervals`: still a (1 − α) confidence sequence, and
+    /// it only shrinks, so a metric that became clear stays clear. When the intersection
+    /// would be empty (a miss of the sequence) the latest interval stands.
+    public static func intersection(_ intervals: [(Double, Double)]) -> (Double, Double)? {
+        guard var current = intervals.first else { return nil }
+        for (low, high) in intervals.dropFirst() {
+            let next = (max(current.0, low), min(current.1, high))
+            current = next.0 <= next.1 ? next : (low, high)
+        }
+        return current
     }
 }
 
@@ -88,8 +90,8 @@ enum RoundJudge {
     static func judge(_ metric: CanaryConfig.Metric, baseline: SideSamples, candidate: SideSamples, config: CanaryConfig,
                       into result: inout MetricJudgement) {
         let before = baseline.roundMedians(metric.name), after = candidate.roundMedians(metric.name)
-        result.baseline.median = SampleStatistics.median(Array(before.values))
-        result.candidate.median = SampleStatistics.median(Array(after.values))
+        result.baseline.median = before.isEmpty ? nil : SampleStatistics.median(Array(before.values))
+        result.candidate.median = after.isEmpty ? nil : SampleStatistics.median(Array(after.values))
         let (values, problem) = observations(metric, baseline: before, candidate: after)
         result.rounds = values.count
         if let problem {
@@ -102,9 +104,10 @@ enum RoundJudge {
             result.reason = "\(values.count) paired round(s); at least \(config.minRounds) are needed"
             return
         }
-        let interval = ConfidenceSequence.interval(values, alpha: config.alpha, tunedFor: Double(config.minRounds * 2))
-        let effect = { (x: Double) in metric.effect == .ratio ? exp(x) - 1 : x }
-        let (estimate, low, high) = (effect(interval.mean), effect(interval.low), effect(interval.high))
+        let sequence = NoiseModel.intervals(values, effect: metric.effect, config: config)
+        guard let (low, high) = ConfidenceSequence.intersection(sequence) else { return }
+        let mean = values.reduce(0, +) / Double(values.count)
+        let estimate = min(max(metric.effect == .ratio ? exp(mean) - 1 : mean, low), high)
         result.change = estimate
         result.interval = [low, high].map { $0.isFinite ? $0 : nil }
         classify(metric, estimate: estimate, low: low, high: high, into: &result)
