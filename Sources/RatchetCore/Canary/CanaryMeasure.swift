@@ -48,16 +48,18 @@ extension Workspace {
         let module = folder + "/module"
         let names = ["a", "b"].shuffled()  // names[0] is the baseline's side, names[1] the candidate's
         let commits = [names[0]: baseline, names[1]: candidate]
-        var sides: [CanarySide] = []
         for name in ["a", "b"] {
-            let side = CanarySide(name: name, checkout: folder + "/" + name, tmp: folder + "/tmp-" + name)
-            try repository.materialize(commits[name]!, into: side.checkout)
-            try FileManager.default.createDirectory(atPath: side.tmp, withIntermediateDirectories: true)
-            try Self.normaliseFileTimes(side.checkout)
-            sides.append(side)
+            try repository.materialize(commits[name]!, into: folder + "/" + name)
+            try Self.normaliseFileTimes(folder + "/" + name)
         }
         try FileManager.default.copyItem(atPath: folder + "/" + names[0] + "/canary", toPath: module)
         try Self.makeReadOnly(module)
+        let network = (try? serviceConfig(service))?.verifyNetwork ?? false
+        let sides = try ["a", "b"].map { name in
+            CanarySide(name: name, checkout: folder + "/" + name,
+                       sandbox: try verificationSandbox(checkout: folder + "/" + name, readOnly: [Sandbox.Mount(module, at: CanaryRunner.modulePath)],
+                                                        network: network, privateFolder: folder + "/private-" + name))
+        }
         let environment = childEnvironment(allowing: [], extra: ["RATCHET_SERVICE": service, "RATCHET_WORKSPACE": root.path])
         let baselineIndex = names[0] == "a" ? 0 : 1
         let outcome = CanaryRunner.run(config, module: module, sides: sides, environment: environment) { round, samples in

@@ -33,16 +33,17 @@ public struct CanaryRun: Codable, Sendable, Equatable {
 }
 
 
-/// One side of a canary run as the module sees it: a neutral name (`a`, `b`), the checkout
-/// it runs in and its private temporary folder. Nothing in it says baseline or candidate.
-public struct CanarySide: Sendable, Equatable {
+/// One side of a canary run: a neutral name (`a`, `b`), the host folder of its checkout and
+/// the sandbox it runs in. Inside, every side sees the same paths (`Sandbox.checkoutPath`,
+/// `CanaryRunner.modulePath`, `/tmp`, `HOME`); nothing says baseline or candidate.
+public struct CanarySide: Sendable {
     public var name: String
     public var checkout: String
-    public var tmp: String
-    public init(name: String, checkout: String, tmp: String) {
+    public var sandbox: Sandbox
+    public init(name: String, checkout: String, sandbox: Sandbox) {
         self.name = name
         self.checkout = checkout
-        self.tmp = tmp
+        self.sandbox = sandbox
     }
 }
 
@@ -54,6 +55,8 @@ public enum CanaryRunner {
     public static let outputLimit = 32 << 20
     /// Stderr kept from a run.
     public static let errorOutputLimit = 64 << 10
+    /// Where main's canary module appears (read-only) inside every side's sandbox.
+    public static let modulePath = "/srv/canary"
 
     /// The outcome of running every side.
     public struct Outcome: Sendable {
@@ -110,23 +113,21 @@ public enum CanaryRunner {
         return (config.maxRounds, "reached the maximum of \(config.maxRounds) rounds")
     }
 
-    /// Starts one canary process and waits for it: the one place where a canary module
-    /// is spawned, so that every run goes through the same containment.
-    static func spawn(_ argv: [String], directory: String, environment: [String: String], limits: ProcessLimits, input: Int32,
+    /// Starts one canary process in its side's sandbox and waits for it: the one place
+    /// where a canary module is spawned, so that every run goes through the same containment.
+    static func spawn(_ argv: [String], side: CanarySide, environment: [String: String], limits: ProcessLimits, input: Int32,
                       onOutput: @escaping @Sendable (Data) -> Void, onStart: @escaping (pid_t) -> Void) throws -> ProcessResult {
-        try ProcessRunner.run(argv, directory: directory, environment: environment, limits: limits, input: input,
-                              onOutput: onOutput, onStart: onStart)
+        try side.sandbox.run(argv, environment: environment, limits: limits, input: input, onOutput: onOutput, onStart: onStart)
     }
 
-    /// The module's argv, or a fault when its program is missing.
+    /// The module's argv inside the sandbox, or a fault when its program is missing from `module` (the host folder).
     static func command(_ config: CanaryConfig, module: String) -> Result<[String], RatchetError> {
         let program = config.command[0]
         guard program.contains("/") else { return .success(["/usr/bin/env"] + config.command) }
-        let path = module + "/" + program
-        guard FileManager.default.isExecutableFile(atPath: path) else {
+        guard FileManager.default.isExecutableFile(atPath: module + "/" + program) else {
             return .failure(RatchetError("cannot start: \(program) is not an executable file in main's canary/ folder"))
         }
-        return .success([path] + config.command.dropFirst())
+        return .success([modulePath + "/" + program] + config.command.dropFirst())
     }
 
     /// Parses JSON lines `{"metric": NAME, "value": NUMBER, "round": N, "labels": {...}}` and

@@ -50,12 +50,11 @@ final class SideSession: @unchecked Sendable {
         case .failure(let error): outcome = .failure(error)
         case .success(let argv) where inputStart >= 0:
             var env = environment
-            env["RATCHET_CANARY_DIR"] = module
-            env["TMPDIR"] = side.tmp
+            env["RATCHET_CANARY_DIR"] = CanaryRunner.modulePath
             let limits = ProcessLimits(timeout: config.timeout, outputBytes: CanaryRunner.outputLimit,
                                        errorOutputBytes: CanaryRunner.errorOutputLimit, killsOnOutputOverflow: true)
             do {
-                outcome = .success(try CanaryRunner.spawn(argv, directory: side.checkout, environment: env, limits: limits, input: inputStart,
+                outcome = .success(try CanaryRunner.spawn(argv, side: side, environment: env, limits: limits, input: inputStart,
                                                           onOutput: { [self] in feed($0) }, onStart: { [self] child in locked { pid = child } }))
             } catch {
                 outcome = .failure(RatchetError("cannot start: \(RatchetCore.describe(error))"))
