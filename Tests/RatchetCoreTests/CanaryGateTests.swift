@@ -182,7 +182,9 @@ struct CanaryGateTests {
         do { try workspace.merge(ticket: id) } catch let error as GateStop { stop = error }
         let rejected = try #require(stop)
         #expect(rejected.outcome == "rejected")
-        #expect(rejected.message.contains("critical latency_ms High: median 10.095 → 50.095 (+396.2%)"))
+        #expect(rejected.message.contains("critical latency_ms High: round medians 10.095 → 50.095 (+396.2%, interval +396.2%…+396.2%), 3 paired rounds"))
+        // A clear critical failure stops at the minimum of rounds.
+        #expect(rejected.report?.rounds?.stop == "critical latency_ms was clearly High after 3 rounds")
         #expect(rejected.message.hasSuffix("attempt T-1/1 is rejected and ticket T-1 is open"))
         #expect(try git(["rev-parse", "main"], in: path) == before)
         let view = try workspace.ticketView(id)
@@ -325,7 +327,7 @@ struct CanaryGateTests {
         try workspace.work(ticket: good, agent: "command:echo '# notes' >> README.md")
         let landing = try workspace.merge(ticket: good)
         #expect(landing.canary?.verdict == .pass)
-        #expect(landing.canary?.metrics.map(\.name) == ["latency_ms", "error_rate", "hit_ratio"])
+        #expect(landing.canary?.metrics.map(\.name) == ["latency_ms", "cpu_us_per_request", "error_rate", "hit_ratio"])
         let slow = try file(workspace, "Warm the cache")
         try workspace.work(ticket: slow, agent: #"command:sed -i 's/        value = self.server.cache.get(key)/        time.sleep(0.003)\n        value = self.server.cache.get(key)/' kvcache/server.py"#)
         var stop: GateStop?
