@@ -131,11 +131,17 @@ public enum CanaryRunner {
     }
 
     /// Parses JSON lines `{"metric": NAME, "value": NUMBER, "round": N, "labels": {...}}` and
-    /// `{"round": N, "done": true}` of a whole output, as one module would print them.
+    /// `{"round": N, "done": true}` of a whole output, as one module would print them: a
+    /// round counts as asked from its first line that names it.
     public static func parse(_ output: String) -> Result<SideSamples, RatchetError> {
         let parser = LineParser()
+        var asked = 0
         for line in output.split(separator: "\n", omittingEmptySubsequences: false) {
-            if let problem = parser.take(Substring(line), asked: parser.completed + 1) { return .failure(RatchetError(problem)) }
+            if asked == parser.completed, let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+               let round = object["round"] as? Int {
+                asked = round
+            }
+            if let problem = parser.take(Substring(line), asked: asked) { return .failure(RatchetError(problem)) }
         }
         return .success(parser.samples)
     }
