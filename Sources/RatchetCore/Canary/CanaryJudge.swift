@@ -60,10 +60,13 @@ public struct MetricJudgement: Codable, Sendable, Equatable {
     public var rounds: Int?
     /// The effect's anytime-valid interval [low, high] (unit round); nil ends are unbounded.
     public var interval: [Double?]?
+    /// Each paired round's observation, in round order (unit round): ln(candidate/baseline)
+    /// of the round medians for effect `ratio`, candidate − baseline for `difference`.
+    public var observations: [Double]?
     /// One line saying why.
     public var reason: String
     enum CodingKeys: String, CodingKey {
-        case name, classification, direction, critical, weight, baseline, candidate, change, u, p, method, unit, effect, rounds, interval, reason
+        case name, classification, direction, critical, weight, baseline, candidate, change, u, p, method, unit, effect, rounds, interval, observations, reason
         case allowedChange = "allowed_change"
     }
 

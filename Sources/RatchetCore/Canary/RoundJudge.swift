@@ -107,6 +107,7 @@ enum RoundJudge {
         result.candidate.median = after.isEmpty ? nil : SampleStatistics.median(Array(after.values))
         let (values, problem) = observations(metric, baseline: before, candidate: after)
         result.rounds = values.count
+        result.observations = values.map { ($0 * 1e6).rounded() / 1e6 }
         if let problem {
             result.classification = .inconclusive
             result.reason = problem
