@@ -24,11 +24,7 @@ struct CanaryCommandTests {
         #expect(added.status == 0, "\(added.stderr)")
         // The real module, judged without timing: throughput may move 300%, few rounds.
         let service = root + "/services/bw"
-        let file = service + "/canary/canary.yaml"
-        let text = try String(contentsOfFile: file, encoding: .utf8)
-            .replacingOccurrences(of: "allowed_change: 0.10 ", with: "allowed_change: 3.0  ")
-            .replacingOccurrences(of: "rounds: { min: 6, max: 30 }", with: "rounds: { min: 3, max: 6 }  ")
-        try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+        try judgeCanaryWithoutTiming(service: service)
         try git(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "commit", "-qam", "Canary without timing for tests"], in: service)
         return root
     }

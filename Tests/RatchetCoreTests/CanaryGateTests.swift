@@ -337,3 +337,56 @@ struct CanaryGateTests {
         try expectConsistent(workspace)
     }
 }
+
+@Suite("Canary lock and calibration")
+struct CanaryLockTests {
+    @Test func oneCanaryAtATimePerWorkspace() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder, canary: .scripted(yaml: TestCanaryModule.yaml()))
+        // Another canary holds the lock: this one says it waits, then runs once it is free.
+        try FileManager.default.createDirectory(atPath: workspace.root.path + "/.ratchet/locks", withIntermediateDirectories: true)
+        let fd = open(workspace.root.path + "/.ratchet/locks/canary", O_RDWR | O_CREAT, 0o644)
+        #expect(fd >= 0 && flock(fd, LOCK_EX) == 0)
+        let waiting = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
+        let box = ReportBox()
+        Thread.detachNewThread {
+            box.report = try? workspace.runCanary(service: "svc", ref: "main") { line in
+                if line.contains("waiting for another canary") { waiting.signal() }
+            }
+            finished.signal()
+        }
+        waiting.wait()
+        #expect(try workspace.database.read { db in try CanaryReportRecord.fetchCount(db) } == 0)
+        flock(fd, LOCK_UN)
+        close(fd)
+        finished.wait()
+        #expect(box.report?.verdict == .pass)
+    }
+
+    @Test func serviceCheckWarnsFromTheLatestCalibration() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder, canary: .scripted(yaml: TestCanaryModule.yaml()))
+        #expect(try workspace.checkService("svc").isEmpty)
+        let calibration = try workspace.calibrateCanary(service: "svc", runs: 2, resamples: 200)
+        // The scripted module has no noise: every allowance holds, none is needed.
+        #expect(calibration.metrics.map(\.name) == ["latency_ms", "error_rate", "probe"])
+        #expect(calibration.metrics.allSatisfy { $0.recommended == 0 && $0.falseAlarmRate == 0 } && calibration.rounds == [6, 6])
+        #expect(try workspace.latestCalibration("svc")?.id == calibration.id)
+        #expect(try workspace.checkService("svc").filter(\.isWarning).isEmpty)
+        // Main moves: the calibration is older than the last landing.
+        let path = workspace.servicePath("svc")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: path + "/notes.txt"))
+        try git(["add", "notes.txt"], in: path)
+        try git(["commit", "-qm", "a landing"], in: path)
+        let warnings = try workspace.checkService("svc").filter(\.isWarning).map(\.message)
+        #expect(warnings.count == 1 && warnings[0].contains("older than the last landing"))
+        #expect(message { _ = try workspace.calibrateCanary(service: "svc", runs: 1) } == "--runs must be from 2 to 200, got 1")
+        let events = try workspace.database.read { db in try String.fetchAll(db, sql: "SELECT kind FROM event WHERE kind = 'canary.calibrated'") }
+        #expect(events.count == 1)
+    }
+}
+
+/// A report written by one thread and read after it signalled.
+private final class ReportBox: @unchecked Sendable {
+    var report: CanaryReport?
+}
