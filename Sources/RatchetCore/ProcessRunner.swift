@@ -80,8 +80,9 @@ public enum ProcessRunner {
 
     /// Runs `arguments` (the first is an absolute path) in `directory` with exactly `environment`.
     /// `onStart` receives the child's pid, which is also its process group, once it runs.
+    /// `input` is the child's stdin (a file descriptor the caller keeps and closes), else `/dev/null`.
     public static func run(_ arguments: [String], directory: String, environment: [String: String], limits: ProcessLimits,
-                           onOutput: (@Sendable (Data) -> Void)? = nil, onStart: ((pid_t) -> Void)? = nil) throws -> ProcessResult {
+                           input: Int32? = nil, onOutput: (@Sendable (Data) -> Void)? = nil, onStart: ((pid_t) -> Void)? = nil) throws -> ProcessResult {
         var argv = arguments
         if let fileBytes = limits.fileBytes {
             guard FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit") else {
@@ -104,7 +105,7 @@ public enum ProcessRunner {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let input { posix_spawn_file_actions_adddup2(&actions, input, 0) } else { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
         posix_spawn_file_actions_adddup2(&actions, errorWriteEnd >= 0 ? errorWriteEnd : writeEnd, 2)
         ratchet_spawn_addchdir(&actions, directory)

@@ -143,12 +143,13 @@ public struct Sandbox: Sendable {
 
     /// Runs `argv` in the sandbox with `environment` (plus the fixed `HOME` and `TMPDIR`);
     /// processes it leaves behind make the result `leftProcesses`.
-    public func run(_ argv: [String], environment: [String: String], limits: ProcessLimits,
+    /// `input` is the command's stdin (see `ProcessRunner.run`).
+    public func run(_ argv: [String], environment: [String: String], limits: ProcessLimits, input: Int32? = nil,
                     onOutput: (@Sendable (Data) -> Void)? = nil, onStart: ((pid_t) -> Void)? = nil) throws -> ProcessResult {
         var contained = limits
         contained.checksProcessGroup = false
         var result = try ProcessRunner.run(arguments(for: argv), directory: privateFolder, environment: environment.merging(Self.fixedEnvironment) { $1 },
-                                           limits: contained, onOutput: onOutput, onStart: onStart)
+                                           limits: contained, input: input, onOutput: onOutput, onStart: onStart)
         if leftoverCount() > 0 && !result.timedOut { result.leftProcesses = true }
         return result
     }

@@ -168,6 +168,7 @@ extension Workspace {
         } catch {
             findings.append(CheckFinding(file: file, message: "\(file): cannot read: \(describe(error))"))
         }
+        findings += try canaryFindings(record.name)
         return findings
     }
 

@@ -107,6 +107,15 @@ extension RatchetDatabase {
                 t.column("createdAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v3-canary-calibrations") { db in
+            try db.create(table: "canaryCalibration") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("service", .text).notNull().indexed()
+                t.column("main", .text).notNull()
+                t.column("calibration", .jsonText).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+        }
         return migrator
     }
 }

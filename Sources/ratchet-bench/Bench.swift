@@ -55,6 +55,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "With --lifecycles-only: write each durable step's objects as one pack (ObjectBatch).")
     var packed = false
 
+    @Flag(help: "Only the canary power study: the shipped kv-cache canary on identical code, injected latency and a CPU-bound regression (docs/canary.md).")
+    var canaryPower = false
+
     /// Merges with one `command:true` criterion (issue 11).
     func mergeFigures(shape: Generator.Shape, source: String, scratch: String) throws -> [Figure] {
         try Merges.measure(shape: shape, source: source, count: quick ? 5 : 50, scratch: scratch)
@@ -100,6 +103,12 @@ struct Bench: ParsableCommand {
             guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
                   let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { throw Shell.Failure(description: "no VmHWM") }
             print(String(format: "%.2f", kib / 1024))
+            return
+        }
+        if canaryPower {
+            let study = try CanaryPower.run(runs: self.runs ?? (quick ? 2 : 40), scratch: scratch, progress: progress)
+            print(CanaryPower.table(study))
+            if let output { try JSONEncoder().encode(study).write(to: URL(fileURLWithPath: output)) }
             return
         }
         if lifecyclesOnly {
@@ -175,7 +184,7 @@ struct Bench: ParsableCommand {
                                               cache: cache, scratch: scratch, lifecycles: quick ? [1, 10] : [1, 200])
         MemoryProbes.print(probes)
         progress("canary judge")
-        figures.append(try JudgeBench.measure(runs: quick ? 3 : 21))
+        figures += try JudgeBench.measure(runs: quick ? 3 : 21)
         progress("sandbox cost per run")
         figures += try SandboxBench.measure(runs: quick ? 3 : 41, scratch: scratch)
         progress("the command line: a ticket's life against a git script, and reading commands")

@@ -3,8 +3,8 @@ import RatchetCore
 
 struct CanaryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "canary", abstract: "Run a service's canary by hand, or show stored canary reports.",
-        subcommands: [Run.self, Show.self], defaultSubcommand: Run.self)
+        commandName: "canary", abstract: "Run a service's canary by hand, show stored canary reports, or calibrate a canary.",
+        subcommands: [Run.self, Show.self, Calibrate.self], defaultSubcommand: Run.self)
 
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -43,6 +43,25 @@ struct CanaryCommand: ParsableCommand {
             if output.json { return try Terminal.printJSON(reports) }
             if reports.isEmpty { print("no canary reports for \(id)") }
             print(reports.map { $0.table() }.joined(separator: "\n\n"))
+        }
+    }
+
+    struct Calibrate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Judge main against itself N times and report each metric's noise and the smallest allowed_change with under 1% false alarms.")
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The service.") var service: String
+        @Option(help: "Runs of main against itself (2–200); each runs to the canary's maximum of rounds.") var runs = 10
+
+        func validate() throws {
+            if !(2...200).contains(runs) { throw ValidationError("--runs must be from 2 to 200") }
+        }
+
+        func run() throws {
+            let calibration = try workspace.open().calibrateCanary(service: service, runs: runs, progress: Terminal.progress)
+            if output.json { return try Terminal.printJSON(calibration) }
+            print(calibration.table())
         }
     }
 }

@@ -22,6 +22,10 @@ struct CanaryCommandTests {
         #expect(try ratchet(["init", root], in: folder.path).status == 0)
         let added = try ratchet(["service", "add", "bw", "--template", "batch-worker"], in: root)
         #expect(added.status == 0, "\(added.stderr)")
+        // The real module, judged without timing: throughput may move 300%, few rounds.
+        let service = root + "/services/bw"
+        try judgeCanaryWithoutTiming(service: service)
+        try git(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "commit", "-qam", "Canary without timing for tests"], in: service)
         return root
     }
 

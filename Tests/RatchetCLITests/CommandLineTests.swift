@@ -8,6 +8,8 @@ private func makeWorkspace(_ folder: ScratchFolder) throws -> String {
     #expect(try ratchet(["init", root], in: folder.path).status == 0)
     let added = try ratchet(["service", "add", "svc", "--template", "kv-cache"], in: root)
     #expect(added.status == 0, "\(added.stderr)")
+    try judgeCanaryWithoutTiming(service: root + "/services/svc")
+    try git(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "commit", "-qa", "--amend", "--no-edit"], in: root + "/services/svc")
     return root
 }
 
@@ -28,11 +30,15 @@ struct CommandLineTests {
         #expect(output.status == 0, "\(output.stderr)")
         for line in ["Merge T-1: Double the cache capacity to 2048 entries", "Revert T-1: Double the cache capacity to 2048 entries",
                      "Ticket: T-1", "Reverts: ", "passed: command:python3 -m unittest", "T-1 is reverted",
-                     "Canary: pass score=", "verdict pass score=", "verdict fail score=0", "latency_ms*  High", "T-2 is open; main is unchanged", "main is still", "no hook was planted",
-                     "T-3 needs approval because it changes protected path(s) canary/canary.yaml", "T-3 is open; main is unchanged",
+                     "verdict fail score=0", "T-2 is open; main is unchanged", "main is still", "no hook was planted",
+                     "T-3 needs approval because", "it changes protected path(s) canary/canary.yaml", "T-3 is open; main is unchanged",
                      "ok: nothing to repair"] {
             #expect(output.stdout.contains(line), "missing: \(line)")
         }
+        #expect(output.stdout.split(separator: "\n").contains { $0.contains("latency_ms*") && $0.contains(" High ") })
+        // The harmless change passes, or (on a machine too busy for its rounds) is marginal and approved.
+        #expect((output.stdout.contains("Canary: pass score=") && output.stdout.contains("verdict pass score="))
+                || (output.stdout.contains("Canary: marginal score=") && output.stdout.contains("Approved-By: quickstart")), "\(output.stdout)")
         let service = folder("qs/services/kv-cache")
         #expect(try git(["log", "--first-parent", "--format=%s", "main"], in: service).split(separator: "\n").count == 3)
         #expect(!FileManager.default.fileExists(atPath: service + "/.git/hooks/post-checkout"))

@@ -36,6 +36,8 @@ struct Identity: CustomTestStringConvertible, Sendable {
         let workspace = HostileWorkspace(identity: self, root: folder("ws"), home: home)
         try workspace.expectOK(["init", workspace.root], in: folder.path)
         try workspace.expectOK(["service", "add", "svc", "--template", "kv-cache"])
+        try judgeCanaryWithoutTiming(service: workspace.service)
+        try workspace.git(["commit", "-qa", "--amend", "--no-edit"])  // the first commit, so history keeps its shape
         if !edits.isEmpty {
             let file = workspace.service + "/service.yaml"
             var yaml = try String(contentsOfFile: file, encoding: .utf8)

@@ -55,8 +55,10 @@ struct CanaryJudgeTests {
         #expect(result.p == 1)
     }
 
+    /// A canary.yaml whose metrics are `unit: sample` (Mann-Whitney) unless they say otherwise.
     private func config(_ metrics: String, checks: String = "") throws -> CanaryConfig {
-        try CanaryConfig.parse("command: [\"./run\"]\nmetrics:\n\(metrics)\nthresholds: {pass: 95, marginal: 75}\n\(checks)")
+        let sampled = metrics.contains("unit:") ? metrics : metrics.replacingOccurrences(of: "{name:", with: "{unit: sample, name:")
+        return try CanaryConfig.parse("command: [\"./run\"]\nmetrics:\n\(sampled)\nthresholds: {pass: 95, marginal: 75}\n\(checks)")
     }
 
     /// A deterministic spread of `count` values around `center`.

@@ -134,3 +134,16 @@ public final class Flag: @unchecked Sendable {
     public init() {}
     public func set() -> Bool { lock.withLock { defer { isSet = true }; return !isSet } }
 }
+
+/// Rewrites the shipped `canary/canary.yaml` in the service repo at `service` so that tests
+/// judge the real module without depending on this machine's timing noise: `+300 %` instead
+/// of the shipped `0.10` allowances and 3–6 rounds, so that only gross regressions (a 3 ms
+/// sleep: +1000 %) fail. The caller commits it (as whoever owns the repo). The shipped
+/// allowances are measured by `ratchet canary calibrate` and the power study, not by tests.
+public func judgeCanaryWithoutTiming(service: String) throws {
+    let file = service + "/canary/canary.yaml"
+    let text = try String(contentsOfFile: file, encoding: .utf8)
+        .replacingOccurrences(of: "allowed_change: 0.10 ", with: "allowed_change: 3.0  ")
+        .replacingOccurrences(of: "rounds: { min: 6, max: 30 }", with: "rounds: { min: 3, max: 6 }  ")
+    try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+}

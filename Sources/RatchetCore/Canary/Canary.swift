@@ -26,8 +26,20 @@ public struct CanaryReport: Codable, Sendable, Equatable {
     public var metrics: [MetricJudgement]
     public var checks: [CheckJudgement]
     public var runs: [CanaryRun]
+    /// How many rounds ran and why they stopped (nil for a canary that did not start).
+    public var rounds: Rounds?
     public var startedAt: Date
     public var durationS: Double
+
+    /// The rounds of a canary run.
+    public struct Rounds: Codable, Sendable, Equatable {
+        /// Rounds every side completed.
+        public var used: Int
+        public var min: Int
+        public var max: Int
+        /// Why the rounds stopped.
+        public var stop: String
+    }
 
     /// The verdict's thresholds.
     public struct Thresholds: Codable, Sendable, Equatable {
@@ -36,7 +48,7 @@ public struct CanaryReport: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case schema, id, service, ticket, attempt, baseline, candidate, verdict, score, summary, fault, thresholds, metrics, checks, runs
+        case schema, id, service, ticket, attempt, baseline, candidate, verdict, score, summary, fault, thresholds, metrics, checks, runs, rounds
         case startedAt = "started_at", durationS = "duration_s"
     }
 
@@ -66,8 +78,10 @@ public struct CanaryReport: Codable, Sendable, Equatable {
         }
         for check in checks { lines.append("check \(check.ok ? "ok  " : "FAIL") \(check.check)  (\(check.reason))") }
         for run in runs {
-            lines.append("run \(run.role): \(run.ok ? "ok" : "fault: \(run.fault ?? "")"), \(run.samples) samples, \(CanaryFormat.number(run.durationS)) s")
+            lines.append("run \(run.role)\(run.side.map { " (side \($0))" } ?? ""): \(run.ok ? "ok" : "fault: \(run.fault ?? "")"), "
+                         + "\(run.rounds.map { "\($0) rounds, " } ?? "")\(run.samples) samples, \(CanaryFormat.number(run.durationS)) s")
         }
+        if let rounds { lines.append("rounds: \(rounds.used) (min \(rounds.min), max \(rounds.max)); stopped: \(rounds.stop)") }
         if !metrics.isEmpty { lines.append("(* critical)") }
         return lines.joined(separator: "\n")
     }
@@ -86,7 +100,7 @@ extension Workspace {
         let started = Date()
         var report = CanaryReport(service: service, ticket: ticket, attempt: attempt, baseline: baseline.hex, candidate: candidate.hex,
                                   verdict: .fail, score: 0, summary: "", fault: nil, thresholds: nil, metrics: [], checks: [], runs: [],
-                                  startedAt: started, durationS: 0)
+                                  rounds: nil, startedAt: started, durationS: 0)
         func finish(fault: String) -> CanaryReport {
             report.fault = fault
             report.summary = "fail score=0: canary fault: \(fault)"
@@ -104,27 +118,22 @@ extension Workspace {
         }
         if let config {
             report.thresholds = .init(pass: config.passThreshold, marginal: config.marginalThreshold)
-            let folder = try makeScratchFolder("canary")
-            defer { Self.removeScratch(folder) }
-            let module = folder + "/module", baselinePath = folder + "/baseline", candidatePath = folder + "/candidate"
-            try repository.materialize(baseline, into: baselinePath)
-            try FileManager.default.copyItem(atPath: baselinePath + "/canary", toPath: module)
-            try Self.makeReadOnly(module)
-            try repository.materialize(candidate, into: candidatePath)
-            for role in ["baseline", "candidate"] { try FileManager.default.createDirectory(atPath: folder + "/tmp-" + role, withIntermediateDirectories: true) }
-            progress("canary: running main's canary/ on baseline \(baseline.short) and candidate \(candidate.short)\(config.isParallel ? " in parallel" : "")")
-            let environment = childEnvironment(allowing: [], extra: ["RATCHET_SERVICE": service, "RATCHET_WORKSPACE": root.path])
-            let outcome = CanaryRunner.run(config, module: module, checkouts: [
-                ("baseline", baselinePath, folder + "/tmp-baseline"), ("candidate", candidatePath, folder + "/tmp-candidate")],
-                environment: environment)
-            report.runs = outcome.runs
-            if let fault = outcome.fault {
+            let lock = try lockCanary(progress: progress)
+            defer { close(lock) }
+            progress("canary: running main's canary/ on baseline \(baseline.short) and candidate \(candidate.short) as neutral sides a and b"
+                     + "\(config.isParallel ? " in parallel" : " in random order"), \(config.minRounds)–\(config.maxRounds) rounds")
+            let measured = try measureCanary(config, service: service, repository: repository, baseline: baseline, candidate: candidate) { round, before, after in
+                CanaryJudge.stopReason(CanaryJudge.judge(config, baseline: before, candidate: after), round: round)
+            }
+            report.runs = measured.runs
+            report.rounds = .init(used: measured.rounds, min: config.minRounds, max: config.maxRounds, stop: measured.stopReason)
+            if let fault = measured.fault {
                 report = finish(fault: fault)
             } else {
-                let judgement = CanaryJudge.judge(config, baseline: outcome.samples["baseline"] ?? [:], candidate: outcome.samples["candidate"] ?? [:])
+                let judgement = CanaryJudge.judge(config, baseline: measured.baseline, candidate: measured.candidate, endedEarly: measured.endedEarly)
                 report.verdict = judgement.verdict
                 report.score = judgement.score
-                report.summary = judgement.summary
+                report.summary = judgement.summary + " [\(measured.rounds) rounds: \(measured.stopReason)]"
                 report.metrics = judgement.metrics
                 report.checks = judgement.checks
             }

@@ -26,6 +26,34 @@ public struct CanaryConfig: Sendable, Equatable {
         public var isCritical: Bool
         /// The metric's share of the score.
         public var weight: Double
+        /// What one observation is: a round (judged by paired round medians) or a sample
+        /// (judged by Mann-Whitney over all samples).
+        public var unit: Unit = .round
+        /// How the effect is measured: a ratio of medians, or an absolute difference
+        /// (for rates whose baseline is often 0).
+        public var effect: Effect = .ratio
+    }
+
+    /// The unit of evidence of a metric (docs/canary.md).
+    public struct Unit: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        /// Each round's median is one observation; rounds are paired across the two sides.
+        public static let round = Unit(rawValue: "round")
+        /// Every sample is one independent observation (Mann-Whitney).
+        public static let sample = Unit(rawValue: "sample")
+        public var description: String { rawValue }
+    }
+
+    /// How the effect of a metric is measured.
+    public struct Effect: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        /// candidate / baseline − 1; `allowed_change` is relative.
+        public static let ratio = Effect(rawValue: "ratio")
+        /// candidate − baseline; `allowed_change` is in the metric's own unit.
+        public static let difference = Effect(rawValue: "difference")
+        public var description: String { rawValue }
     }
 
     /// The program, relative to the canary folder (`./run`), then its arguments.
@@ -43,6 +71,10 @@ public struct CanaryConfig: Sendable, Equatable {
     public var marginalThreshold: Double
     /// Absolute limits on the candidate's samples.
     public var checks: [CanaryCheck]
+    /// Rounds before the judge may stop (sequential stopping looks only from here).
+    public var minRounds = 6
+    /// Rounds after which the judge stops; a metric still inconclusive then makes the verdict marginal.
+    public var maxRounds = 40
 
     /// Where the file lives in a service repo.
     public static let path = "canary/canary.yaml"
@@ -50,7 +82,7 @@ public struct CanaryConfig: Sendable, Equatable {
     /// Parses and validates `canary.yaml`; errors name the key that is wrong.
     public static func parse(_ text: String, file: String = "canary/canary.yaml") throws -> CanaryConfig {
         let fields = try YAMLFields.parse(text, file: file)
-        try fields.rejectUnknown(["command", "timeout", "parallel", "alpha", "metrics", "thresholds", "checks"])
+        try fields.rejectUnknown(["command", "timeout", "parallel", "alpha", "rounds", "metrics", "thresholds", "checks"])
         guard let command = try fields.stringList("command"), let program = command.first, !program.isEmpty else {
             throw fields.fail("command", "is required: the program relative to the canary folder, e.g. [\"./run\"]")
         }
@@ -68,12 +100,13 @@ public struct CanaryConfig: Sendable, Equatable {
             guard alpha > 0, alpha < 0.5 else { throw fields.fail("alpha", "must be between 0 and 0.5, got \(alpha)") }
             config.alpha = alpha
         }
+        try parseRounds(fields, into: &config)
         guard let metrics = try fields.mappingList("metrics"), !metrics.isEmpty else {
             throw fields.fail("metrics", "is required: a list of {name, direction, allowed_change, critical, weight}")
         }
         var seen = Set<String>()
         for metric in metrics {
-            try metric.rejectUnknown(["name", "direction", "allowed_change", "critical", "weight"])
+            try metric.rejectUnknown(["name", "direction", "allowed_change", "critical", "weight", "unit", "effect"])
             let name = try metric.requiredString("name")
             guard name.range(of: #"^[A-Za-z_:][A-Za-z0-9_:.\-]{0,127}\z"#, options: .regularExpression) != nil else {
                 throw metric.fail("name", "'\(Names.printable(name))' is not a metric name (letters, digits, _ : . -)")
@@ -87,8 +120,16 @@ public struct CanaryConfig: Sendable, Equatable {
             guard allowed >= 0, allowed <= 100 else { throw metric.fail("allowed_change", "must be between 0 and 100, got \(allowed)") }
             let weight = try metric.number("weight") ?? 1
             guard weight > 0, weight <= 1000 else { throw metric.fail("weight", "must be more than 0 and at most 1000, got \(weight)") }
+            let unit = Unit(rawValue: try metric.string("unit") ?? "round")
+            guard [.round, .sample].contains(unit) else {
+                throw metric.fail("unit", "must be round or sample, not '\(Names.printable(unit.rawValue))'")
+            }
+            let effect = Effect(rawValue: try metric.string("effect") ?? "ratio")
+            guard [.ratio, .difference].contains(effect) else {
+                throw metric.fail("effect", "must be ratio or difference, not '\(Names.printable(effect.rawValue))'")
+            }
             config.metrics.append(Metric(name: name, direction: direction, allowedChange: allowed,
-                                         isCritical: try metric.bool("critical") ?? false, weight: weight))
+                                         isCritical: try metric.bool("critical") ?? false, weight: weight, unit: unit, effect: effect))
         }
         if let thresholds = try fields.nested("thresholds") {
             try thresholds.rejectUnknown(["pass", "marginal"])
@@ -105,6 +146,22 @@ public struct CanaryConfig: Sendable, Equatable {
             }
         }
         return config
+    }
+}
+
+extension CanaryConfig {
+    /// Reads `rounds: {min, max}`.
+    static func parseRounds(_ fields: YAMLFields, into config: inout CanaryConfig) throws {
+        guard let rounds = try fields.nested("rounds") else { return }
+        try rounds.rejectUnknown(["min", "max"])
+        let low = try rounds.number("min") ?? Double(config.minRounds)
+        let high = try rounds.number("max") ?? Double(max(config.maxRounds, Int(low)))
+        guard low >= 2, low <= 10_000, low == low.rounded() else { throw rounds.fail("min", "must be a whole number from 2 to 10000") }
+        guard high >= low, high <= 10_000, high == high.rounded() else {
+            throw rounds.fail("max", "must be a whole number from min (\(Int(low))) to 10000")
+        }
+        config.minRounds = Int(low)
+        config.maxRounds = Int(high)
     }
 }
 
@@ -152,6 +209,11 @@ public struct CanaryCheck: Sendable, Equatable, Codable {
 
 /// Number formatting shared by reports, trailers and tables.
 public enum CanaryFormat {
+    /// `+0.02`, `−0.5`, `0`: a difference with its sign.
+    public static func signed(_ value: Double) -> String {
+        value > 0 ? "+" + number(value) : value < 0 ? "−" + number(-value) : "0"
+    }
+
     /// `12`, `12.5`, `0.0031`: at most 4 significant decimals, no trailing zeros.
     public static func number(_ value: Double) -> String {
         if value.isNaN { return "nan" }

@@ -1,0 +1,87 @@
+import Foundation
+import RatchetGit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What one canary run measured, mapped back from neutral sides to baseline and candidate.
+struct CanaryMeasurement: Sendable {
+    /// Per role, baseline first; each names its neutral side.
+    var runs: [CanaryRun]
+    var baseline: SideSamples
+    var candidate: SideSamples
+    /// The first fault of any run, naming the role and the side.
+    var fault: String?
+    /// Rounds every side completed, and why the rounds stopped.
+    var rounds: Int
+    var stopReason: String
+    /// Set when a module ended by itself before it was told to stop.
+    var endedEarly: String?
+}
+
+extension Workspace {
+    /// The lock that lets one canary run at a time in this workspace (two at once on a
+    /// small machine void any calibration): `.ratchet/locks/canary`, flock, held until the
+    /// returned descriptor is closed.
+    func lockCanary(progress: (String) -> Void) throws -> Int32 {
+        let folder = root.appendingPathComponent(".ratchet/locks").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let fd = open(folder + "/canary", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RatchetError("cannot open \(folder)/canary: \(String(cString: strerror(errno)))") }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            progress("canary: waiting for another canary of this workspace to finish")
+            guard flock(fd, LOCK_EX) == 0 else {
+                close(fd)
+                throw RatchetError("cannot lock \(folder)/canary: \(String(cString: strerror(errno)))")
+            }
+        }
+        return fd
+    }
+
+    /// Materialises `baseline` and `candidate` into neutral side folders assigned at random,
+    /// copies main's `canary/` read-only, and runs the module on both sides (docs/canary.md).
+    /// `decide` receives (baseline, candidate) samples after each round from the minimum on.
+    func measureCanary(_ config: CanaryConfig, service: String, repository: Repository, baseline: ObjectID, candidate: ObjectID,
+                       decide: @escaping @Sendable (Int, SideSamples, SideSamples) -> String?) throws -> CanaryMeasurement {
+        let folder = try makeScratchFolder("canary")
+        defer { Self.removeScratch(folder) }
+        let module = folder + "/module"
+        let names = ["a", "b"].shuffled()  // names[0] is the baseline's side, names[1] the candidate's
+        let commits = [names[0]: baseline, names[1]: candidate]
+        for name in ["a", "b"] {
+            try repository.materialize(commits[name]!, into: folder + "/" + name)
+            try Self.normaliseFileTimes(folder + "/" + name)
+        }
+        try FileManager.default.copyItem(atPath: folder + "/" + names[0] + "/canary", toPath: module)
+        try Self.makeReadOnly(module)
+        let network = (try? serviceConfig(service))?.verifyNetwork ?? false
+        let sides = try ["a", "b"].map { name in
+            CanarySide(name: name, checkout: folder + "/" + name,
+                       sandbox: try verificationSandbox(checkout: folder + "/" + name, readOnly: [Sandbox.Mount(module, at: CanaryRunner.modulePath)],
+                                                        network: network, privateFolder: folder + "/private-" + name))
+        }
+        let environment = childEnvironment(allowing: [], extra: ["RATCHET_SERVICE": service, "RATCHET_WORKSPACE": root.path])
+        let baselineIndex = names[0] == "a" ? 0 : 1
+        let outcome = CanaryRunner.run(config, module: module, sides: sides, environment: environment) { round, samples in
+            decide(round, samples[baselineIndex], samples[1 - baselineIndex])
+        }
+        var runs = outcome.runs
+        for index in runs.indices { runs[index].role = index == baselineIndex ? "baseline" : "candidate" }
+        runs.sort { $0.role < $1.role }
+        let fault = runs.compactMap { run in run.fault.map { "\(run.role) run (side \(run.side ?? "?")) \($0)" } }.first
+        return CanaryMeasurement(runs: runs, baseline: outcome.samples[baselineIndex], candidate: outcome.samples[1 - baselineIndex],
+                                 fault: fault, rounds: outcome.rounds, stopReason: outcome.stopReason, endedEarly: outcome.endedEarly)
+    }
+
+    /// Sets every file's and folder's access and modification time to one fixed instant, so
+    /// that a checkout written first cannot be told from one written last.
+    static func normaliseFileTimes(_ path: String) throws {
+        let fm = FileManager.default
+        let fixed = Date(timeIntervalSince1970: 946_684_800)  // 2000-01-01T00:00:00Z
+        var items = [path]
+        if let enumerator = fm.enumerator(atPath: path) { items += enumerator.compactMap { $0 as? String }.map { path + "/" + $0 } }
+        for item in items.reversed() where (try? fm.destinationOfSymbolicLink(atPath: item)) == nil {
+            try fm.setAttributes([.modificationDate: fixed], ofItemAtPath: item)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import RatchetCore
+
+/// The canary power study (`ratchet-bench --canary-power`, docs/canary.md): the shipped
+/// kv-cache canary judging identical code, injected busy-wait latency and a CPU-bound
+/// regression, `runs` real canaries each; false-alarm and detection rates, the effect
+/// achieved and the wall time per verdict; plus the false-alarm rate of verdicts resampled
+/// from the identical-code rounds. Not a test: it measures this machine.
+enum CanaryPower {
+    /// One condition of the study: a candidate commit and the effect it was meant to have.
+    struct Condition {
+        var name: String
+        /// A shell command run in a checkout of main to make the candidate (nil: main itself).
+        var change: String?
+    }
+
+    /// The outcome of one condition.
+    struct Row: Codable {
+        var condition: String
+        var runs: Int
+        var pass: Int
+        var marginal: Int
+        var fail: Int
+        /// Median over runs of the latency effect the judge estimated.
+        var latencyEffect: Double?
+        var cpuEffect: Double?
+        var medianRounds: Double
+        var medianSeconds: Double
+        var p90Seconds: Double
+    }
+
+    /// The whole study.
+    struct Study: Codable {
+        var machine: String
+        var baselineLatencyMs: Double
+        var rows: [Row]
+        var resampledVerdicts: Int
+        var resampledAlarms: Int
+        var resampledAlarmBound: Double
+    }
+
+    static func run(runs: Int, scratch: String, progress: (String) -> Void) throws -> Study {
+        let workspace = try Workspace.create(at: scratch + "/power")
+        try workspace.addService(name: "kv", template: "kv-cache")
+        let service = workspace.servicePath("kv")
+        progress("canary power: measuring the baseline latency")
+        let probe = try workspace.runCanary(service: "kv", ref: "main")
+        let latency = probe.metrics.first { $0.name == "latency_ms" }?.baseline.median ?? 0.25
+        var conditions = [Condition(name: "identical", change: nil)]
+        for effect in [0.10, 0.25, 0.50, 1.00] {
+            let seconds = String(format: "%.7f", latency * effect / 1000)
+            conditions.append(Condition(name: "busy-wait +\(Int(effect * 100))%", change:
+                "sed -i 's/^        start = time.perf_counter()$/        start = time.perf_counter()\\n        while time.perf_counter() - start < \(seconds): pass/' kvcache/server.py"))
+        }
+        conditions.append(Condition(name: "cpu-bound (sort per GET)", change:
+            "sed -i 's/^            entry = self._data.get(key)$/            sorted(self._data)\\n            entry = self._data.get(key)/' kvcache/cache.py"))
+        var rows: [Row] = []
+        var identical: [CanaryReport] = []
+        for (index, condition) in conditions.enumerated() {
+            let ref = try candidate(condition, number: index, service: service)
+            var reports: [CanaryReport] = []
+            for run in 1...runs {
+                progress("canary power: \(condition.name), run \(run) of \(runs)")
+                reports.append(try workspace.runCanary(service: "kv", ref: ref))
+            }
+            if condition.change == nil { identical = reports }
+            rows.append(row(condition.name, reports))
+            progress("canary power: \(describe(rows.last!))")
+        }
+        let (verdicts, alarms) = resample(identical, verdicts: 2000)
+        return Study(machine: machine(), baselineLatencyMs: latency, rows: rows, resampledVerdicts: verdicts, resampledAlarms: alarms,
+                     resampledAlarmBound: NoiseModel.upperBound(alarms, of: max(verdicts, 1)))
+    }
+
+    /// Commits `condition.change` on a branch of `service` and returns its name (main for none).
+    static func candidate(_ condition: Condition, number: Int, service: String) throws -> String {
+        guard let change = condition.change else { return "main" }
+        let branch = "power-\(number)"
+        let scratch = service + "/../power-\(number)"
+        _ = try Shell.run(["git", "worktree", "add", "-q", "-b", branch, scratch, "main"], in: service)
+        _ = try Shell.run(["/bin/sh", "-c", change], in: scratch)
+        _ = try Shell.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "commit", "-qam", condition.name], in: scratch)
+        _ = try Shell.run(["git", "worktree", "remove", "--force", scratch], in: service)
+        return branch
+    }
+
+    static func row(_ name: String, _ reports: [CanaryReport]) -> Row {
+        let effect = { (metric: String) -> Double? in
+            let values = reports.compactMap { $0.metrics.first { $0.name == metric }?.change }
+            return values.isEmpty ? nil : SampleStatistics.median(values)
+        }
+        let seconds = reports.map(\.durationS).sorted()
+        return Row(condition: name, runs: reports.count, pass: reports.filter { $0.verdict == .pass }.count,
+                   marginal: reports.filter { $0.verdict == .marginal }.count, fail: reports.filter { $0.verdict == .fail }.count,
+                   latencyEffect: effect("latency_ms"), cpuEffect: effect("cpu_us_per_request"),
+                   medianRounds: SampleStatistics.median(reports.map { Double($0.rounds?.used ?? 0) }),
+                   medianSeconds: SampleStatistics.quantile(seconds, 0.5), p90Seconds: SampleStatistics.quantile(seconds, 0.9))
+    }
+
+    /// Verdicts replayed from the identical-code rounds, drawn jointly (a round keeps all its
+    /// metrics): an alarm is any round metric that does not pass.
+    static func resample(_ reports: [CanaryReport], verdicts: Int) -> (Int, Int) {
+        guard let first = reports.first,
+              let config = try? CanaryConfig.parse(String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: shippedConfig()))) ?? Data(), as: UTF8.self)) else { return (0, 0) }
+        let names = first.metrics.filter { $0.unit == "round" }.map(\.name)
+        var rounds: [[Double]] = []
+        for report in reports {
+            let columns = names.map { name in report.metrics.first { $0.name == name }?.observations ?? [] }
+            guard let count = columns.map(\.count).min() else { continue }
+            rounds += (0..<count).map { index in columns.map { $0[index] } }
+        }
+        guard !rounds.isEmpty else { return (0, 0) }
+        var generator = SeededGenerator(seed: 2026)
+        var alarms = 0
+        for _ in 0..<verdicts {
+            let drawn = (0..<config.maxRounds).map { _ in rounds[Int(generator.next() % UInt64(rounds.count))] }
+            let alarm = names.enumerated().contains { column, name in
+                guard let metric = config.metrics.first(where: { $0.name == name }) else { return false }
+                let intervals = NoiseModel.intervals(drawn.map { $0[column] }, effect: metric.effect, config: config)
+                return NoiseModel.replay(intervals, direction: metric.direction, allowed: metric.allowedChange, minRounds: config.minRounds).classification != .pass
+            }
+            if alarm { alarms += 1 }
+        }
+        return (verdicts, alarms)
+    }
+
+    /// The shipped kv-cache canary.yaml (found like the templates: beside the binary's ancestors).
+    static func shippedConfig() -> String {
+        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        while folder.path != "/" {
+            let candidate = folder.appendingPathComponent("canaries/kv-cache/canary.yaml").path
+            if FileManager.default.fileExists(atPath: candidate) { return candidate }
+            folder = folder.deletingLastPathComponent()
+        }
+        return "canaries/kv-cache/canary.yaml"
+    }
+
+    static func machine() -> String {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+        return "\(cores) cores, load average at the end \(load)"
+    }
+
+    static func describe(_ row: Row) -> String {
+        let percent = { (x: Double?) in x.map { String(format: "%+.1f%%", $0 * 100) } ?? "-" }
+        return "\(row.condition): pass \(row.pass), marginal \(row.marginal), fail \(row.fail) of \(row.runs); "
+            + "latency \(percent(row.latencyEffect)), cpu \(percent(row.cpuEffect)); rounds \(Int(row.medianRounds)); "
+            + String(format: "%.1f s median, %.1f s p90 per verdict", row.medianSeconds, row.p90Seconds)
+    }
+
+    /// The study as a markdown table (docs/canary.md, docs/performance.md).
+    static func table(_ study: Study) -> String {
+        var lines = ["| condition | runs | pass | marginal | fail | latency effect | cpu effect | rounds (median) | s per verdict (median / p90) |",
+                     "|---|---|---|---|---|---|---|---|---|"]
+        let percent = { (x: Double?) in x.map { String(format: "%+.1f%%", $0 * 100) } ?? "-" }
+        for row in study.rows {
+            lines.append("| \(row.condition) | \(row.runs) | \(row.pass) | \(row.marginal) | \(row.fail) | \(percent(row.latencyEffect)) | "
+                         + "\(percent(row.cpuEffect)) | \(Int(row.medianRounds)) | " + String(format: "%.1f / %.1f |", row.medianSeconds, row.p90Seconds))
+        }
+        lines.append(String(format: "\nResampled identical-code verdicts: %d alarms in %d (%.2f%%, 95%% upper bound %.2f%%). Baseline median latency %.3f ms. %@.",
+                            study.resampledAlarms, study.resampledVerdicts, 100 * Double(study.resampledAlarms) / Double(max(study.resampledVerdicts, 1)),
+                            100 * study.resampledAlarmBound, study.baselineLatencyMs, study.machine))
+        return lines.joined(separator: "\n")
+    }
+}

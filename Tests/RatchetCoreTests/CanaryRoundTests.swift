@@ -1,0 +1,165 @@
+import Foundation
+@testable import RatchetCore
+import RatchetTestSupport
+import Testing
+
+/// The round-level judge on deterministic samples (no processes, no timing).
+@Suite("Canary rounds")
+struct CanaryRoundTests {
+    private func config(_ metrics: String, rounds: String = "rounds: {min: 6, max: 20}") throws -> CanaryConfig {
+        try CanaryConfig.parse("command: [\"./run\"]\n\(rounds)\nmetrics:\n\(metrics)\nthresholds: {pass: 95, marginal: 75}\n")
+    }
+
+    /// One side: `metric` with `perRound(round)` as the values of each round 1...rounds.
+    private func side(_ metric: String, rounds: Int, _ perRound: (Int) -> [Double]) -> SideSamples {
+        var samples = SideSamples()
+        for round in 1...rounds { for value in perRound(round) { samples.add(metric, round: round, value: value) } }
+        return samples
+    }
+
+    @Test func theConfidenceSequenceMatchesItsFormula() {
+        // Computed with the same formula in Python (float64), including the small-sample factor.
+        #expect(abs(ConfidenceSequence.radius(count: 10, deviation: 1, alpha: 0.05, tunedFor: 12) - 1.1073254874176064) < 1e-9)
+        #expect(abs(ConfidenceSequence.radius(count: 6, deviation: 0.2, alpha: 0.05, tunedFor: 12) - 0.32725337200947296) < 1e-9)
+        #expect(abs(ConfidenceSequence.radius(count: 40, deviation: 0.1, alpha: 0.01, tunedFor: 12) - 0.06043418569796626) < 1e-9)
+        #expect(abs(ConfidenceSequence.smallSample(5, alpha: 0.05) - 1.2997987920509422) < 1e-9)
+        #expect(ConfidenceSequence.radius(count: 1, deviation: 1, alpha: 0.05, tunedFor: 12) == .infinity)
+        // The running intersection only shrinks; an empty one falls back to the latest interval.
+        #expect(ConfidenceSequence.intersection([(-1, 1), (-0.5, 2), (-2, 0.5)]).map { [$0.0, $0.1] } == [-0.5, 0.5])
+        #expect(ConfidenceSequence.intersection([(-1, 0), (1, 2)]).map { [$0.0, $0.1] } == [1, 2])
+    }
+
+    @Test func lookingAfterEveryRoundKeepsFalseAlarmsUnderAlpha() {
+        // 2,000 identical-code streams of 40 rounds with N(0, 0.1) log-ratio noise, judged
+        // after every round from 6 on: the share whose interval ever excludes 0 stays under α.
+        let config = try! config("  - {name: m}", rounds: "rounds: {min: 6, max: 40}")
+        var generator = SeededGenerator(seed: 7)
+        var misses = 0
+        for _ in 0..<2000 {
+            let stream = (0..<40).map { _ in normal(&generator) * 0.1 }
+            let intervals = NoiseModel.intervals(stream, effect: .difference, config: config)
+            if intervals.contains(where: { $0.0 > 0 || $0.1 < 0 }) { misses += 1 }
+        }
+        #expect(Double(misses) / 2000 < config.alpha, "misses: \(misses) of 2000")
+        #expect(misses > 0)  // the bound is not vacuous
+    }
+
+    private func normal(_ generator: inout SeededGenerator) -> Double {
+        let u = max(Double(generator.next() >> 11) / Double(1 << 53), 1e-300), v = Double(generator.next() >> 11) / Double(1 << 53)
+        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
+    }
+
+    @Test func zeroVarianceRoundsAreClearAtTheMinimum() throws {
+        let config = try config("  - {name: latency_ms, allowed_change: 0.1, critical: true}\n  - {name: throughput, direction: decrease, allowed_change: 0.1}")
+        let base = side("latency_ms", rounds: 6) { _ in [10, 11, 12] }.merging(side("throughput", rounds: 6) { _ in [100] })
+        let same = CanaryJudge.judge(config, baseline: base, candidate: base)
+        #expect(same.verdict == .pass && same.metrics.map(\.classification) == [.pass, .pass])
+        #expect(same.metrics[0].interval == [0, 0] && same.metrics[0].rounds == 6 && same.metrics[0].method == "confidence-sequence")
+        #expect(CanaryJudge.stopReason(same, round: 6) == "every round metric was clear after 6 rounds")
+        let worse = side("latency_ms", rounds: 6) { _ in [15, 16.5, 18] }.merging(side("throughput", rounds: 6) { _ in [50] })
+        let judged = CanaryJudge.judge(config, baseline: base, candidate: worse)
+        #expect(judged.metrics.map(\.classification) == [.high, .low] && judged.verdict == .fail)
+        #expect(abs((judged.metrics[0].change ?? 0) - 0.5) < 1e-9)
+        #expect(CanaryJudge.stopReason(judged, round: 6) == "critical latency_ms was clearly High after 6 rounds")
+    }
+
+    @Test func fewerRoundsThanTheMinimumAreInconclusiveAndMarginal() throws {
+        let config = try config("  - {name: latency_ms, critical: true}")
+        let three = side("latency_ms", rounds: 3) { _ in [10] }
+        let judged = CanaryJudge.judge(config, baseline: three, candidate: three)
+        #expect(judged.metrics[0].classification == .inconclusive && judged.verdict == .marginal && judged.score == 100)
+        #expect(judged.metrics[0].reason == "3 paired round(s); at least 6 are needed")
+        #expect(CanaryJudge.stopReason(judged, round: 3) == nil)
+        let early = CanaryJudge.judge(config, baseline: side("latency_ms", rounds: 8) { _ in [10] }, candidate: side("latency_ms", rounds: 8) { _ in [10] },
+                                      endedEarly: "side a's module exited after 8 round(s) without being asked to stop")
+        #expect(early.verdict == .marginal && early.summary.contains("without being asked to stop"))
+    }
+
+    @Test func disagreeingRoundsAreInconclusive() throws {
+        let config = try config("  - {name: latency_ms, critical: true}")
+        let base = side("latency_ms", rounds: 20) { _ in [10] }
+        let bimodal = side("latency_ms", rounds: 20) { $0 % 2 == 0 ? [20] : [5] }
+        let judged = CanaryJudge.judge(config, baseline: base, candidate: bimodal)
+        #expect(judged.metrics[0].classification == .inconclusive && judged.verdict == .marginal)
+        #expect(judged.metrics[0].reason.contains("the interval straddles the allowance of 10%"))
+        #expect(judged.summary.contains("latency_ms Inconclusive"))
+    }
+
+    @Test func ratesTakeAnAbsoluteAllowanceBecauseTheirBaselineIsOftenZero() throws {
+        let config = try config("  - {name: error_rate, effect: difference, allowed_change: 0.01, critical: true}\n  - {name: misses}")
+        let zeros = side("error_rate", rounds: 6) { _ in [0, 0] }.merging(side("misses", rounds: 6) { _ in [0] })
+        let clean = CanaryJudge.judge(config, baseline: zeros, candidate: zeros)
+        #expect(clean.metrics[0].classification == .pass && clean.metrics[0].reason.contains("within +0.01"))
+        // A ratio of a zero baseline is undefined: said so, never guessed.
+        let misses = CanaryJudge.judge(config, baseline: zeros, candidate: zeros.merging(side("misses", rounds: 6) { _ in [2] }))
+        #expect(misses.metrics[1].classification == .inconclusive && misses.metrics[1].reason.contains("declare effect: difference"))
+        let failing = side("error_rate", rounds: 6) { _ in [0.2, 0.2] }.merging(side("misses", rounds: 6) { _ in [0] })
+        let judged = CanaryJudge.judge(config, baseline: zeros, candidate: failing)
+        #expect(judged.metrics[0].classification == .high && judged.verdict == .fail && judged.metrics[0].reason.contains("(+0.2, interval +0.2…+0.2)"))
+    }
+
+    @Test func samplesOutsideRoundsCountForChecksButNotForPairs() throws {
+        let output = """
+            {"metric": "warmup", "value": 3}
+            {"metric": "latency_ms", "value": 99}
+            {"metric": "latency_ms", "value": 1, "round": 1}
+            {"round": 1, "done": true}
+            {"metric": "latency_ms", "value": 2, "round": 2, "labels": {"op": "get", "n": 3}}
+            {"round": 2, "done": true}
+            """
+        let samples = try CanaryRunner.parse(output).get()
+        #expect(samples.roundMedians("latency_ms") == [1: 1, 2: 2])
+        #expect(samples.pooled("latency_ms") == [99, 1, 2] && samples.pooled("warmup") == [3])
+        #expect(samples.through(round: 1).pooled("latency_ms") == [99, 1])
+        func problem(_ text: String) -> String? { if case .failure(let error) = CanaryRunner.parse(text) { error.message } else { nil } }
+        #expect(problem("{\"metric\": \"m\", \"value\": 1, \"round\": 1}\n{\"metric\": \"m\", \"value\": 1, \"round\": 2}")
+            == "printed a sample of round 2 while round 1 was running (line 2)")
+        #expect(problem("{\"round\": 1, \"done\": true}\n{\"round\": 1, \"done\": true}") == "ended round 1 while no round was running (line 2)")
+        #expect(problem("{\"round\": 1}")?.contains("is not a JSON sample") == true)
+        #expect(problem("{\"metric\": \"m\", \"value\": \"x\"}")?.contains("line 1") == true)
+    }
+
+    @Test func calibrationRecommendsTheSmallestQuietAllowance() throws {
+        let config = try config("  - {name: latency_ms, allowed_change: 0.02}", rounds: "rounds: {min: 6, max: 20}")
+        var generator = SeededGenerator(seed: 3)
+        let runs = (0..<5).map { _ in (0..<20).map { _ in normal(&generator) * 0.05 } }
+        let noise = Workspace.noise(of: config.metrics[0], runs: runs, config: config, resamples: 500)
+        let recommended = try #require(noise.recommended)
+        let replays = NoiseModel.resampledIntervals(runs.flatMap { $0 }, effect: .ratio, config: config, resamples: 500)
+        #expect(NoiseModel.alarmRate(replays, direction: .increase, allowed: recommended, minRounds: 6) <= 0.01)
+        #expect(NoiseModel.alarmRate(replays, direction: .increase, allowed: recommended - 0.005, minRounds: 6) > 0.01)
+        #expect(recommended > 0.02 && recommended < 0.2 && (noise.falseAlarmRate ?? 0) > 0.01)
+        // 0.02 is below the noise: the advice says so; 1.0 is far above: blind.
+        let calibration = CanaryCalibration(service: "svc", main: String(repeating: "a", count: 40), runs: 5, rounds: [20], resamples: 500,
+                                            metrics: [noise], faults: [], createdAt: Date(), durationS: 0)
+        #expect(CanaryCalibration.advice(calibration, config: nil).first?.contains("cries wolf") == true)
+        var loose = config
+        loose.metrics[0].allowedChange = 1.0
+        #expect(CanaryCalibration.advice(calibration, config: loose).first?.contains("blind") == true)
+        #expect(NoiseModel.upperBound(0, of: 1000) > 0.0029 && NoiseModel.upperBound(0, of: 1000) < 0.0031)
+    }
+
+    @Test func roundSettingsAreValidated() {
+        func error(_ text: String) -> String { message { _ = try CanaryConfig.parse("command: [./run]\nmetrics: [{name: a}]\n" + text) } ?? "" }
+        #expect(error("rounds: {min: 1}").contains("rounds.min: must be a whole number from 2 to 10000"))
+        #expect(error("rounds: {min: 8, max: 4}").contains("rounds.max: must be a whole number from min (8) to 10000"))
+        #expect(error("rounds: {few: 3}").contains("rounds.few: unknown key"))
+        #expect(message { _ = try CanaryConfig.parse("command: [./run]\nmetrics: [{name: a, unit: batch}]") }?.contains("metrics[0].unit: must be round or sample") == true)
+        #expect(message { _ = try CanaryConfig.parse("command: [./run]\nmetrics: [{name: a, effect: log}]") }?.contains("metrics[0].effect: must be ratio or difference") == true)
+    }
+
+    @Test func reportsFromBeforeRoundsStillDecode() throws {
+        let old = #"{"name":"m","classification":"Pass","direction":"increase","allowed_change":0.1,"critical":true,"weight":1,"# +
+            #""baseline":{"count":1,"median":1},"candidate":{"count":1,"median":1},"change":0,"u":0.5,"p":1,"method":"exact","reason":"r"}"#
+        let metric = try JSONDecoder().decode(MetricJudgement.self, from: Data(old.utf8))
+        #expect(metric.unit == nil && metric.rounds == nil && metric.classification == .pass)
+    }
+}
+
+private extension SideSamples {
+    func merging(_ other: SideSamples) -> SideSamples {
+        var copy = self
+        copy.values.merge(other.values) { $1 }
+        return copy
+    }
+}
