@@ -37,9 +37,9 @@ public final class PooledCheckout {
 extension Workspace {
     /// Slots per service: both canary sides and an acceptance command at once, plus one.
     static let checkoutPoolSize = 4
-    /// The times of every file in a pooled checkout (2001-09-09), so that a warm checkout
+    /// The times of every file in a pooled checkout (2000-01-01T00:00:00Z), so that a warm checkout
     /// and a freshly written one cannot be told apart.
-    static let checkoutFileTime = timespec(tv_sec: 1_000_000_000, tv_nsec: 0)
+    static let checkoutFileTime = timespec(tv_sec: 946_684_800, tv_nsec: 0)
 
     func checkoutPoolFolder(_ service: String) -> String { root.appendingPathComponent(".ratchet/checkouts/\(service)").path }
 

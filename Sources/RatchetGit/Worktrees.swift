@@ -129,7 +129,8 @@ extension Repository {
     /// Rewrites the files of `folder` from tree `old` (nil: an empty folder) to tree `new`,
     /// touching only what differs (only the subtrees whose ids differ are read: a full tree
     /// diff reads all 20k entries). Removals come first, so that a file can become a folder
-    /// and the other way round. With `fixedTime`, every written file gets it as its times.
+    /// and the other way round. With `fixedTime`, every written file and every folder the
+    /// difference touches gets it as its times.
     /// Returns the differences applied. The folder must hold exactly `old`'s files.
     @discardableResult
     public func switchFolder(_ folder: String, from old: ObjectID?, to new: ObjectID, fixedTime: timespec? = nil) throws -> [TreeDifference] {
@@ -157,7 +158,23 @@ extension Repository {
                 }
             }
         }
+        if let time = fixedTime { try setTimes(time, onFoldersOf: differences.map(\.path), below: root) }
         return differences
+    }
+
+    /// Sets `time` on the folders holding `paths` (that still exist), up to `root`.
+    private func setTimes(_ time: timespec, onFoldersOf paths: [String], below root: String) throws {
+        var folders: Set<String> = [""]
+        for path in paths {
+            var folder = (path as NSString).deletingLastPathComponent
+            while !folder.isEmpty, folders.insert(folder).inserted { folder = (folder as NSString).deletingLastPathComponent }
+        }
+        for folder in folders {
+            var times = [time, time]
+            if utimensat(AT_FDCWD, root + folder, &times, AT_SYMLINK_NOFOLLOW) != 0 && errno != ENOENT {
+                throw GitError(message: "cannot set the times of \(root + folder): \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
     private func removeEmptyParents(of path: String, below root: String) {

@@ -38,9 +38,11 @@ extension Workspace {
         return fd
     }
 
-    /// Materialises `baseline` and `candidate` into neutral side folders assigned at random,
-    /// copies main's `canary/` read-only, and runs the module on both sides (docs/canary.md).
-    /// `decide` receives (baseline, candidate) samples after each round from the minimum on.
+    /// Takes pooled checkouts of `baseline` and `candidate` (`CheckoutPool.swift`: switched by
+    /// difference, every file at one fixed time) for neutral sides assigned at random, copies
+    /// main's `canary/` read-only, and runs the module on both sides, each in its own sandbox
+    /// with a writable layer of its own over its checkout (docs/canary.md). `decide` receives
+    /// (baseline, candidate) samples after each round from the minimum on.
     func measureCanary(_ config: CanaryConfig, service: String, repository: Repository, baseline: ObjectID, candidate: ObjectID,
                        decide: @escaping @Sendable (Int, SideSamples, SideSamples) -> String?) throws -> CanaryMeasurement {
         let folder = try makeScratchFolder("canary")
@@ -48,19 +50,19 @@ extension Workspace {
         let module = folder + "/module"
         let names = ["a", "b"].shuffled()  // names[0] is the baseline's side, names[1] the candidate's
         let commits = [names[0]: baseline, names[1]: candidate]
-        for name in ["a", "b"] {
-            try repository.materialize(commits[name]!, into: folder + "/" + name)
-            try Self.normaliseFileTimes(folder + "/" + name)
-        }
-        try FileManager.default.copyItem(atPath: folder + "/" + names[0] + "/canary", toPath: module)
+        var checkouts: [String: PooledCheckout] = [:]
+        defer { checkouts.values.forEach { $0.release() } }
+        for name in ["a", "b"] { checkouts[name] = try pooledCheckout(of: commits[name]!, service: service, repository: repository) }
+        try FileManager.default.copyItem(atPath: checkouts[names[0]]!.files + "/canary", toPath: module)
         try Self.makeReadOnly(module)
         let network = (try? serviceConfig(service))?.verifyNetwork ?? false
         let sides = try ["a", "b"].map { name in
-            CanarySide(name: name, checkout: folder + "/" + name,
-                       sandbox: try verificationSandbox(checkout: folder + "/" + name, readOnly: [Sandbox.Mount(module, at: CanaryRunner.modulePath)],
+            CanarySide(name: name, checkout: checkouts[name]!.files,
+                       sandbox: try verificationSandbox(checkout: checkouts[name]!.files, layered: true,
+                                                        readOnly: [Sandbox.Mount(module, at: CanaryRunner.modulePath)],
                                                         network: network, privateFolder: folder + "/private-" + name))
         }
-        let environment = childEnvironment(allowing: [], extra: ["RATCHET_SERVICE": service, "RATCHET_WORKSPACE": root.path])
+        let environment = childEnvironment(allowing: [], extra: ["RATCHET_SERVICE": service])
         let baselineIndex = names[0] == "a" ? 0 : 1
         let outcome = CanaryRunner.run(config, module: module, sides: sides, environment: environment) { round, samples in
             decide(round, samples[baselineIndex], samples[1 - baselineIndex])
@@ -71,17 +73,5 @@ extension Workspace {
         let fault = runs.compactMap { run in run.fault.map { "\(run.role) run (side \(run.side ?? "?")) \($0)" } }.first
         return CanaryMeasurement(runs: runs, baseline: outcome.samples[baselineIndex], candidate: outcome.samples[1 - baselineIndex],
                                  fault: fault, rounds: outcome.rounds, stopReason: outcome.stopReason, endedEarly: outcome.endedEarly)
-    }
-
-    /// Sets every file's and folder's access and modification time to one fixed instant, so
-    /// that a checkout written first cannot be told from one written last.
-    static func normaliseFileTimes(_ path: String) throws {
-        let fm = FileManager.default
-        let fixed = Date(timeIntervalSince1970: 946_684_800)  // 2000-01-01T00:00:00Z
-        var items = [path]
-        if let enumerator = fm.enumerator(atPath: path) { items += enumerator.compactMap { $0 as? String }.map { path + "/" + $0 } }
-        for item in items.reversed() where (try? fm.destinationOfSymbolicLink(atPath: item)) == nil {
-            try fm.setAttributes([.modificationDate: fixed], ofItemAtPath: item)
-        }
     }
 }
