@@ -279,6 +279,16 @@ extension Workspace {
         return TicketView(ticket, attempts: attempts)
     }
 
+    /// The tickets (filtered as `tickets(state:service:)`) with their attempts, in two reads.
+    public func ticketViews(state: String? = nil, service: String? = nil) throws -> [TicketView] {
+        let tickets = try tickets(state: state, service: service)
+        var attempts: [String: [AttemptRecord]] = [:]
+        for attempt in try database.read({ db in try AttemptRecord.order(AttemptRecord.Columns.number).fetchAll(db) }) {
+            attempts[attempt.ticketId, default: []].append(attempt)
+        }
+        return tickets.map { TicketView($0, attempts: attempts[$0.id] ?? []) }
+    }
+
     /// Cancels a ticket that has not merged. Its unfinished attempts end as cancelled and their worktrees are removed.
     @discardableResult
     public func cancelTicket(_ rawID: String, reason: String? = nil) throws -> TicketRecord {

@@ -17,7 +17,7 @@ public final class Workspace: Sendable {
     /// The marker file that makes a folder a workspace.
     public static let configFileName = "ratchet.yaml"
 
-    private init(root: URL, logger: Logger) throws {
+    private init(root: URL, logger: Logger, readOnly: Bool = false) throws {
         self.root = root
         self.logger = logger
         let configURL = root.appendingPathComponent(Self.configFileName)
@@ -30,7 +30,7 @@ public final class Workspace: Sendable {
         try GitSettings.setFsyncGitDir(config.durability == "full")
         GitSettings.unloggedReferencePrefixes = Self.unloggedReferencePrefixes
         database = try RatchetDatabase(path: root.appendingPathComponent("ratchet.sqlite").path,
-                                       synchronous: config.durability == "full" ? "FULL" : "NORMAL")
+                                       synchronous: config.durability == "full" ? "FULL" : "NORMAL", readOnly: readOnly)
         // Every process holds the workspace lock shared while it runs; recovery takes it
         // exclusively to know that no live Ratchet process remains (docs/crash-safety.md).
         let lockPath = root.appendingPathComponent(".ratchet/lock").path
@@ -74,20 +74,21 @@ public final class Workspace: Sendable {
 
     /// Opens the workspace named by `explicit`, else `$RATCHET_WORKSPACE`, else the nearest
     /// ancestor of `currentDirectory` that holds `ratchet.yaml`.
+    /// With `readOnly` (commands that only read) the store is opened without write access.
     public static func locate(explicit: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment,
                               currentDirectory: String = FileManager.default.currentDirectoryPath,
-                              logger: Logger = Logger(label: "ratchet")) throws -> Workspace {
+                              logger: Logger = Logger(label: "ratchet"), readOnly: Bool = false) throws -> Workspace {
         if let named = explicit ?? environment["RATCHET_WORKSPACE"].flatMap({ $0.isEmpty ? nil : $0 }) {
             let url = URL(fileURLWithPath: named, relativeTo: URL(fileURLWithPath: currentDirectory)).standardizedFileURL
             guard FileManager.default.fileExists(atPath: url.appendingPathComponent(configFileName).path) else {
                 throw RatchetError("\(url.path) is not a Ratchet workspace (no \(configFileName)); run 'ratchet init \(named)' first")
             }
-            return try Workspace(root: url.resolvingSymlinksInPath(), logger: logger)
+            return try Workspace(root: url.resolvingSymlinksInPath(), logger: logger, readOnly: readOnly)
         }
         var folder = URL(fileURLWithPath: currentDirectory).standardizedFileURL.resolvingSymlinksInPath()
         while true {
             if FileManager.default.fileExists(atPath: folder.appendingPathComponent(configFileName).path) {
-                return try Workspace(root: folder, logger: logger)
+                return try Workspace(root: folder, logger: logger, readOnly: readOnly)
             }
             let parent = folder.deletingLastPathComponent()
             if parent.path == folder.path { break }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// The workspace store: one SQLite file in WAL mode, migrated on open.
 ///
@@ -13,17 +14,43 @@ public struct RatchetDatabase: Sendable {
     ///
     /// `synchronous` is SQLite's sync setting; the default NORMAL in WAL mode survives a
     /// killed process without losing a committed transaction (see docs/performance.md).
-    public init(path: String, synchronous: String = "NORMAL") throws {
+    ///
+    /// With `readOnly`, a command that only reads opens one read-only connection instead: no
+    /// write lock, no checkpoint when it closes, nothing to fsync. It falls back to the
+    /// writable open when the store is not migrated yet or has no WAL file to read from.
+    public init(path: String, synchronous: String = "NORMAL", readOnly: Bool = false) throws {
         guard ["OFF", "NORMAL", "FULL", "EXTRA"].contains(synchronous) else { throw DatabaseError(message: "invalid synchronous \(synchronous)") }
+        if readOnly, let reader = Self.openForReading(path) {
+            writer = reader
+            return
+        }
         var configuration = Configuration()
         configuration.busyMode = .timeout(30)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            // Keep the WAL file when the last connection closes: opening a pool without one
+            // costs a write transaction and two fsyncs (GRDB creates it), and every command opens the store.
+            var persist: Int32 = 1
+            sqlite3_file_control(db.sqliteConnection, nil, SQLITE_FCNTL_PERSIST_WAL, &persist)
+            // Every statement on stderr, for finding where a command spends its time.
+            if ProcessInfo.processInfo.environment["RATCHET_SQL_TRACE"] != nil { db.trace { FileHandle.standardError.write(Data("sql: \($0)\n".utf8)) } }
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
         // A read settles the common case without the write lock (each command opens the store).
         if try !pool.read({ try Self.migrator.hasCompletedMigrations($0) }) { try Self.migrator.migrate(pool) }
         writer = pool
+    }
+
+    /// A read-only connection to a migrated store in WAL mode, or nil.
+    private static func openForReading(_ path: String) -> DatabaseQueue? {
+        guard FileManager.default.fileExists(atPath: path + "-wal"), FileManager.default.fileExists(atPath: path + "-shm") else { return nil }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(30)
+        configuration.journalMode = .default
+        guard let queue = try? DatabaseQueue(path: path, configuration: configuration),
+              (try? queue.read({ try migrator.hasCompletedMigrations($0) })) == true else { return nil }
+        return queue
     }
 
     /// An in-memory store for tests.

@@ -39,7 +39,7 @@ struct CanaryCommand: ParsableCommand {
         @Argument(help: "A ticket id (all its reports, oldest first) or a report number.") var id: String
 
         func run() throws {
-            let reports = try workspace.open().canaryReports(id)
+            let reports = try workspace.openForReading().canaryReports(id)
             if output.json { return try Terminal.printJSON(reports) }
             if reports.isEmpty { print("no canary reports for \(id)") }
             print(reports.map { $0.table() }.joined(separator: "\n\n"))

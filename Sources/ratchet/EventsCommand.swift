@@ -11,7 +11,7 @@ struct EventsCommand: ParsableCommand {
     @Flag(help: "Keep printing new events as they are written (with --json: one JSON object per line).") var follow = false
 
     func run() throws {
-        let workspace = try workspace.open()
+        let workspace = try workspace.openForReading()
         var cursor = since
         let first = try workspace.database.events(since: cursor)
         if output.json && !follow {

@@ -55,6 +55,9 @@ struct WorkspaceOptions: ParsableArguments {
     var workspace: String?
 
     func open() throws -> Workspace { try Workspace.locate(explicit: workspace) }
+
+    /// For commands that only read: the store is opened read-only (no write lock, no fsync).
+    func openForReading() throws -> Workspace { try Workspace.locate(explicit: workspace, readOnly: true) }
 }
 
 /// The `--json` flag of read commands.

@@ -31,7 +31,7 @@ struct ServiceCommand: ParsableCommand {
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            let services = try workspace.open().services()
+            let services = try workspace.openForReading().services()
             if output.json {
                 struct Row: Encodable { var name, path: String; var template: String?; var paused: Bool }
                 try Terminal.printJSON(services.map { Row(name: $0.name, path: $0.path, template: $0.template, paused: $0.isPaused) })
@@ -51,7 +51,7 @@ struct ServiceCommand: ParsableCommand {
         @Argument(help: "The service name.") var name: String
 
         func run() throws {
-            let view = try workspace.open().serviceView(name)
+            let view = try workspace.openForReading().serviceView(name)
             if output.json { return try Terminal.printJSON(view) }
             print("service     \(view.name)")
             print("path        \(view.path)")

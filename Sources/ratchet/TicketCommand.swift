@@ -53,9 +53,9 @@ struct TicketCommand: ParsableCommand {
         @Option(help: "Only tickets of this service.") var service: String?
 
         func run() throws {
-            let workspace = try workspace.open()
+            let workspace = try workspace.openForReading()
             let tickets = try workspace.tickets(state: state, service: service)
-            if output.json { return try Terminal.printJSON(try tickets.map { try workspace.ticketView($0.id) }) }
+            if output.json { return try Terminal.printJSON(try workspace.ticketViews(state: state, service: service)) }
             if tickets.isEmpty { print("no tickets") }
             for ticket in tickets {
                 print("\(ticket.id)\t\(ticket.state)\t\(ticket.service)\t\(ticket.risk)\t\(ticket.title)")
@@ -70,7 +70,7 @@ struct TicketCommand: ParsableCommand {
         @Argument(help: "The ticket id, e.g. T-7.") var id: String
 
         func run() throws {
-            let view = try workspace.open().ticketView(id)
+            let view = try workspace.openForReading().ticketView(id)
             if output.json { return try Terminal.printJSON(view) }
             print("\(view.id)  \(view.title)")
             print("state       \(view.state)")

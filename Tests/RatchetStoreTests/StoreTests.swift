@@ -19,6 +19,25 @@ struct StoreTests {
         #expect(try database.integrityCheck() == "ok")
     }
 
+    @Test func readingCommandsOpenTheStoreReadOnlyAndWriteNothing() throws {
+        let (writer, folder) = try makeFileStore()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try writer.write { db in try RatchetDatabase.appendEvent(db, kind: "workspace.created") }
+        let path = folder + "/ratchet.sqlite"
+        // The WAL file outlives the last connection (persistent WAL), so readers can open without writing.
+        #expect(FileManager.default.fileExists(atPath: path + "-wal"))
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let reader = try RatchetDatabase(path: path, readOnly: true)
+        #expect(try reader.events().map(\.kind) == ["workspace.created"])
+        #expect(throws: (any Error).self) { try reader.write { db in try RatchetDatabase.appendEvent(db, kind: "x") } }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+        // Without a WAL file to read from, a reading open falls back to the writable one.
+        let fresh = folder + "/fresh.sqlite"
+        let fallback = try RatchetDatabase(path: fresh, readOnly: true)
+        try fallback.write { db in try RatchetDatabase.appendEvent(db, kind: "workspace.created") }
+        #expect(try fallback.events().count == 1)
+    }
+
     @Test func stateChangeAndEventCommitOrRollBackTogether() throws {
         let database = try RatchetDatabase()
         try database.write { db in
