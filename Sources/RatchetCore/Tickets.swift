@@ -249,10 +249,7 @@ extension Workspace {
 
     /// Tickets, optionally filtered by state and service, in id order.
     public func tickets(state: String? = nil, service: String? = nil) throws -> [TicketRecord] {
-        if let state, !TicketState.all.map(\.rawValue).contains(state) {
-            throw RatchetError("unknown ticket state '\(Names.printable(state))' (states: \(TicketState.all.map(\.rawValue).joined(separator: ", ")))")
-        }
-        if let service { _ = try Names.serviceName(service) }
+        try checkFilter(state: state, service: service)
         return try database.read { db in
             var request = TicketRecord.order(TicketRecord.Columns.number)
             if let state { request = request.filter(TicketRecord.Columns.state == state) }
@@ -277,6 +274,31 @@ extension Workspace {
             try AttemptRecord.filter(AttemptRecord.Columns.ticketId == ticket.id).order(AttemptRecord.Columns.number).fetchAll(db)
         }
         return TicketView(ticket, attempts: attempts)
+    }
+
+    /// Refuses an unknown state or a malformed service name in a ticket filter.
+    private func checkFilter(state: String?, service: String?) throws {
+        if let state, !TicketState.all.map(\.rawValue).contains(state) {
+            throw RatchetError("unknown ticket state '\(Names.printable(state))' (states: \(TicketState.all.map(\.rawValue).joined(separator: ", ")))")
+        }
+        if let service { _ = try Names.serviceName(service) }
+    }
+
+    /// One line per ticket (`ID STATE SERVICE RISK TITLE`, tab-separated), filtered as
+    /// `tickets(state:service:)`: read as plain rows, without decoding whole records.
+    public func ticketLines(state: String? = nil, service: String? = nil) throws -> [String] {
+        try checkFilter(state: state, service: service)
+        return try database.read { db in
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT id, state, service, risk, title FROM ticket
+                WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR service = ?2) ORDER BY number
+                """, arguments: [state, service])
+            var lines: [String] = []
+            while let row = try rows.next() {
+                lines.append("\(row[0] as String)\t\(row[1] as String)\t\(row[2] as String)\t\(row[3] as String)\t\(row[4] as String)")
+            }
+            return lines
+        }
     }
 
     /// The tickets (filtered as `tickets(state:service:)`) with their attempts, in two reads.

@@ -54,12 +54,9 @@ struct TicketCommand: ParsableCommand {
 
         func run() throws {
             let workspace = try workspace.openForReading()
-            let tickets = try workspace.tickets(state: state, service: service)
             if output.json { return try Terminal.printJSON(try workspace.ticketViews(state: state, service: service)) }
-            if tickets.isEmpty { print("no tickets") }
-            for ticket in tickets {
-                print("\(ticket.id)\t\(ticket.state)\t\(ticket.service)\t\(ticket.risk)\t\(ticket.title)")
-            }
+            let lines = try workspace.ticketLines(state: state, service: service)
+            print(lines.isEmpty ? "no tickets" : lines.joined(separator: "\n"))
         }
     }
 
