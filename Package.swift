@@ -22,13 +22,13 @@ let package = Package(
             providers: [.apt(["libgit2-dev"])]
         ),
         // POSIX calls Swift cannot reach (GNU extensions, variadic functions).
-        .target(name: "CSystem", exclude: ["README.md"]),
+        .target(name: "CSystem", exclude: ["README.md"], linkerSettings: [.linkedLibrary("sqlite3")]),
         // A safe Swift API over libgit2.
         // zlib, for writing packs (required by libgit2-dev already).
         .systemLibrary(name: "Czlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "RatchetGit", dependencies: ["Clibgit2", "Czlib"], exclude: ["README.md"]),
         // The SQLite store: schema, migrations, records, the event log.
-        .target(name: "RatchetStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], exclude: ["README.md"]),
+        .target(name: "RatchetStore", dependencies: ["CSystem", .product(name: "GRDB", package: "GRDB.swift")], exclude: ["README.md"]),
         // The domain: workspace, services, tickets, attempts, landing.
         .target(
             name: "RatchetCore",

@@ -14,3 +14,9 @@ int ratchet_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path
 int ratchet_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 
 short ratchet_spawn_setsid_flag(void) { return POSIX_SPAWN_SETSID; }
+
+#include <sqlite3.h>
+
+int ratchet_sqlite_no_checkpoint_on_close(struct sqlite3 *db, int on) {
+    return sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, on, (int *)0);
+}

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import CSystem
 import GRDBSQLite
 
 /// The workspace store: one SQLite file in WAL mode, migrated on open.
@@ -32,6 +33,9 @@ public struct RatchetDatabase: Sendable {
             // costs a write transaction and two fsyncs (GRDB creates it), and every command opens the store.
             var persist: Int32 = 1
             sqlite3_file_control(db.sqliteConnection, nil, SQLITE_FCNTL_PERSIST_WAL, &persist)
+            // Under `normal` durability (adr/0009) the WAL is not checkpointed and fsynced as each
+            // command exits; SQLite checkpoints as the WAL grows. `full` syncs every commit anyway.
+            if synchronous != "FULL" { _ = ratchet_sqlite_no_checkpoint_on_close(db.sqliteConnection, 1) }
             // Every statement on stderr, for finding where a command spends its time.
             if ProcessInfo.processInfo.environment["RATCHET_SQL_TRACE"] != nil { db.trace { FileHandle.standardError.write(Data("sql: \($0)\n".utf8)) } }
         }

@@ -17,4 +17,11 @@ int ratchet_set_child_subreaper(void);
 /** POSIX_SPAWN_SETSID (a GNU extension): the child starts a new session. */
 short ratchet_spawn_setsid_flag(void);
 
+struct sqlite3;
+
+/** sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, on, NULL) (variadic): whether the
+    last connection to close leaves the WAL as it is instead of checkpointing it (and
+    fsyncing) on the way out. Returns SQLite's result code. */
+int ratchet_sqlite_no_checkpoint_on_close(struct sqlite3 *db, int on);
+
 #endif
