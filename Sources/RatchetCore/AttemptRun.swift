@@ -42,7 +42,7 @@ struct AttemptRun {
                                              name: "\(id)-\(attempt.number)")
         try FileManager.default.createDirectory(atPath: (briefPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: privateFolder, withIntermediateDirectories: true)
-        try Data(workspace.brief(ticket, attempt: attempt, protectedPaths: serviceConfig.protectedPaths).utf8).write(to: URL(fileURLWithPath: briefPath))
+        try replaceFile(briefPath, with: Array(workspace.brief(ticket, attempt: attempt, protectedPaths: serviceConfig.protectedPaths).utf8))
     }
 
     /// Records on the trajectory that the agent runs without a sandbox.
@@ -68,7 +68,7 @@ struct AttemptRun {
         // The agent's process group is recorded so that recovery can end it if this process dies.
         let groupFile = workspace.runFolder + "/\(id)-\(attempt.number).pgid"
         defer { try? FileManager.default.removeItem(atPath: groupFile) }
-        let recordGroup: (pid_t) -> Void = { pid in try? Data("\(pid)\n".utf8).write(to: URL(fileURLWithPath: groupFile)) }
+        let recordGroup: (pid_t) -> Void = { pid in try? replaceFile(groupFile, with: Array("\(pid)\n".utf8)) }
         referenceGuard = try ReferenceGuard(journal: ReferenceJournal(workspace: workspace, service: attempt.service),
                                             repository: repository, ownBranch: branchRef)
         guard let bubblewrap else {

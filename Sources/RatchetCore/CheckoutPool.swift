@@ -87,7 +87,7 @@ extension Workspace {
             try repository.switchFolder(files, from: nil, to: tree, fixedTime: Self.checkoutFileTime)
         }
         try Failpoints.hit("checkout.switched")
-        try Data((tree.hex + "\n").utf8).write(to: URL(fileURLWithPath: stateFile), options: .atomic)
+        try replaceFile(stateFile, with: Array((tree.hex + "\n").utf8))
     }
 
     /// Slots a kill left half switched (no `tree` file) and not claimed: removed with `repair`.

@@ -19,3 +19,27 @@ func syncFolder(_ path: String) throws {
     defer { close(fd) }
     guard fsync(fd) == 0 else { throw GitError(message: "fsync \(path): \(String(cString: strerror(errno)))") }
 }
+
+/// Replaces `path` with `bytes` atomically: a temporary file beside it, renamed over it.
+/// fsynced (file and folder) only when `GitSettings.fsyncGitDir` is on, as libgit2 does for
+/// the files it writes; Foundation's atomic write always fsyncs, a millisecond or more here.
+public func replaceFile(_ path: String, with bytes: [UInt8]) throws {
+    let temporary = path + ".tmp-\(getpid())"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw GitError(message: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+    do {
+        try bytes.withUnsafeBytes { try writeAll(fd, $0, path: temporary) }
+        if GitSettings.fsyncGitDir && fsync(fd) != 0 { throw GitError(message: "fsync \(temporary): \(String(cString: strerror(errno)))") }
+        close(fd)
+    } catch {
+        close(fd)
+        unlink(temporary)
+        throw error
+    }
+    guard rename(temporary, path) == 0 else {
+        unlink(temporary)
+        throw GitError(message: "cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
+    }
+    if GitSettings.fsyncGitDir { try syncFolder((path as NSString).deletingLastPathComponent) }
+}
+

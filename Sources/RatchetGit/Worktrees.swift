@@ -86,7 +86,7 @@ extension Repository {
         }
         let gitdir = commonDirectory + "worktrees/\(name)/gitdir"
         do {
-            try Data((newPath + "/.git\n").utf8).write(to: URL(fileURLWithPath: gitdir), options: .atomic)
+            try replaceFile(gitdir, with: Array((newPath + "/.git\n").utf8))
         } catch {
             _ = rename(newPath, oldPath)
             throw GitError(message: "cannot update \(gitdir): \(error.localizedDescription)")
