@@ -166,12 +166,12 @@ extension Repository {
     private func setTimes(_ time: timespec, onFoldersOf paths: [String], below root: String) throws {
         var folders: Set<String> = [""]
         for path in paths {
-            var folder = (path as NSString).deletingLastPathComponent
-            while !folder.isEmpty, folders.insert(folder).inserted { folder = (folder as NSString).deletingLastPathComponent }
+            let parts = path.split(separator: "/").dropLast()
+            for count in stride(from: parts.count, to: 0, by: -1) where !folders.insert(parts.prefix(count).joined(separator: "/")).inserted { break }
         }
         for folder in folders {
             var times = [time, time]
-            if utimensat(AT_FDCWD, root + folder, &times, AT_SYMLINK_NOFOLLOW) != 0 && errno != ENOENT {
+            if utimensat(AT_FDCWD, root + folder, &times, AT_SYMLINK_NOFOLLOW) != 0 && errno != ENOENT && errno != ENOTDIR {
                 throw GitError(message: "cannot set the times of \(root + folder): \(String(cString: strerror(errno)))")
             }
         }
