@@ -35,6 +35,7 @@ public struct CanaryReport: Codable, Sendable, Equatable {
     public struct Rounds: Codable, Sendable, Equatable {
         /// Rounds every side completed.
         public var used: Int
+        /// `rounds.min` and `rounds.max` of canary.yaml.
         public var min: Int
         public var max: Int
         /// Why the rounds stopped.
