@@ -55,6 +55,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "With --lifecycles-only: write each durable step's objects as one pack (ObjectBatch).")
     var packed = false
 
+    @Flag(help: "Only the canary judge figures (Mann-Whitney and round metrics).")
+    var judgeOnly = false
+
     @Flag(help: "Only the canary power study: the shipped kv-cache canary on identical code, injected latency and a CPU-bound regression (docs/canary.md).")
     var canaryPower = false
 
@@ -103,6 +106,12 @@ struct Bench: ParsableCommand {
             guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
                   let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { throw Shell.Failure(description: "no VmHWM") }
             print(String(format: "%.2f", kib / 1024))
+            return
+        }
+        if judgeOnly {
+            for figure in try JudgeBench.measure(runs: quick ? 3 : 21) {
+                print("\(figure.name): median \(Format.ms(figure.median)) ms, p90 \(Format.ms(figure.p90)) ms over \(figure.runs)")
+            }
             return
         }
         if canaryPower {

@@ -35,6 +35,7 @@ public struct CanaryReport: Codable, Sendable, Equatable {
     public struct Rounds: Codable, Sendable, Equatable {
         /// Rounds every side completed.
         public var used: Int
+        /// `rounds.min` and `rounds.max` of canary.yaml.
         public var min: Int
         public var max: Int
         /// Why the rounds stopped.
@@ -155,7 +156,8 @@ extension Workspace {
             try RatchetDatabase.appendEvent(db, kind: "canary.reported", service: report.service, ticket: report.ticket, attempt: report.attempt,
                                             data: ["report": .number(Double(record.id!)), "verdict": .string(report.verdict.rawValue),
                                                    "score": .number(report.score), "baseline": .string(report.baseline),
-                                                   "candidate": .string(report.candidate), "fault": .optional(report.fault)])
+                                                   "candidate": .string(report.candidate), "fault": .optional(report.fault),
+                                                   "rounds": report.rounds.map { .number(Double($0.used)) } ?? .null])
             return record.id
         }
     }

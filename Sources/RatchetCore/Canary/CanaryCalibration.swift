@@ -8,9 +8,11 @@ import RatchetStore
 /// smallest `allowed_change` that keeps false alarms (any verdict but Pass on identical
 /// code, Inconclusive included) at or under 1 %, from resampled rounds.
 public struct CanaryCalibration: Codable, Sendable, Equatable {
+    /// `ratchet.canary-calibration/v1`.
     public var schema = "ratchet.canary-calibration/v1"
     /// The stored calibration's number; nil before it is stored.
     public var id: Int64?
+    /// The service calibrated.
     public var service: String
     /// Main's commit, judged against itself.
     public var main: String
@@ -19,14 +21,17 @@ public struct CanaryCalibration: Codable, Sendable, Equatable {
     public var rounds: [Int]
     /// Replays of the sequential judge drawn from the recorded rounds, per metric.
     public var resamples: Int
+    /// One entry per round metric of canary.yaml.
     public var metrics: [MetricNoise]
     /// Runs that faulted (the calibration is then incomplete).
     public var faults: [String]
+    /// When it started, and how long all runs took.
     public var createdAt: Date
     public var durationS: Double
 
     /// The noise of one metric on identical code.
     public struct MetricNoise: Codable, Sendable, Equatable {
+        /// The metric, its `effect` (ratio or difference) and `direction` in canary.yaml.
         public var name: String
         public var effect: String
         public var direction: String

@@ -37,9 +37,13 @@ public struct CanaryRun: Codable, Sendable, Equatable {
 /// the sandbox it runs in. Inside, every side sees the same paths (`Sandbox.checkoutPath`,
 /// `CanaryRunner.modulePath`, `/tmp`, `HOME`); nothing says baseline or candidate.
 public struct CanarySide: Sendable {
+    /// `a` or `b`.
     public var name: String
+    /// The host folder of its checkout (a pooled checkout, the lower layer of its overlay).
     public var checkout: String
+    /// The sandbox its module runs in.
     public var sandbox: Sandbox
+    /// A side; nothing in it names a role.
     public init(name: String, checkout: String, sandbox: Sandbox) {
         self.name = name
         self.checkout = checkout

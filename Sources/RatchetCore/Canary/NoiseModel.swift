@@ -3,7 +3,9 @@ import Foundation
 /// A small seeded generator (SplitMix64), so that resampled verdicts are reproducible.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var state: UInt64
+    /// A generator whose sequence is fixed by `seed`.
     public init(seed: UInt64) { state = seed }
+    /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
@@ -18,6 +20,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 public enum NoiseModel {
     /// How a replayed metric ended.
     public struct Outcome: Sendable, Equatable {
+        /// Pass, High, Low, or Inconclusive when no round was clear.
         public var classification: MetricClass
         /// Rounds used when it stopped.
         public var rounds: Int

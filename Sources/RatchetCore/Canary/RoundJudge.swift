@@ -21,6 +21,7 @@ public struct SideSamples: Sendable, Equatable {
     /// All samples of a metric, round by round.
     public func pooled(_ metric: String) -> [Double] {
         guard let rounds = values[metric] else { return [] }
+        if rounds.count == 1 { return rounds.first!.value }  // samples printed without rounds: no copy
         return rounds.keys.sorted().flatMap { rounds[$0]! }
     }
 
