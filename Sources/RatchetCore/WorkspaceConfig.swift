@@ -22,6 +22,8 @@ public struct WorkspaceConfig: Sendable, Equatable {
     public var durability: String
     /// Flap thresholds of `ratchet reflect` (`reflect:`).
     public var reflect = ReflectionThresholds()
+    /// Webhooks (http or https URLs) that escalations, needs-approval tickets and reflection findings are posted to.
+    public var notify: [String] = []
 
     /// The defaults written by `ratchet init`.
     public static let defaults = WorkspaceConfig(
@@ -44,7 +46,7 @@ public struct WorkspaceConfig: Sendable, Equatable {
           oscillation: {high: 1, low: 0}       # a file or JSON value back to an earlier content
           non_convergence: {high: 1, low: 0}   # tickets that used up their attempts
           escalations: {high: 3, low: 1}       # escalations of one service
-        notify: []                # where escalations go
+        notify: []                # webhook URLs for escalations, approvals and findings (Slack-compatible)
         secret_patterns: []       # regular expressions redacted before anything is stored
         durability: normal        # normal: survives kill -9; full: also fsyncs git and SQLite (adr/0009)
 
@@ -72,7 +74,7 @@ public struct WorkspaceConfig: Sendable, Equatable {
         config.watchWindow = try fields.duration("watch_window") ?? config.watchWindow
         config.reflectWindow = try fields.duration("reflect_window") ?? config.reflectWindow
         config.reflect = try ReflectionThresholds.parse(try fields.nested("reflect"))
-        _ = try fields.stringList("notify")
+        config.notify = try Notifier.webhooks(fields.stringList("notify") ?? [], file: file)
         config.secretPatterns = try fields.stringList("secret_patterns") ?? []
         config.durability = try fields.string("durability") ?? "normal"
         guard ["normal", "full"].contains(config.durability) else { throw fields.fail("durability", "must be normal or full, not '\(config.durability)'") }

@@ -125,6 +125,11 @@ extension RatchetDatabase {
                 t.column("quietSince", .datetime)
                 t.column("updatedAt", .datetime).notNull()
             }
+            // Per webhook, the last event seq examined for notifications.
+            try db.create(table: "notifyCursor") { t in
+                t.primaryKey("webhook", .text)
+                t.column("seq", .integer).notNull()
+            }
         }
         return migrator
     }

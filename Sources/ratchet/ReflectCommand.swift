@@ -13,7 +13,9 @@ struct ReflectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let report = try workspace.open().reflect(window: window.flatMap(RatchetCore.Duration.parse))
+        let workspace = try workspace.open()
+        defer { workspace.notifyPeople() }
+        let report = try workspace.reflect(window: window.flatMap(RatchetCore.Duration.parse))
         if output.json { return try Terminal.printJSON(report) }
         if report.findings.isEmpty { print("no patterns in the window") }
         for finding in report.findings {
