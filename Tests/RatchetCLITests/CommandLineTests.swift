@@ -30,7 +30,9 @@ struct CommandLineTests {
                      "Ticket: T-1", "Reverts: ", "passed: command:python3 -m unittest", "T-1 is reverted",
                      "Canary: pass score=", "verdict pass score=", "verdict fail score=0", "latency_ms*  High", "T-2 is open; main is unchanged", "main is still", "no hook was planted",
                      "T-3 needs approval because it changes protected path(s) canary/canary.yaml", "T-3 is open; main is unchanged",
-                     "ok: nothing to repair"] {
+                     "ok: nothing to repair", "== 9. the weekly summary", "$ ratchet summary", "### Landed (1)",
+                     "- **T-1** Double the cache capacity to 2048 entries", "### Reverted (1)", "Error budget left: not measured yet.",
+                     "== 10. reflection", "$ ratchet reflect", "drift: not measured yet"] {
             #expect(output.stdout.contains(line), "missing: \(line)")
         }
         let service = folder("qs/services/kv-cache")
