@@ -31,10 +31,12 @@ struct CommandLineTests {
                      "Canary: pass score=", "verdict pass score=", "verdict fail score=0", "latency_ms*  High", "T-2 is open; main is unchanged", "main is still", "no hook was planted",
                      "T-3 needs approval because it changes protected path(s) canary/canary.yaml", "T-3 is open; main is unchanged",
                      "ok: nothing to repair", "== 9. the weekly summary", "$ ratchet summary", "### Landed (1)",
-                     "- **T-1** Double the cache capacity to 2048 entries", "### Reverted (1)", "Error budget left: not measured yet.",
+                     "- **T-1** Double the cache capacity to 2048 entries", "### Reverted (1)", "### Rejected (2)",
+                     "  - metric changes: latency_ms ", "Error budget left: not measured yet.",
                      "== 10. reflection", "$ ratchet reflect", "drift: not measured yet"] {
             #expect(output.stdout.contains(line), "missing: \(line)")
         }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder("qs/reports")).contains { $0.hasSuffix(".md") })
         let service = folder("qs/services/kv-cache")
         #expect(try git(["log", "--first-parent", "--format=%s", "main"], in: service).split(separator: "\n").count == 3)
         #expect(!FileManager.default.fileExists(atPath: service + "/.git/hooks/post-checkout"))
