@@ -125,6 +125,9 @@ extension RatchetDatabase {
                 t.column("quietSince", .datetime)
                 t.column("updatedAt", .datetime).notNull()
             }
+            // The summary looks attempts up by their landing and revert commits.
+            try db.create(index: "attempt_landing", on: "attempt", columns: ["landing"])
+            try db.create(index: "attempt_revert", on: "attempt", columns: ["revert"])
             // Per webhook, the last event seq examined for notifications.
             try db.create(table: "notifyCursor") { t in
                 t.primaryKey("webhook", .text)

@@ -36,13 +36,16 @@ extension WeeklySummary {
     }
 
     /// `2026-12-02 01:50 UTC`.
-    static func time(_ date: Date) -> String {
+    static func time(_ date: Date) -> String { minuteFormatter.string(from: date) }
+
+    /// Made once: a formatter is costly to make and safe to share once configured.
+    nonisolated(unsafe) private static let minuteFormatter: DateFormatter = {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
-        return formatter.string(from: date)
-    }
+        return formatter
+    }()
 
     /// `2026-11-30 to 2026-12-06 (UTC)`, with `, so far` for the current week.
     var period: String {
