@@ -74,4 +74,22 @@ struct ReviewCommandTests {
         let report = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
         #expect(report["landings"] as? Int == 1 && report["updated"] as? Int == 0 && report["services"] as? [String] == ["svc"])
     }
+
+    @Test func reflectAndResolveThroughTheBinary() throws {
+        let folder = ScratchFolder()
+        let root = try landedWorkspace(folder)
+        expectOneErrorLine(try ratchet(["reflect", "--window", "soon"], in: root), "invalid window 'soon'")
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Never works"], in: root).stdout == "T-2\n")
+        for _ in 0..<3 { _ = try ratchet(["work", "T-2", "--agent", "command:exit 1"], in: root) }
+        let output = try ratchet(["reflect", "--json"], in: root)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        #expect(report["filed"] as? [String] == ["T-3"])
+        #expect((report["drift"] as? String)?.hasPrefix("not measured yet") == true)
+        expectOneErrorLine(try ratchet(["ticket", "resolve", "T-1", "--note", "done"], in: root), "T-1 is merged and cannot become resolved")
+        let resolved = try ratchet(["ticket", "resolve", "T-3", "--note", "the agent needs a runbook", "--by", "alice"], in: root)
+        #expect(resolved.status == 0 && resolved.stdout == "T-3 resolved\n")
+        #expect(try ratchet(["ticket", "list", "--state", "resolved"], in: root).stdout.hasPrefix("T-3\tresolved"))
+        let quiet = try ratchet(["reflect"], in: root)
+        #expect(quiet.stdout.contains("quiet\tnon-convergence\tT-2"))
+    }
 }

@@ -44,13 +44,13 @@ struct OscillationScan {
         var history = contents[subject] ?? []
         if history.last?.value != old { history.append((old, nil)) }
         if let landing, history.dropLast().contains(where: { $0.value == new }) {
-            let earlier = history.compactMap(\.landing).map { String($0.prefix(12)) }
+            let earlier = history.compactMap(\.landing).suffix(3).map { String($0.prefix(12)) }
             var observation = found[subject] ?? ReflectionObservation(
                 kind: "oscillation", subject: "\(service):\(subject)", service: service, times: [], evidence: [],
                 tried: "landings keep setting \(subject) back to a content it had before")
             observation.times.append(commit.committer.time ?? Date())
             observation.evidence.append("commit \(landing.prefix(12)) (\(ticket ?? "?")) sets \(subject) back to an earlier content"
-                                        + (earlier.isEmpty ? "" : "; earlier landings: \(earlier.joined(separator: ", "))"))
+                                        + (earlier.isEmpty ? "" : "; latest earlier landings: \(earlier.joined(separator: ", "))"))
             found[subject] = observation
         }
         history.append((new, landing))

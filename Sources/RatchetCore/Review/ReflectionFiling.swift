@@ -118,7 +118,10 @@ extension Workspace {
             Trying again the same way is unlikely to help. Please look at the evidence below, decide what should change \
             (the ticket, the service, its runbooks or its thresholds), and close this with `ratchet ticket resolve ID --note TEXT`.
             """
-        draft.context = "Evidence:\n" + observation.evidence.map { "- " + redact($0) }.joined(separator: "\n")
+        // The latest 100 pieces of evidence (a ticket's context is limited to 256 KiB).
+        let shown = observation.evidence.suffix(100).map { "- " + redact(String($0.prefix(1000))) }
+        let cut = observation.evidence.count - shown.count
+        draft.context = "Evidence:\n" + (cut > 0 ? "- (\(cut) earlier occurrence(s) not shown)\n" : "") + shown.joined(separator: "\n")
         return try createTicket(draft).id
     }
 }
