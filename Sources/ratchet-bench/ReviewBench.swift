@@ -59,6 +59,8 @@ enum ReviewBench {
             rows.append(records(number: number, service: name, trajectory: trajectory, landing: main.hex, time: time.time!))
         }
         try repository.updateReference("refs/heads/main", to: main, expected: nil, message: "bench")
+        // As Ratchet's background packer leaves a busy repo (past 1,024 loose objects).
+        try repository.packLooseObjects()
         try workspace.database.write { db in
             try ServiceRecord(name: name, path: "services/\(name)", template: nil, createdAt: start).insert(db)
             for (ticket, attempt, trajectory, event) in rows {

@@ -66,8 +66,8 @@ extension Workspace {
     /// Applies the flap thresholds to one pattern and files its ticket when it starts flapping.
     private func judge(_ observation: ReflectionObservation, fingerprint: String, now: Date) throws -> ReflectionFinding {
         let thresholds = config.reflect[observation.kind]
-        var record = try database.read { db in try ReflectionFindingRecord.fetchOne(db, key: fingerprint) }
-            ?? ReflectionFindingRecord(fingerprint: fingerprint, kind: observation.kind, subject: observation.subject, updatedAt: now)
+        let stored = try database.read { db in try ReflectionFindingRecord.fetchOne(db, key: fingerprint) }
+        var record = stored ?? ReflectionFindingRecord(fingerprint: fingerprint, kind: observation.kind, subject: observation.subject, updatedAt: now)
         // A person resolved (or cancelled) its ticket: quiet from then on, until it recurs past high.
         if let id = record.ticketId, let ticket = try? self.ticket(id), Self.endStates.contains(ticket.state) {
             record.isActive = false
@@ -93,6 +93,10 @@ extension Workspace {
             finding.status = "quiet"
         }
         record.count = count
+        // Nothing changed: no write (reflect runs often; most patterns stay as they were).
+        var candidate = record
+        candidate.updatedAt = stored?.updatedAt ?? now
+        if event == nil, candidate == stored { return finding }
         record.updatedAt = now
         try database.write { db in
             try record.save(db)
