@@ -22,11 +22,13 @@ struct SummaryCommand: ParsableCommand {
         let request = SummaryRequest(week: try week.map(ISOWeek.parse), service: service)
         let chosen = output.json ? .json : try format.map(SummaryFormat.parse) ?? .markdown
         let workspace = try workspace.open()
-        let (text, report) = try workspace.writeSummary(request, format: chosen)
-        guard let file else { return Swift.print(chosen == .markdown ? Names.escapedForTerminal(text) : text, terminator: "") }
-        do { try Data(text.utf8).write(to: URL(fileURLWithPath: file), options: .atomic) } catch {
-            throw RatchetError("cannot write \(file): \(error.localizedDescription)")
+        let (text, report) = try workspace.writeSummary(request, format: chosen) { text in
+            guard let file else { return }
+            do { try Data(text.utf8).write(to: URL(fileURLWithPath: file), options: .atomic) } catch {
+                throw RatchetError("cannot write \(file): \(error.localizedDescription)")
+            }
         }
+        guard let file else { return Swift.print(chosen == .markdown ? Names.escapedForTerminal(text) : text, terminator: "") }
         Terminal.progress("wrote \(file) (a copy is in \(report))")
     }
 }

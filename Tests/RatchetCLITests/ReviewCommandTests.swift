@@ -28,6 +28,7 @@ struct ReviewCommandTests {
         expectOneErrorLine(try ratchet(["summary", "--week", "2026-13"], in: root), "invalid week '2026-13'")
         expectOneErrorLine(try ratchet(["summary", "--week", "2999-W01"], in: root), "has not started yet")
         expectOneErrorLine(try ratchet(["summary", "--format", "pdf"], in: root), "invalid format 'pdf'")
+        expectOneErrorLine(try ratchet(["summary", "--output", folder("missing/summary.md")], in: root), "cannot write")
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/reports").isEmpty)
 
         let json = try ratchet(["summary", "--json"], in: root)

@@ -89,9 +89,12 @@ struct SummaryHTML {
 extension Workspace {
     /// Builds the summary, renders it in `format` and keeps a copy in `reports/`
     /// (`2026-W49.md`, `2026-W49-svc.json` for one service). Returns the text and the copy's path.
-    public func writeSummary(_ request: SummaryRequest, format: SummaryFormat) throws -> (text: String, report: String) {
+    /// `deliver` runs first (writing `--output`): when it fails, no copy is kept either.
+    public func writeSummary(_ request: SummaryRequest, format: SummaryFormat,
+                             deliver: (String) throws -> Void = { _ in }) throws -> (text: String, report: String) {
         let summary = try summary(request)
         let text = try summary.rendered(as: format)
+        try deliver(text)
         let folder = root.appendingPathComponent("reports")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let name = summary.week + (request.service.map { "-\($0)" } ?? "") + "." + format.fileExtension
