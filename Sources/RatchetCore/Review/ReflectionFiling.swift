@@ -39,18 +39,19 @@ extension Workspace {
         var report = ReflectionReport(since: since, findings: [], filed: [],
                                       drift: "not measured yet: drift needs a week-over-week canary run of main, which reflect does not start yet")
         var seen = Set<String>()
+        let records = try database.read { db in try ReflectionFindingRecord.fetchAll(db) }
+        let stored = Dictionary(records.map { ($0.fingerprint, $0) }) { a, _ in a }
         for observation in observations {
             let fingerprint = Self.reflectionFingerprint(observation.kind, observation.subject)
             seen.insert(fingerprint)
-            let finding = try judge(observation, fingerprint: fingerprint, now: now)
+            let finding = try judge(observation, fingerprint: fingerprint, stored: stored[fingerprint], now: now)
             if finding.status == "filed", let ticket = finding.ticket { report.filed.append(ticket) }
             if finding.status != "below" || finding.count > 0 { report.findings.append(finding) }
         }
         // Flagged patterns that no longer occur at all have cleared.
-        let stale = try database.read { db in try ReflectionFindingRecord.filter(Column("isActive") == true).fetchAll(db) }
-        for record in stale where !seen.contains(record.fingerprint) {
+        for record in records where record.isActive && !seen.contains(record.fingerprint) {
             let empty = ReflectionObservation(kind: record.kind, subject: record.subject, service: "", times: [], evidence: [], tried: "")
-            report.findings.append(try judge(empty, fingerprint: record.fingerprint, now: now))
+            report.findings.append(try judge(empty, fingerprint: record.fingerprint, stored: record, now: now))
         }
         return report
     }
@@ -64,9 +65,9 @@ extension Workspace {
     }
 
     /// Applies the flap thresholds to one pattern and files its ticket when it starts flapping.
-    private func judge(_ observation: ReflectionObservation, fingerprint: String, now: Date) throws -> ReflectionFinding {
+    private func judge(_ observation: ReflectionObservation, fingerprint: String, stored: ReflectionFindingRecord?,
+                       now: Date) throws -> ReflectionFinding {
         let thresholds = config.reflect[observation.kind]
-        let stored = try database.read { db in try ReflectionFindingRecord.fetchOne(db, key: fingerprint) }
         var record = stored ?? ReflectionFindingRecord(fingerprint: fingerprint, kind: observation.kind, subject: observation.subject, updatedAt: now)
         // A person resolved (or cancelled) its ticket: quiet from then on, until it recurs past high.
         if let id = record.ticketId, let ticket = try? self.ticket(id), Self.endStates.contains(ticket.state) {
