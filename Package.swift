@@ -37,7 +37,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            exclude: ["README.md", "Canary/README.md"]
+            exclude: ["README.md", "Canary/README.md", "Review/README.md"]
         ),
         // The executable: one file per command, no logic.
         .executableTarget(
@@ -62,7 +62,7 @@ let package = Package(
         ),
         .testTarget(name: "RatchetGitTests", dependencies: ["RatchetGit", "RatchetTestSupport"]),
         .testTarget(name: "RatchetStoreTests", dependencies: ["RatchetStore"]),
-        .testTarget(name: "RatchetCoreTests", dependencies: ["RatchetCore", "RatchetGit", "RatchetStore", "RatchetTestSupport"]),
+        .testTarget(name: "RatchetCoreTests", dependencies: ["RatchetCore", "RatchetGit", "RatchetStore", "RatchetTestSupport"], exclude: ["Golden"]),
         // End-to-end: drives the built `ratchet` binary.
         .testTarget(name: "RatchetCLITests", dependencies: ["ratchet", "RatchetTestSupport"]),
     ]

@@ -15,6 +15,7 @@ ratchet_missing_packages() {
   command -v pgrep >/dev/null 2>&1 || missing+=(procps)
   command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
   command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)   # headless check of the summary's HTML
   echo "${missing[@]:-}"
 }
 

@@ -96,6 +96,17 @@ public enum Quickstart {
         print("$ ratchet doctor")
         let doctor = try workspace.doctor(repair: false)
         print(doctor.findings.isEmpty ? "ok: nothing to repair" : doctor.findings.map { "found \($0.kind): \($0.detail)" }.joined(separator: "\n"))
+        print("\n== 9. the weekly summary a person reads (a copy is kept in reports/)")
+        print("$ ratchet summary")
+        let summary = try workspace.writeSummary(SummaryRequest(), format: .markdown)
+        print(indent(summary.text.trimmingCharacters(in: .newlines)))
+        print("kept in \(summary.report)")
+        print("\n== 10. reflection: patterns across tickets and history that need a person")
+        print("$ ratchet reflect")
+        let reflection = try workspace.reflect()
+        for finding in reflection.findings { print("\(finding.status) \(finding.kind) \(finding.subject): \(finding.count) (high \(finding.high))") }
+        if reflection.findings.isEmpty { print("no patterns in the window") }
+        print("drift: \(reflection.drift)")
         print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(ticket.id) && ratchet events")
     }
 

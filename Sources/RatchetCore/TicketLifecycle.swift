@@ -5,15 +5,17 @@ import RatchetStore
 public enum TicketLifecycle {
     /// The legal transitions: from a state to the states it may move to.
     public static let transitions: [TicketState: Set<TicketState>] = [
-        .open: [.working, .cancelled],
+        .open: [.working, .cancelled, .resolved],
         .working: [.proposed, .open, .escalated, .cancelled],
         .proposed: [.merged, .needsApproval, .open, .escalated, .cancelled],
         .needsApproval: [.merged, .open, .escalated, .cancelled],
         // A landing reverted by the post-landing watch reopens the ticket; a person's revert leaves it reverted.
         .merged: [.reverted, .open],
         .reverted: [],
-        .escalated: [.open, .cancelled],
+        .escalated: [.open, .cancelled, .resolved],
         .cancelled: [],
+        // A person closed it with a note (reflection findings, escalations): final.
+        .resolved: [],
     ]
 
     /// Refuses an illegal transition with a clear error.

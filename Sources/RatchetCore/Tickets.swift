@@ -219,7 +219,7 @@ extension Workspace {
         _ = try service(draft.service)
         return try database.write { db in
             if let fingerprint = draft.fingerprint,
-               let existing = try TicketRecord.filter(sql: "fingerprint = ? AND state NOT IN ('merged','reverted','cancelled','escalated')", arguments: [fingerprint]).fetchOne(db) {
+               let existing = try TicketRecord.filter(sql: "fingerprint = ? AND state NOT IN ('merged','reverted','cancelled','escalated','resolved')", arguments: [fingerprint]).fetchOne(db) {
                 throw RatchetError("ticket \(existing.id) is already open for fingerprint '\(fingerprint)'")
             }
             let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM ticket") ?? 0) + 1

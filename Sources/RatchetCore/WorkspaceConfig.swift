@@ -20,6 +20,10 @@ public struct WorkspaceConfig: Sendable, Equatable {
     /// `normal` (no fsync of git objects and refs; SQLite WAL synchronous=NORMAL) or `full`
     /// (fsync of git objects and refs; SQLite synchronous=FULL). adr/0009.
     public var durability: String
+    /// Flap thresholds of `ratchet reflect` (`reflect:`).
+    public var reflect = ReflectionThresholds()
+    /// Webhooks (http or https URLs) that escalations, needs-approval tickets and reflection findings are posted to.
+    public var notify: [String] = []
 
     /// The defaults written by `ratchet init`.
     public static let defaults = WorkspaceConfig(
@@ -37,7 +41,12 @@ public struct WorkspaceConfig: Sendable, Equatable {
         concurrency: 2            # parallel attempts of the pump
         watch_window: 10m         # how long a landing is watched
         reflect_window: 30d       # how far back reflection looks
-        notify: []                # where escalations go
+        reflect:                  # flag a pattern at high, clear it at low or below (docs/reflection.md)
+          hysteresis: {high: 3, low: 1}        # one fingerprint fixed again and again
+          oscillation: {high: 1, low: 0}       # a file or JSON value back to an earlier content
+          non_convergence: {high: 1, low: 0}   # tickets that used up their attempts
+          escalations: {high: 3, low: 1}       # escalations of one service
+        notify: []                # webhook URLs for escalations, approvals and findings (Slack-compatible)
         secret_patterns: []       # regular expressions redacted before anything is stored
         durability: normal        # normal: survives kill -9; full: also fsyncs git and SQLite (adr/0009)
 
@@ -47,7 +56,7 @@ public struct WorkspaceConfig: Sendable, Equatable {
     public static func parse(_ text: String, file: String = "ratchet.yaml") throws -> WorkspaceConfig {
         let fields = try YAMLFields.parse(text, file: file)
         try fields.rejectUnknown(["identity", "default_agent", "agents", "concurrency", "watch_window", "reflect_window", "notify", "secret_patterns",
-                                  "durability"])
+                                  "durability", "reflect"])
         var config = defaults
         if let identity = try fields.nested("identity") {
             try identity.rejectUnknown(["name", "email"])
@@ -64,7 +73,8 @@ public struct WorkspaceConfig: Sendable, Equatable {
         config.concurrency = try fields.int("concurrency", range: 1...256) ?? config.concurrency
         config.watchWindow = try fields.duration("watch_window") ?? config.watchWindow
         config.reflectWindow = try fields.duration("reflect_window") ?? config.reflectWindow
-        _ = try fields.stringList("notify")
+        config.reflect = try ReflectionThresholds.parse(try fields.nested("reflect"))
+        config.notify = try Notifier.webhooks(fields.stringList("notify") ?? [], file: file)
         config.secretPatterns = try fields.stringList("secret_patterns") ?? []
         config.durability = try fields.string("durability") ?? "normal"
         guard ["normal", "full"].contains(config.durability) else { throw fields.fail("durability", "must be normal or full, not '\(config.durability)'") }

@@ -30,19 +30,11 @@ extension Repository {
 
     /// Commits reachable from `start` through first parents only, newest first.
     public func firstParentHistory(from start: ObjectID, limit: Int = .max) throws -> [CommitInfo] {
-        var walker: OpaquePointer?
-        try GitError.check(git_revwalk_new(&walker, pointer), "revwalk")
-        defer { git_revwalk_free(walker) }
-        try GitError.check(git_revwalk_simplify_first_parent(walker), "revwalk")
-        var oid = start.raw
-        try GitError.check(git_revwalk_push(walker, &oid), "revwalk")
         var result: [CommitInfo] = []
-        var next = git_oid()
-        while result.count < limit {
-            let rc = git_revwalk_next(&next, walker)
-            if rc == GIT_ITEROVER.rawValue { break }
-            try GitError.check(rc, "revwalk")
-            result.append(try commit(ObjectID(next)))
+        guard limit > 0 else { return result }
+        try walkFirstParents(from: start) { commit in
+            result.append(commit)
+            return result.count < limit
         }
         return result
     }

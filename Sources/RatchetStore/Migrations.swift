@@ -116,6 +116,33 @@ extension RatchetDatabase {
                 t.column("createdAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v4-review-reflection") { db in
+            // `resolved` is an end state: it frees its fingerprint like the others.
+            try db.execute(sql: "DROP INDEX ticket_open_fingerprint")
+            try db.execute(sql: """
+                CREATE UNIQUE INDEX ticket_open_fingerprint ON ticket(fingerprint)
+                WHERE fingerprint IS NOT NULL AND state NOT IN ('merged', 'reverted', 'cancelled', 'escalated', 'resolved')
+                """)
+            // One row per reflection pattern (kind + subject): whether it is flagged, and since when it is quiet.
+            try db.create(table: "reflectionFinding") { t in
+                t.primaryKey("fingerprint", .text)
+                t.column("kind", .text).notNull()
+                t.column("subject", .text).notNull()
+                t.column("isActive", .boolean).notNull()
+                t.column("count", .integer).notNull()
+                t.column("ticketId", .text)
+                t.column("quietSince", .datetime)
+                t.column("updatedAt", .datetime).notNull()
+            }
+            // The summary looks attempts up by their landing and revert commits.
+            try db.create(index: "attempt_landing", on: "attempt", columns: ["landing"])
+            try db.create(index: "attempt_revert", on: "attempt", columns: ["revert"])
+            // Per webhook, the last event seq examined for notifications.
+            try db.create(table: "notifyCursor") { t in
+                t.primaryKey("webhook", .text)
+                t.column("seq", .integer).notNull()
+            }
+        }
         return migrator
     }
 }

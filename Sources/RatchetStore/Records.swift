@@ -13,8 +13,10 @@ public struct TicketState: RawRepresentable, Hashable, Sendable, Codable, Custom
     public static let reverted = TicketState(rawValue: "reverted")
     public static let escalated = TicketState(rawValue: "escalated")
     public static let cancelled = TicketState(rawValue: "cancelled")
+    /// A person closed the ticket with a note (`ratchet ticket resolve`): an end state.
+    public static let resolved = TicketState(rawValue: "resolved")
     /// Every state, in lifecycle order.
-    public static let all: [TicketState] = [.open, .working, .proposed, .needsApproval, .merged, .reverted, .escalated, .cancelled]
+    public static let all: [TicketState] = [.open, .working, .proposed, .needsApproval, .merged, .reverted, .escalated, .cancelled, .resolved]
     public var description: String { rawValue }
 }
 

@@ -43,6 +43,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Only the merge, command-line and reading-command figures, at the first size or with --large the last.")
     var mergesOnly = false
 
+    @Flag(help: "Only the review surface: summary and reflect over 10,000 landings across 20 services (quick: 1,000).")
+    var reviewOnly = false
+
     @Flag(help: "With --worktrees-only: only the pooled worktree figure (for perf).")
     var pooledOnly = false
 
@@ -81,6 +84,9 @@ struct Bench: ParsableCommand {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
+        if reviewOnly {
+            return printTable(try ReviewBench.measure(services: 20, landings: quick ? 1000 : 10_000, runs: runs, scratch: scratch))
+        }
         if sandboxOnly {
             for figure in try SandboxBench.measure(runs: runs, scratch: scratch) {
                 print("\(figure.name) \(figure.pipeline): median \(Format.ms(figure.median)) ms, p90 \(Format.ms(figure.p90)) ms over \(figure.runs)")

@@ -10,6 +10,7 @@ struct MergeCommand: ParsableCommand {
 
     func run() throws {
         let workspace = try workspace.open()
+        defer { workspace.notifyPeople() }
         let result: LandingResult
         do {
             result = try workspace.merge(ticket: id, progress: Terminal.progress)

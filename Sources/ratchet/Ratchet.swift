@@ -10,7 +10,8 @@ struct RatchetCommand: ParsableCommand {
         abstract: "A git-native harness in which AI agents develop and operate infrastructure services.",
         version: "0.1.0",
         subcommands: [InitCommand.self, ServiceCommand.self, TicketCommand.self, WorkCommand.self, MergeCommand.self,
-                      CanaryCommand.self, ApproveCommand.self, RejectCommand.self, RevertCommand.self, EventsCommand.self, DoctorCommand.self, QuickstartCommand.self])
+                      CanaryCommand.self, ApproveCommand.self, RejectCommand.self, RevertCommand.self, EventsCommand.self, DoctorCommand.self, QuickstartCommand.self,
+                      SummaryCommand.self, ReindexCommand.self, ReflectCommand.self])
 
     /// Runs the command line; every failure is one `error:` line on stderr and a non-zero exit.
     static func main() {

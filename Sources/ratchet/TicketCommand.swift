@@ -4,8 +4,8 @@ import RatchetCore
 
 struct TicketCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ticket", abstract: "File, list, show and cancel tickets.",
-        subcommands: [New.self, List.self, Show.self, Cancel.self])
+        commandName: "ticket", abstract: "File, list, show, cancel and resolve tickets.",
+        subcommands: [New.self, List.self, Show.self, Cancel.self, Resolve.self])
 
     struct New: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "File a ticket, from flags or from a YAML or JSON file.")
@@ -97,6 +97,22 @@ struct TicketCommand: ParsableCommand {
             let ticket = try workspace.cancelTicket(id, reason: reason)
             if output.json { return try Terminal.printJSON(workspace.ticketView(ticket.id)) }
             print("\(ticket.id) cancelled")
+        }
+    }
+
+    struct Resolve: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Close a ticket that waits for a person (a reflection finding, an escalation) with a note.")
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The ticket id.") var id: String
+        @Option(help: "What was decided or done (one line).") var note: String
+        @Option(help: "Who resolved it (default: $USER).") var by: String?
+
+        func run() throws {
+            let workspace = try workspace.open()
+            let ticket = try workspace.resolveTicket(id, note: note, by: by)
+            if output.json { return try Terminal.printJSON(workspace.ticketView(ticket.id)) }
+            print("\(ticket.id) resolved")
         }
     }
 }

@@ -13,6 +13,7 @@ struct WorkCommand: ParsableCommand {
 
     func run() throws {
         let workspace = try workspace.open()
+        defer { workspace.notifyPeople() }
         let attempt = try workspace.work(ticket: id, agent: agent, unsandboxed: unsandboxed, progress: Terminal.progress,
                                          warning: Terminal.warning, agentOutput: Terminal.agentOutput)
         if output.json { return try Terminal.printJSON(workspace.ticketView(id)) }

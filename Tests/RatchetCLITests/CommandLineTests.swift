@@ -32,13 +32,17 @@ struct CommandLineTests {
                      "Ticket: T-1", "Reverts: ", "passed: command:python3 -m unittest", "T-1 is reverted",
                      "verdict fail score=0", "T-2 is open; main is unchanged", "main is still", "no hook was planted",
                      "T-3 needs approval because", "it changes protected path(s) canary/canary.yaml", "T-3 is open; main is unchanged",
-                     "ok: nothing to repair"] {
+                     "ok: nothing to repair", "== 9. the weekly summary", "$ ratchet summary", "### Landed (1)",
+                     "- **T-1** Double the cache capacity to 2048 entries", "### Reverted (1)", "### Rejected (2)",
+                     "  - metric changes: latency_ms ", "Error budget left: not measured yet.",
+                     "== 10. reflection", "$ ratchet reflect", "drift: not measured yet"] {
             #expect(output.stdout.contains(line), "missing: \(line)")
         }
         #expect(output.stdout.split(separator: "\n").contains { $0.contains("latency_ms*") && $0.contains(" High ") })
         // The harmless change passes, or (on a machine too busy for its rounds) is marginal and approved.
         #expect((output.stdout.contains("Canary: pass score=") && output.stdout.contains("verdict pass score="))
                 || (output.stdout.contains("Canary: marginal score=") && output.stdout.contains("Approved-By: quickstart")), "\(output.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder("qs/reports")).contains { $0.hasSuffix(".md") })
         let service = folder("qs/services/kv-cache")
         #expect(try git(["log", "--first-parent", "--format=%s", "main"], in: service).split(separator: "\n").count == 3)
         #expect(!FileManager.default.fileExists(atPath: service + "/.git/hooks/post-checkout"))

@@ -25,7 +25,7 @@ struct ValidationTests {
 
     @Test func illegalTransitionsAreRefusedWithTheAllowedOnes() {
         #expect(message { try TicketLifecycle.check("T-1", from: .open, to: .merged) }
-            == "ticket T-1 is open and cannot become merged (from open it can become: cancelled, working)")
+            == "ticket T-1 is open and cannot become merged (from open it can become: cancelled, resolved, working)")
         #expect(message { try TicketLifecycle.check("T-1", from: .merged, to: .cancelled) }?.contains("cannot become cancelled") == true)
         #expect(throws: Never.self) { try TicketLifecycle.check("T-1", from: .proposed, to: .merged) }
     }

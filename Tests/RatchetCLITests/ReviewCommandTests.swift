@@ -1,0 +1,96 @@
+import Foundation
+import RatchetTestSupport
+import Testing
+
+@Suite("Review commands")
+struct ReviewCommandTests {
+    /// A workspace with one landed ticket, made through the binary.
+    private func landedWorkspace(_ folder: ScratchFolder) throws -> String {
+        let root = folder("ws")
+        #expect(try ratchet(["init", root], in: folder.path).status == 0)
+        #expect(try ratchet(["service", "add", "svc", "--template", "kv-cache"], in: root).status == 0)
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Raise <b>capacity</b> & more", "--objective", "Serve more keys"], in: root).status == 0)
+        #expect(try ratchet(["work", "T-1", "--agent", "command:sed -i s/1024/2048/ config/cache.json"], in: root).status == 0)
+        let merged = try ratchet(["merge", "T-1"], in: root)
+        #expect(merged.status == 0, "\(merged.stderr)")
+        return root
+    }
+
+    private func expectOneErrorLine(_ output: Output, _ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(output.status != 0 && output.stdout.isEmpty, sourceLocation: sourceLocation)
+        #expect(output.stderr.hasPrefix("error: ") && output.stderr.filter { $0 == "\n" }.count == 1 && output.stderr.contains(text),
+                "stderr: \(output.stderr)", sourceLocation: sourceLocation)
+    }
+
+    @Test func summaryRefusesBadWeeksAndPrintsEveryFormat() throws {
+        let folder = ScratchFolder()
+        let root = try landedWorkspace(folder)
+        expectOneErrorLine(try ratchet(["summary", "--week", "2026-13"], in: root), "invalid week '2026-13'")
+        expectOneErrorLine(try ratchet(["summary", "--week", "2999-W01"], in: root), "has not started yet")
+        expectOneErrorLine(try ratchet(["summary", "--format", "pdf"], in: root), "invalid format 'pdf'")
+        expectOneErrorLine(try ratchet(["summary", "--output", folder("missing/summary.md")], in: root), "cannot write")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/reports").isEmpty)
+
+        let json = try ratchet(["summary", "--json"], in: root)
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(document["schema"] as? String == "ratchet.summary/v1")
+        let landing = try #require(((document["services"] as? [[String: Any]])?.first?["landings"] as? [[String: Any]])?.first)
+        #expect(landing["ticket"] as? String == "T-1" && landing["objective"] as? String == "Serve more keys")
+        #expect(try git(["rev-parse", "main"], in: root + "/services/svc") == landing["sha"] as? String)
+
+        let markdown = try ratchet(["summary"], in: root)
+        #expect(markdown.status == 0 && markdown.stdout.contains("- **T-1** Raise <b>capacity</b> & more"))
+        let week = try #require(document["week"] as? String)
+        #expect(try String(contentsOfFile: root + "/reports/\(week).md", encoding: .utf8) == markdown.stdout)
+        #expect(FileManager.default.fileExists(atPath: root + "/reports/\(week).json"))
+    }
+
+    @Test func theHTMLSummaryReadsWellInHeadlessChromium() throws {
+        let folder = ScratchFolder()
+        let root = try landedWorkspace(folder)
+        let page = folder("summary.html")
+        let written = try ratchet(["summary", "--format", "html", "--output", page], in: root)
+        #expect(written.status == 0 && written.stdout.isEmpty, "\(written.stderr)")
+        let html = try String(contentsOfFile: page, encoding: .utf8)
+        // Self-contained: no scripts, no links to anything outside the file.
+        #expect(!html.contains("<script") && !html.contains("src=") && !html.contains("href="))
+        #expect(html.contains("Raise &lt;b&gt;capacity&lt;/b&gt; &amp; more"))
+        let chromium = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(folder("chromium-profile"))"]
+        let shot = try run(chromium + ["--window-size=1200,1600", "--screenshot=\(folder("summary.png"))", "file://\(page)"], in: folder.path)
+        #expect(shot.status == 0, "\(shot.stderr)")
+        let png = try Data(contentsOf: URL(fileURLWithPath: folder("summary.png")))
+        #expect(png.count > 1000 && png.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
+        let dom = try run(chromium + ["--dump-dom", "file://\(page)"], in: folder.path)
+        #expect(dom.status == 0)
+        for text in ["<h1>Ratchet weekly summary", "<h2>svc</h2>", "Landed (1)", "Raise &lt;b&gt;capacity&lt;/b&gt; &amp; more",
+                     "objective: Serve more keys", "Error budget left: not measured yet", "git -C \(root)/services/svc show "] {
+            #expect(dom.stdout.contains(text), "page text lacks: \(text)")
+        }
+    }
+
+    @Test func reindexPrintsWhatItReadAsJSON() throws {
+        let folder = ScratchFolder()
+        let root = try landedWorkspace(folder)
+        let output = try ratchet(["reindex", "--json"], in: root)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        #expect(report["landings"] as? Int == 1 && report["updated"] as? Int == 0 && report["services"] as? [String] == ["svc"])
+    }
+
+    @Test func reflectAndResolveThroughTheBinary() throws {
+        let folder = ScratchFolder()
+        let root = try landedWorkspace(folder)
+        expectOneErrorLine(try ratchet(["reflect", "--window", "soon"], in: root), "invalid window 'soon'")
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Never works"], in: root).stdout == "T-2\n")
+        for _ in 0..<3 { _ = try ratchet(["work", "T-2", "--agent", "command:exit 1"], in: root) }
+        let output = try ratchet(["reflect", "--json"], in: root)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        #expect(report["filed"] as? [String] == ["T-3"])
+        #expect((report["drift"] as? String)?.hasPrefix("not measured yet") == true)
+        expectOneErrorLine(try ratchet(["ticket", "resolve", "T-1", "--note", "done"], in: root), "T-1 is merged and cannot become resolved")
+        let resolved = try ratchet(["ticket", "resolve", "T-3", "--note", "the agent needs a runbook", "--by", "alice"], in: root)
+        #expect(resolved.status == 0 && resolved.stdout == "T-3 resolved\n")
+        #expect(try ratchet(["ticket", "list", "--state", "resolved"], in: root).stdout.hasPrefix("T-3\tresolved"))
+        let quiet = try ratchet(["reflect"], in: root)
+        #expect(quiet.stdout.contains("quiet\tnon-convergence\tT-2"))
+    }
+}
