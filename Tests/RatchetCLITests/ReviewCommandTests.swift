@@ -9,6 +9,8 @@ struct ReviewCommandTests {
         let root = folder("ws")
         #expect(try ratchet(["init", root], in: folder.path).status == 0)
         #expect(try ratchet(["service", "add", "svc", "--template", "kv-cache"], in: root).status == 0)
+        try judgeCanaryWithoutTiming(service: root + "/services/svc")
+        try git(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "commit", "-qa", "--amend", "--no-edit"], in: root + "/services/svc")
         #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Raise <b>capacity</b> & more", "--objective", "Serve more keys"], in: root).status == 0)
         #expect(try ratchet(["work", "T-1", "--agent", "command:sed -i s/1024/2048/ config/cache.json"], in: root).status == 0)
         let merged = try ratchet(["merge", "T-1"], in: root)
