@@ -125,15 +125,15 @@ struct AttemptRun {
         let batch = try workspace.serviceBatch(attempt.service)
         let store = batch.repository
         guard let branchHead = try store.resolveReference(branchRef) else { try fail("tampered: \(branchRef) was deleted") }
-        let ignores = try Repository.open(workspace.servicePath(attempt.service))
-        try ignores.useWorkingDirectory(worktreePath)
+        // Ignore rules come from the worktree; everything else from the repository's own path.
+        try store.useWorkingDirectory(worktreePath)
         let cache = link.flatMap { IndexStatCache(path: $0.adminFolder + "/index") }
         let limits = FolderLimits(fileBytes: serviceConfig.agentFileBytes, changeBytes: serviceConfig.agentChangeBytes,
                                   changeCount: serviceConfig.agentChangeFiles)
         let changes: [FolderChange]
         do {
             changes = try store.readFolder(worktreePath, against: try store.commit(branchHead).tree, cache: cache, limits: limits) { path, _ in
-                ignores.isIgnored(path)
+                store.isIgnored(path)
             }
         } catch {
             try fail("the agent's change is refused: \(describe(error))")

@@ -41,20 +41,7 @@ extension Repository {
         let mode: UInt32 = info.st_mode & S_IFMT == S_IFLNK ? 0o120000 : (info.st_mode & 0o111 != 0 ? 0o100755 : 0o100644)
         guard mode == before.mode else { return false }
         if cache.id(for: difference.path, info: info) == before.id { return true }
-        return try hashWorkingFile(root + "/" + difference.path, isLink: mode == 0o120000) == before.id
-    }
-
-    /// The blob id of a file's raw bytes (or a link's target).
-    private func hashWorkingFile(_ path: String, isLink: Bool) throws -> ObjectID {
-        let data: Data
-        if isLink {
-            data = Data(try FileManager.default.destinationOfSymbolicLink(atPath: path).utf8)
-        } else {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        }
-        var id = git_oid()
-        try GitError.check(data.withUnsafeBytes { git_odb_hash(&id, $0.baseAddress, $0.count, GIT_OBJECT_BLOB) }, "hash \(path)")
-        return ObjectID(id)
+        return try blobID(of: workingFileContent(root + "/" + difference.path, isLink: mode == 0o120000)) == before.id
     }
 
     /// Whether a checkout of `tree` could differ from its raw blobs: a `.gitattributes`

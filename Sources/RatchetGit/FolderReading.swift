@@ -112,14 +112,14 @@ private struct FolderReader {
         let size = Int(info.st_size)
         if let tracked, tracked.mode == mode, let cached = cache?.id(for: path, info: info), cached == tracked.id { return }
         if size >= limits.fileBytes {
-            if let tracked, tracked.mode == mode, try repository.blobSize(tracked.id) == size, try hashFile(path, isLink: isLink) == tracked.id { return }
+            if let tracked, tracked.mode == mode, try repository.blobSize(tracked.id) == size,
+               try blobID(of: workingFileContent(root + "/" + path, isLink: isLink)) == tracked.id { return }
             throw GitError(message: "\(path) is \(size) bytes; a changed file must stay under \(limits.fileBytes) bytes (limits.agent_file_bytes)")
         }
-        let content = try fileContent(path, isLink: isLink)
-        var id = git_oid()
-        try GitError.check(content.withUnsafeBytes { git_odb_hash(&id, $0.baseAddress, $0.count, GIT_OBJECT_BLOB) }, "hash \(path)")
-        if let tracked, tracked.mode == mode, tracked.id == ObjectID(id) { return }
+        let content = try workingFileContent(root + "/" + path, isLink: isLink, limit: limits.fileBytes)
+        if let tracked, tracked.mode == mode, tracked.id == (try blobID(of: content)) { return }
         try refuseGitControlFile(path, content: content)
+        var id = git_oid()
         try GitError.check(content.withUnsafeBytes { git_blob_create_from_buffer(&id, repository.pointer, $0.baseAddress, $0.count) }, "blob \(path)")
         try record(FolderChange(path: path, kind: tracked == nil ? .added : .modified, id: ObjectID(id), mode: mode, size: size))
     }
@@ -148,39 +148,6 @@ private struct FolderReader {
         }
     }
 
-    private func hashFile(_ path: String, isLink: Bool) throws -> ObjectID {
-        let content = try fileContent(path, isLink: isLink)
-        var id = git_oid()
-        try GitError.check(content.withUnsafeBytes { git_odb_hash(&id, $0.baseAddress, $0.count, GIT_OBJECT_BLOB) }, "hash \(path)")
-        return ObjectID(id)
-    }
-
-    /// The file's bytes, or a symbolic link's target, read without following links.
-    private func fileContent(_ path: String, isLink: Bool) throws -> Data {
-        let full = root + "/" + path
-        if isLink {
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let count = readlink(full, &buffer, buffer.count - 1)
-            guard count >= 0 else { throw GitError(message: "cannot read link \(path): \(String(cString: strerror(errno)))") }
-            return Data(buffer[0..<count].map { UInt8(bitPattern: $0) })
-        }
-        let fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw GitError(message: "cannot read \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var data = Data()
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = read(fd, &chunk, chunk.count)
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw GitError(message: "cannot read \(path): \(String(cString: strerror(errno)))") }
-            if count == 0 { return data }
-            data.append(contentsOf: chunk[0..<count])
-            if data.count >= limits.fileBytes {
-                throw GitError(message: "\(path) grew to \(limits.fileBytes) bytes or more while it was read (limits.agent_file_bytes)")
-            }
-        }
-    }
-
     private func folderNames(_ folder: String) throws -> [String] {
         guard let stream = opendir(folder) else { throw GitError(message: "cannot list \(folder): \(String(cString: strerror(errno)))") }
         defer { closedir(stream) }
@@ -190,6 +157,39 @@ private struct FolderReader {
             if name != "." && name != ".." { names.append(name) }
         }
         return names.sorted()
+    }
+}
+
+/// The blob id of `data`: what `git hash-object` gives for a file with these bytes.
+func blobID(of data: Data) throws -> ObjectID {
+    var id = git_oid()
+    try GitError.check(data.withUnsafeBytes { git_odb_hash(&id, $0.baseAddress, $0.count, GIT_OBJECT_BLOB) }, "hash")
+    return ObjectID(id)
+}
+
+/// A working file's raw bytes, or a symbolic link's target, read without following links.
+/// With `limit`, a file that reaches it while being read throws (it grew past a bound).
+func workingFileContent(_ path: String, isLink: Bool, limit: Int? = nil) throws -> Data {
+    if isLink {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count >= 0 else { throw GitError(message: "cannot read link \(path): \(String(cString: strerror(errno)))") }
+        return Data(buffer[0..<count].map { UInt8(bitPattern: $0) })
+    }
+    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    guard fd >= 0 else { throw GitError(message: "cannot read \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var data = Data()
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let count = read(fd, &chunk, chunk.count)
+        if count < 0 && errno == EINTR { continue }
+        guard count >= 0 else { throw GitError(message: "cannot read \(path): \(String(cString: strerror(errno)))") }
+        if count == 0 { return data }
+        data.append(contentsOf: chunk[0..<count])
+        if let limit, data.count >= limit {
+            throw GitError(message: "\(path) grew to \(limit) bytes or more while it was read (limits.agent_file_bytes)")
+        }
     }
 }
 

@@ -282,6 +282,24 @@ struct RepositoryTests {
         #expect(try String(contentsOfFile: path + "/a", encoding: .utf8) == "person's a\n")
     }
 
+    @Test func readingAFolderBoundsChangedFilesOnly() throws {
+        let folder = ScratchFolder()
+        let big = String(repeating: "x", count: 4096) + "\n"
+        let (repository, root) = try makeRepository(folder, files: ["big.txt": big, "small.txt": "1\n"])
+        let path = folder("repo")
+        let tree = try repository.commit(root).tree
+        let limits = FolderLimits(fileBytes: 1024, changeBytes: 1 << 20, changeCount: 100)
+        // Without a stat cache every file is read: an unchanged file over the limit is not a change.
+        try Data("2\n".utf8).write(to: URL(fileURLWithPath: path + "/small.txt"))
+        let changes = try repository.readFolder(path, against: tree, cache: nil, limits: limits) { _, _ in false }
+        #expect(changes.map(\.path) == ["small.txt"] && changes.first?.kind == .modified)
+        // A changed file over the limit is refused, naming it.
+        try Data((big + "y").utf8).write(to: URL(fileURLWithPath: path + "/big.txt"))
+        #expect { try repository.readFolder(path, against: tree, cache: nil, limits: limits) { _, _ in false } } throws: { error in
+            "\(error)".contains("big.txt is 4098 bytes")
+        }
+    }
+
     @Test func fastForwardCaseTakesTheirTreeAndRevertRestoresMainline() throws {
         let folder = ScratchFolder()
         let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "b": "2\n"])
