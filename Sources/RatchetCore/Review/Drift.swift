@@ -70,6 +70,8 @@ extension Workspace {
             result.verdict = report.verdict.rawValue
             result.report = report.id
             result.reason = report.summary
+            // Killed here, the report is stored but the week is not marked judged: the next run judges again.
+            try Failpoints.hit("drift.judged")
         }
         try recordDriftJudgement(result)
         return result

@@ -87,6 +87,8 @@ extension Workspace {
             if count <= thresholds.low { record.isActive = false; event = "reflection.cleared" }
         } else if count >= thresholds.high {
             let ticket = try fileReflectionTicket(observation, fingerprint: fingerprint, count: count)
+            // Killed here, the next run finds the open ticket by its fingerprint and files no other.
+            try Failpoints.hit("reflect.filed")
             record.isActive = true
             record.ticketId = ticket
             finding.status = "filed"
