@@ -92,12 +92,13 @@ public struct Sandbox: Sendable {
         }
         arguments += ["--chdir", workingDirectory]
         // After the command, count the processes it left in the namespace (pid 1 is bubblewrap's
-        // init, $$ this shell); they die with the namespace when this shell exits.
+        // init, $$ this shell); they die with the namespace when this shell exits. `1<>` opens
+        // without blocking even when a process it left put a FIFO there.
         let wrapper = """
             "$@"; status=$?
             left=0
             for p in /proc/[0-9]*; do n=${p#/proc/}; [ "$n" = 1 ] || [ "$n" = $$ ] || left=$((left+1)); done
-            echo $left > /tmp/.ratchet-leftovers
+            rm -f /tmp/.ratchet-leftovers; echo $left 1<> /tmp/.ratchet-leftovers
             exit $status
             """
         arguments += ["--", "/bin/sh", "-c", wrapper, "ratchet-sandbox"] + argv
@@ -136,9 +137,19 @@ public struct Sandbox: Sendable {
 
     /// How many processes the command left running (read after the run). The count is the
     /// wrapper's; an agent could overwrite it, but whatever it left dies with the namespace.
+    /// The file is in a folder the sandbox writes, so it is read as hostile: never through a
+    /// link, never a FIFO or device (no blocking open), at most 32 bytes.
     public func leftoverCount() -> Int {
         defer { try? FileManager.default.removeItem(atPath: leftoversFile) }
-        return Int((try? String(contentsOfFile: leftoversFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        let fd = open(leftoversFile, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return 0 }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        let count = read(fd, &bytes, bytes.count)
+        guard count > 0 else { return 0 }
+        return Int(String(decoding: bytes[..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 
     /// Runs `argv` in the sandbox with `environment` (plus the fixed `HOME` and `TMPDIR`);
