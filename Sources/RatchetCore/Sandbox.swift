@@ -137,19 +137,25 @@ public struct Sandbox: Sendable {
 
     /// How many processes the command left running (read after the run). The count is the
     /// wrapper's; an agent could overwrite it, but whatever it left dies with the namespace.
-    /// The file is in a folder the sandbox writes, so it is read as hostile: never through a
-    /// link, never a FIFO or device (no blocking open), at most 32 bytes.
     public func leftoverCount() -> Int {
         defer { try? FileManager.default.removeItem(atPath: leftoversFile) }
-        let fd = open(leftoversFile, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
+        guard let data = Self.readUntrusted(leftoversFile, limit: 32) else { return 0 }
+        return Int(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    /// Reads a file from a folder a sandbox can write, as hostile input: never through a
+    /// link, nothing but a regular file (a FIFO or device never blocks the open), and only
+    /// its last `limit` bytes. Nil when there is no such file.
+    public static func readUntrusted(_ path: String, limit: Int) -> Data? {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return 0 }
-        var bytes = [UInt8](repeating: 0, count: 32)
-        let count = read(fd, &bytes, bytes.count)
-        guard count > 0 else { return 0 }
-        return Int(String(decoding: bytes[..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        let size = Int(info.st_size), count = min(size, limit)
+        var bytes = [UInt8](repeating: 0, count: count)
+        let read = count == 0 ? 0 : pread(fd, &bytes, count, off_t(size - count))
+        return read < 0 ? nil : Data(bytes[..<read])
     }
 
     /// Runs `argv` in the sandbox with `environment` (plus the fixed `HOME` and `TMPDIR`);
