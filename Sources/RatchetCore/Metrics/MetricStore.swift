@@ -197,10 +197,11 @@ struct StoreSource: SampleSource {
     /// The raw samples in the window; before the first of them, the finest rollups; before the
     /// first of those, the next tier's; and so on.
     private func points(_ db: Database, series: Int64, start: Int64, end: Int64) throws -> [Point] {
-        var points = try Row.fetchAll(db, sql: "SELECT time, value FROM metricSample WHERE seriesId = ? AND time BETWEEN ? AND ? ORDER BY time",
-                                      arguments: [series, start, end]).map { row in
-            Point(time: row["time"], value: (row["value"] as Double?) ?? .nan)
-        }
+        // A cursor over a cached statement, columns by index: a raw window can be 100,000 rows.
+        var points: [Point] = []
+        let raw = try Row.fetchCursor(db.cachedStatement(sql: "SELECT time, value FROM metricSample WHERE seriesId = ? AND time BETWEEN ? AND ? ORDER BY time"),
+                                      arguments: [series, start, end])
+        while let row = try raw.next() { points.append(Point(time: row[0], value: (row[1] as Double?) ?? .nan)) }
         for tier in MetricStore.tiers {
             let before = points.first.map { $0.time - 1 } ?? end
             guard before >= start else { break }
