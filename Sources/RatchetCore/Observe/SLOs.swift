@@ -46,6 +46,12 @@ public struct SLO: Codable, Sendable, Equatable {
     public var isCounter: Bool
     public var policy: [BurnRateRule]
 
+    public init(name: String, description: String, objective: Double, window: Double, good: String?, bad: String?, total: String,
+                isCounter: Bool, policy: [BurnRateRule]) {
+        self.name = name; self.description = description; self.objective = objective; self.window = window
+        self.good = good; self.bad = bad; self.total = total; self.isCounter = isCounter; self.policy = policy
+    }
+
     /// 1 − objective: the share of events allowed to be bad.
     public var errorBudget: Double { 1 - objective }
 }
