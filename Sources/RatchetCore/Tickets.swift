@@ -222,25 +222,37 @@ extension Workspace {
     /// Files a ticket; returns it with its new id.
     @discardableResult
     public func createTicket(_ draft: TicketDraft) throws -> TicketRecord {
-        let draft = try redacted(draft.validated())
+        let draft = try prepared(draft)
         _ = try service(draft.service)
         return try database.write { db in
-            if let fingerprint = draft.fingerprint,
-               let existing = try TicketRecord.filter(sql: "fingerprint = ? AND state NOT IN ('merged','reverted','cancelled','escalated','resolved')", arguments: [fingerprint]).fetchOne(db) {
+            if let fingerprint = draft.fingerprint, let existing = try Self.openTicket(db, fingerprint: fingerprint) {
                 throw RatchetError("ticket \(existing.id) is already open for fingerprint '\(fingerprint)'")
             }
-            let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM ticket") ?? 0) + 1
-            let now = Date()
-            let ticket = TicketRecord(
-                id: "T-\(number)", number: number, service: draft.service, title: draft.title, objective: draft.objective,
-                acceptance: draft.acceptance, constraints: draft.constraints, context: draft.context, source: draft.source,
-                fingerprint: draft.fingerprint, risk: draft.risk, priority: draft.priority, agent: draft.agent,
-                assignee: draft.assignee, state: .open, createdAt: now, updatedAt: now, restores: draft.restores)
-            try ticket.insert(db)
-            try RatchetDatabase.appendEvent(db, kind: "ticket.created", service: ticket.service, ticket: ticket.id, data: [
-                "title": .string(ticket.title), "source": .string(ticket.source), "risk": .string(ticket.risk)])
-            return ticket
+            return try Self.insertTicket(db, draft)
         }
+    }
+
+    /// `draft` validated, with secrets redacted: ready for `insertTicket`.
+    func prepared(_ draft: TicketDraft) throws -> TicketDraft { try redacted(draft.validated()) }
+
+    /// The open ticket holding `fingerprint`, if any (one open ticket per fingerprint).
+    static func openTicket(_ db: Database, fingerprint: String) throws -> TicketRecord? {
+        try TicketRecord.filter(sql: "fingerprint = ? AND state NOT IN ('merged','reverted','cancelled','escalated','resolved')", arguments: [fingerprint]).fetchOne(db)
+    }
+
+    /// Inserts a prepared draft as the next ticket with its `ticket.created` event, in the caller's transaction.
+    static func insertTicket(_ db: Database, _ draft: TicketDraft) throws -> TicketRecord {
+        let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM ticket") ?? 0) + 1
+        let now = Date()
+        let ticket = TicketRecord(
+            id: "T-\(number)", number: number, service: draft.service, title: draft.title, objective: draft.objective,
+            acceptance: draft.acceptance, constraints: draft.constraints, context: draft.context, source: draft.source,
+            fingerprint: draft.fingerprint, risk: draft.risk, priority: draft.priority, agent: draft.agent,
+            assignee: draft.assignee, state: .open, createdAt: now, updatedAt: now, restores: draft.restores)
+        try ticket.insert(db)
+        try RatchetDatabase.appendEvent(db, kind: "ticket.created", service: ticket.service, ticket: ticket.id, data: [
+            "title": .string(ticket.title), "source": .string(ticket.source), "risk": .string(ticket.risk)])
+        return ticket
     }
 
     /// `draft` with secrets redacted from every text, before anything is stored.

@@ -27,6 +27,14 @@ enum ObservedValue {
         }
     }
 
+    /// Whether it holds a number other than NaN.
+    var hasNumber: Bool {
+        switch self {
+        case .vector(let samples): return samples.contains { !$0.value.isNaN }
+        case .scalar(let value): return !value.isNaN
+        }
+    }
+
     /// The sum of the finite values; nil when there are none. NaN and ±Inf samples are left out.
     var finiteSum: Double? {
         let values: [Double]
@@ -51,4 +59,33 @@ struct MetricsReader {
     var valueExpression: (_ expression: String) -> String?
     /// The metric names an expression selects.
     var metricNames: (_ expression: String) -> [String]
+}
+
+extension Workspace {
+    /// Seconds a scrape may take before the target counts as down.
+    static let observeScrapeTimeout: TimeInterval = 10
+
+    /// The metrics of `service` as observation reads them: `Workspace.query` (embedded store
+    /// or Prometheus) and, for a `metrics.scrape` target, one scrape per run.
+    func metricsReader(_ service: String) throws -> MetricsReader {
+        let config = try serviceConfig(service)
+        let source = config.metricsScrape.map { "scrape: \($0)" } ?? config.metricsPrometheus.map { "prometheus: \($0)" } ?? "none"
+        return MetricsReader(
+            source: source,
+            scrape: { [self] in
+                guard config.metricsScrape != nil else { return }
+                let report = try scrape(service: service, timeout: Self.observeScrapeTimeout)
+                if !report.up { throw RatchetError("scrape of \(report.target) failed: \(report.error ?? "no answer")") }
+            },
+            query: { [self] expression, time in
+                switch try query(service: service, expression: expression, at: time) {
+                case .scalar(let value): return .scalar(value)
+                case .vector(let samples): return .vector(samples.map { ObservedSample(labels: $0.labels.pairs, value: $0.value) })
+                case .matrix: throw RatchetError("'\(Names.printable(expression))' returns a range vector; observation needs an instant vector")
+                case .string: throw RatchetError("'\(Names.printable(expression))' returns a string; observation needs an instant vector")
+                }
+            },
+            valueExpression: PromQLCheck.valueExpression,
+            metricNames: PromQLCheck.metricNames)
+    }
 }

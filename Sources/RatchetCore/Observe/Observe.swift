@@ -7,8 +7,11 @@ public struct CheckStatus: Codable, Sendable, Equatable {
     /// `invariant` or `slo`.
     public var kind: String
     public var name: String
-    /// Nil when it could not be evaluated (`error` says why).
+    /// Nil when it could not be evaluated (`error` says why) or had no data.
     public var holds: Bool?
+    /// `ok`, `breach`, `no-data` (an invariant's comparison had nothing, or only NaN, to
+    /// compare: no traffic yet) or `error`.
+    public var state: String
     /// Invariant: the value of its expression (its left side when a comparison filtered
     /// everything out). SLO: the burn rate of the firing pair's long window, else of the first pair's.
     public var value: Double?
@@ -28,10 +31,11 @@ public struct CheckStatus: Codable, Sendable, Equatable {
                 fingerprint: String, budgetRemaining: Double? = nil) {
         self.service = service; self.kind = kind; self.name = name; self.holds = holds; self.value = value; self.error = error
         self.fingerprint = fingerprint; self.budgetRemaining = budgetRemaining
+        state = holds.map { $0 ? "ok" : "breach" } ?? "error"
     }
 
     enum CodingKeys: String, CodingKey {
-        case service, kind, name, holds, value, error, fingerprint, severity, slo, ticket
+        case service, kind, name, holds, state, value, error, fingerprint, severity, slo, ticket
         case budgetRemaining = "budget_remaining"
     }
 
@@ -104,7 +108,6 @@ extension Workspace {
             return ([], [:], [ObserveFailure(service: name, stage: "files", error: describe(error))])
         }
         let reader = try metricsReader(name)
-        let now = Date()
         do { try reader.scrape() } catch {
             let failure = ObserveFailure(service: name, stage: "scrape", error: describe(error))
             let unevaluated = files.invariants.map { CheckStatus(service: name, kind: "invariant", name: $0.name, error: failure.error,
@@ -113,9 +116,10 @@ extension Workspace {
                                                fingerprint: CheckStatus.fingerprint(kind: "slo", service: name, name: $0.name)) }
             return (unevaluated, [:], [failure])
         }
+        let now = Date()  // after the scrape, whose samples carry its time
         let evaluated = files.invariants.map { evaluate($0, service: name, reader: reader, at: now) }
             + files.slos.map { evaluate($0, service: name, reader: reader, at: now) }
-        let errors = evaluated.compactMap { $0.status.error.map { error in "\($0.status.kind) \($0.status.name): \(error)" } }
+        let errors = evaluated.filter { $0.status.state == "error" }.compactMap { item in item.status.error.map { "\(item.status.kind) \(item.status.name): \($0)" } }
         let failures = errors.isEmpty ? [] : [ObserveFailure(service: name, stage: "query", error: errors.joined(separator: "; "))]
         var breaches: [String: Breach] = [:]
         for item in evaluated where item.status.holds == false { breaches[item.status.fingerprint] = item.breach }
@@ -140,11 +144,17 @@ extension Workspace {
             status.holds = result.isTruthy
             status.value = result.firstValue
             if status.holds == false, let left = reader.valueExpression(invariant.expr) {
-                status.value = (try? reader.query(left, time))?.firstValue
+                let measured = try reader.query(left, time)
+                status.value = measured.firstValue
+                if !measured.hasNumber {
+                    status.holds = nil
+                    status.error = "no data: \(left) returned \(measured.firstValue == nil ? "nothing" : "only NaN") to compare"
+                }
             }
         } catch {
             status.error = describe(error)
         }
+        status.state = status.holds.map { $0 ? "ok" : "breach" } ?? (status.error?.hasPrefix("no data:") == true ? "no-data" : "error")
         status.value = finite(status.value)
         let breach = Breach(title: "Invariant \(invariant.name) of \(service) does not hold", description: invariant.description,
                             expression: invariant.expr, runbook: invariant.runbook, acceptance: ["invariant:\(invariant.name)"])
@@ -160,6 +170,7 @@ extension Workspace {
             let evaluated = try SLOEvaluator.evaluate(slo, at: time) { expression, time in try reader.query(expression, time).finiteSum }
             let firing = evaluated.firing
             status.holds = firing == nil
+            status.state = firing == nil ? "ok" : "breach"
             status.value = finite((firing ?? evaluated.burnRates.first)?.longBurnRate)
             status.budgetRemaining = finite(evaluated.budgetRemaining)
             status.severity = firing?.rule.severity
