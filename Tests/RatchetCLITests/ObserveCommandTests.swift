@@ -226,6 +226,24 @@ struct ObserveCommandTests {
         #expect(retried["filed"] as? [String] == ["T-1"] && (retried["failures"] as? [Any])?.isEmpty == true)
     }
 
+    /// Killed while filing (ticket and event written, not committed): nothing is filed, nothing
+    /// needs repair, and the next run files the breach once.
+    @Test func killedWhileFilingItFilesTheBreachOnceOnTheNextRun() throws {
+        let folder = ScratchFolder()
+        let root = try observedWorkspace(folder)
+        let exposition = folder("metrics.prom")
+        try Data("kvcache_items 2048\nkvcache_capacity 1024\n".utf8).write(to: URL(fileURLWithPath: exposition))
+        try commitEdit(root, "service.yaml", "scrape: http://127.0.0.1:8080/metrics", "scrape: \(exposition)")
+        let crashed = try ratchet(["observe"], in: root, environment: ["RATCHET_FAILPOINTS": "observe.breach-written=crash"])
+        #expect(crashed.status == SIGKILL, "\(crashed.stderr)")
+        #expect(try ticketIDs(root).isEmpty)
+        #expect(!(try ratchet(["events"], in: root).stdout.contains("observe.breach")))
+        #expect((try json(ratchet(["doctor", "--json"], in: root).stdout)["findings"] as? [Any])?.isEmpty == true)
+        #expect((try json(ratchet(["observe", "--json"], in: root).stdout)["filed"] as? [String]) == ["T-1"])
+        #expect((try json(ratchet(["observe", "--json"], in: root).stdout)["filed"] as? [String]) == [])
+        #expect(try ticketIDs(root) == ["T-1"])
+    }
+
     /// Backfilled counters (`metrics import`), one sample a minute for 36 hours: 1 request a
     /// second, and in the last hour 20% of them fail. Objective 0.99 (budget 0.01) over 30 days:
     /// 1h and 5m burn at 20 (> 14.4: the page pair fires), 6h at 720/21600/0.01 = 3.33 (< 6),
