@@ -68,7 +68,7 @@ struct ServicePauseAndCheckTests {
         try commitEdit(root, "slos.yaml", "objective: 0.999\n    window: 30d\n    good: sum(kvcache_request_duration", "objective: 1.5\n    window: 30d\n    good: sum(kvcache_request_duration")
         try commitEdit(root, "runbooks/low-hit-ratio.yaml", "key: capacity", "key: capacityy")
         try commitEdit(root, "runbooks/low-hit-ratio.yaml", "goto: raise_ttl}", "goto: raise_tttl}")
-        try commitEdit(root, "runbooks/high-error-rate.yaml", "action: edit_json", "action: rewrite_everything")
+        try commitEdit(root, "runbooks/high-error-rate.yaml", "action: invariants", "action: rewrite_everything")
         try commitEdit(root, "canary/canary.yaml", "thresholds: { pass: 95, marginal: 75 }", "thresholds: { pass: 95, marginal: 175 }")
         let check = try ratchet(["service", "check", "svc"], in: root)
         #expect(check.status == 1 && !check.stdout.contains("ok"))
@@ -78,7 +78,7 @@ struct ServicePauseAndCheckTests {
             "services/svc/invariants.yaml: invariants[1].runbook: 'runbooks/gone.yaml' is not a file under runbooks/ on main",
             "services/svc/invariants.yaml: invariants[3].expr: is required",
             "services/svc/slos.yaml: slos[1].objective: must be between 0 and 1, exclusive, got 1.5",
-            "services/svc/runbooks/high-error-rate.yaml: steps.raise_max_value.action: unknown action 'rewrite_everything'",
+            "services/svc/runbooks/high-error-rate.yaml: steps.check_invariants.action: unknown action 'rewrite_everything'",
             "services/svc/runbooks/low-hit-ratio.yaml: steps.check_expirations.next[0].goto: names no step ('raise_tttl')",
             "services/svc/runbooks/low-hit-ratio.yaml: steps.raise_capacity.args.key: 'capacityy' is not a key of config/cache.json on main",
             "error: service svc has 8 problem(s)",
