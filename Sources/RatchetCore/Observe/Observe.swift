@@ -157,7 +157,7 @@ extension Workspace {
         status.state = status.holds.map { $0 ? "ok" : "breach" } ?? (status.error?.hasPrefix("no data:") == true ? "no-data" : "error")
         status.value = finite(status.value)
         let breach = Breach(title: "Invariant \(invariant.name) of \(service) does not hold", description: invariant.description,
-                            expression: invariant.expr, runbook: invariant.runbook, acceptance: ["invariant:\(invariant.name)"])
+                            expression: invariant.expr, runbook: invariant.runbook, acceptance: [])
         return (status, breach)
     }
 
@@ -186,7 +186,9 @@ extension Workspace {
     private func finite(_ value: Double?) -> Double? { value.flatMap { $0.isFinite ? $0 : nil } }
 }
 
-/// What a ticket for a breach says besides its status.
+/// What a ticket for a breach says besides its status. Its acceptance is empty: the breach
+/// is about production, which the watch after the landing and the next `observe` judge; an
+/// `invariant:NAME` criterion would judge the canary's workload instead (adr/0028).
 struct Breach {
     var title: String
     var description: String
