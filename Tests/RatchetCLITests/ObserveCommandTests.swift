@@ -224,6 +224,13 @@ struct ObserveCommandTests {
         let capacity = (retried["checks"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "within_capacity" }
         #expect(capacity?["state"] as? String == "breach" && capacity?["value"] as? Double == 2048 && capacity?["severity"] as? String == "page")
         #expect(retried["filed"] as? [String] == ["T-1"] && (retried["failures"] as? [Any])?.isEmpty == true)
+
+        // NaN and ±Inf: a comparison with NaN on its left has no data; nothing non-finite reaches the JSON.
+        try Data("kvcache_items NaN\nkvcache_capacity +Inf\nkvcache_hits_total -Inf\n".utf8).write(to: URL(fileURLWithPath: exposition))
+        let odd = try ratchet(["observe", "--json"], in: root)
+        #expect(odd.status == 0, "\(odd.stderr)")
+        let oddCapacity = (try json(odd.stdout)["checks"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "within_capacity" }
+        #expect(oddCapacity?["state"] as? String == "no-data" && oddCapacity?["value"] == nil, "\(odd.stdout)")
     }
 
     /// Killed while filing (ticket and event written, not committed): nothing is filed, nothing
