@@ -233,6 +233,28 @@ struct ObserveCommandTests {
         #expect(oddCapacity?["state"] as? String == "no-data" && oddCapacity?["value"] == nil, "\(odd.stdout)")
     }
 
+    /// A service whose invariants.yaml on main is invalid is a failure of its own; the others are observed.
+    @Test func anInvalidFileFailsOnlyItsServiceAndNamesFileAndKey() throws {
+        let folder = ScratchFolder()
+        let root = try observedWorkspace(folder)
+        #expect(try ratchet(["service", "add", "other", "--template", "kv-cache"], in: root).status == 0)
+        let exposition = folder("metrics.prom")
+        try Data("kvcache_items 1\nkvcache_capacity 1024\n".utf8).write(to: URL(fileURLWithPath: exposition))
+        try commitEdit(root, "service.yaml", "scrape: http://127.0.0.1:8080/metrics", "scrape: \(exposition)")
+        let other = root + "/services/other/invariants.yaml"
+        try Data("invariants:\n  - {name: broken, expr: 'sum(rate(x[5m]'}\n".utf8).write(to: URL(fileURLWithPath: other))
+        try git(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "commit", "-qam", "Break"], in: root + "/services/other")
+        let result = try ratchet(["observe", "--json"], in: root)
+        #expect(result.status == 1)
+        let report = try json(result.stdout)
+        let failures = report["failures"] as? [[String: Any]] ?? []
+        #expect(failures.count == 1 && failures.first?["service"] as? String == "other" && failures.first?["stage"] as? String == "files")
+        #expect((failures.first?["error"] as? String)?.hasPrefix("services/other/invariants.yaml: invariants[0].expr: does not parse: ") == true, "\(failures)")
+        let checks = report["checks"] as? [[String: Any]] ?? []
+        #expect(checks.contains { $0["service"] as? String == "svc" && $0["name"] as? String == "within_capacity" && $0["state"] as? String == "ok" })
+        #expect(!checks.contains { $0["service"] as? String == "other" })
+    }
+
     /// Killed while filing (ticket and event written, not committed): nothing is filed, nothing
     /// needs repair, and the next run files the breach once.
     @Test func killedWhileFilingItFilesTheBreachOnceOnTheNextRun() throws {

@@ -104,10 +104,13 @@ extension Workspace {
     /// Scrapes and evaluates one service; its breaches keyed by fingerprint.
     private func observeService(_ name: String) throws -> (checks: [CheckStatus], breaches: [String: Breach], failures: [ObserveFailure]) {
         let files: ObservedFiles
-        do { files = try observedFiles(name) } catch {
+        let reader: MetricsReader
+        do {
+            files = try observedFiles(name)
+            reader = try metricsReader(name)
+        } catch {
             return ([], [:], [ObserveFailure(service: name, stage: "files", error: describe(error))])
         }
-        let reader = try metricsReader(name)
         do { try reader.scrape() } catch {
             let failure = ObserveFailure(service: name, stage: "scrape", error: describe(error))
             let unevaluated = files.invariants.map { CheckStatus(service: name, kind: "invariant", name: $0.name, error: failure.error,
