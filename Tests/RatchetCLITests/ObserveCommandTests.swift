@@ -91,6 +91,10 @@ struct ServicePauseAndCheckTests {
         #expect(report["ok"] as? Bool == false && Set(files) == ["services/svc/canary/canary.yaml", "services/svc/invariants.yaml",
                                                                   "services/svc/slos.yaml", "services/svc/runbooks/high-error-rate.yaml",
                                                                   "services/svc/runbooks/low-hit-ratio.yaml"])
+        // A canary/ folder without canary.yaml fails every canary run: a finding too.
+        try git(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "rm", "-q", "canary/canary.yaml"], in: root + "/services/svc")
+        try git(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "commit", "-qm", "Remove canary.yaml"], in: root + "/services/svc")
+        #expect(try ratchet(["service", "check", "svc"], in: root).stderr.hasPrefix("services/svc/canary/canary.yaml: missing: main has a canary/ folder without it"))
     }
 }
 
