@@ -237,6 +237,21 @@ struct ObserveCommandTests {
         #expect(oddCapacity?["state"] as? String == "no-data" && oddCapacity?["value"] == nil, "\(odd.stdout)")
     }
 
+    /// `metrics.prometheus` that does not answer: every check is an error, nothing is filed, one event.
+    @Test func anUnreachablePrometheusFilesNothing() throws {
+        let folder = ScratchFolder()
+        let root = try observedWorkspace(folder)
+        try commitEdit(root, "service.yaml", "scrape: http://127.0.0.1:8080/metrics", "prometheus: http://127.0.0.1:1")
+        let result = try ratchet(["observe", "--json"], in: root)
+        #expect(result.status == 1 && result.stderr.hasPrefix("error: observation failed for 1 service(s)"), "\(result.stderr)")
+        let report = try json(result.stdout)
+        #expect((report["checks"] as? [[String: Any]] ?? []).allSatisfy { $0["state"] as? String == "error" && $0["holds"] == nil })
+        #expect((report["failures"] as? [[String: Any]])?.map { $0["stage"] as? String } == ["query"])
+        #expect(report["filed"] as? [String] == [])
+        #expect(try ticketIDs(root).isEmpty)
+        #expect(try ratchet(["events"], in: root).stdout.split(separator: "\n").filter { $0.contains("\tobserve.failed\tsvc\t") }.count == 1)
+    }
+
     /// A service whose invariants.yaml on main is invalid is a failure of its own; the others are observed.
     @Test func anInvalidFileFailsOnlyItsServiceAndNamesFileAndKey() throws {
         let folder = ScratchFolder()
