@@ -55,5 +55,19 @@ struct CandidateInvariantTests {
         #expect(try SnapshotEvaluation.evaluate(ratio[1], on: []).status == "cannot-evaluate")
     }
 
+    /// The canary protocol's exposition lines: kept per round, refused outside a round or when too large.
+    @Test func expositionLinesAreKeptPerRoundAndBounded() throws {
+        func line(_ object: [String: Any]) throws -> String { String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self) }
+        let good = try [line(["round": 1, "metric": "latency_ms", "value": 1.5]), line(["round": 1, "exposition": "kvcache_items 3\n"]),
+                        line(["round": 1, "done": true]), line(["round": 2, "exposition": "kvcache_items 4\n"]), line(["round": 2, "done": true])]
+        let samples = try CanaryRunner.parse(good.joined(separator: "\n")).get()
+        #expect(samples.expositions.map(\.round) == [1, 2] && samples.expositions.map(\.text) == ["kvcache_items 3\n", "kvcache_items 4\n"])
+        #expect(samples.pooled("latency_ms") == [1.5])
+        let early = try [line(["exposition": "x 1\n"])].joined(separator: "\n")
+        #expect(message { _ = try CanaryRunner.parse(early).get() }?.hasPrefix("printed an exposition while no round was running (line 1)") == true)
+        let huge = try [line(["round": 1, "metric": "a", "value": 1]), line(["round": 1, "exposition": String(repeating: "x", count: (1 << 20) + 1)])]
+        #expect(message { _ = try CanaryRunner.parse(huge.joined(separator: "\n")).get() } == "printed an exposition of more than 1 MiB (line 2)")
+    }
+
     private func parse(_ text: String) throws -> [Invariant] { try InvariantsFile.parse(text) }
 }
