@@ -80,8 +80,8 @@ public enum SnapshotEvaluation {
 
 extension Workspace {
     /// Evaluates each `invariant:NAME` criterion of `results` on the candidate's exposition
-    /// snapshots from `report` (main's invariants.yaml). Without snapshots, or without data,
-    /// the criterion cannot be evaluated: a person judges it (the ticket is held).
+    /// snapshots from `report` (main's invariants.yaml). Without snapshots, without data, or
+    /// naming no invariant of main, the criterion cannot be evaluated: a person judges it (the ticket is held).
     func judgeInvariantCriteria(_ results: inout [AcceptanceResult], service: String, report: CanaryReport?) throws {
         let indices = results.indices.filter { results[$0].criterion.hasPrefix("invariant:") }
         guard !indices.isEmpty else { return }
@@ -89,7 +89,7 @@ extension Workspace {
         for index in indices {
             let name = String(results[index].criterion.dropFirst("invariant:".count))
             guard let invariant = invariants.first(where: { $0.name == name }) else {
-                results[index] = AcceptanceResult(criterion: results[index].criterion, status: "failed",
+                results[index] = AcceptanceResult(criterion: results[index].criterion, status: Acceptance.unevaluable,
                                                   detail: "invariants.yaml on main has no invariant named '\(Names.printable(name))'")
                 continue
             }
