@@ -33,7 +33,8 @@ struct ServicePauseAndCheckTests {
         let folder = ScratchFolder()
         let root = try observedWorkspace(folder)
         let service = root + "/services/svc"
-        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Add a note"], in: root).status == 0)
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Add a note", "--restores"], in: root).status == 0)
+        #expect(try json(ratchet(["ticket", "show", "T-1", "--json"], in: root).stdout)["restores"] as? Bool == true)
         #expect(try ratchet(["work", "T-1", "--agent", "command:echo hello > note.txt"], in: root).status == 0)
         let main = try git(["rev-parse", "main"], in: service)
 
@@ -145,6 +146,15 @@ private final class KVCacheInstance {
     deinit { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
 }
 
+/// The template's invariants.yaml cut down to some invariants (each entry starts with `  - name: `).
+private enum InvariantsText {
+    static func keep(_ names: [String], of file: String) throws -> String {
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        let parts = text.components(separatedBy: "\n  - name: ")
+        return ([parts[0]] + parts.dropFirst().filter { part in names.contains { part.hasPrefix($0 + "\n") } }).joined(separator: "\n  - name: ")
+    }
+}
+
 /// The open tickets' ids.
 private func ticketIDs(_ root: String) throws -> [String] {
     let list = try JSONSerialization.jsonObject(with: Data(ratchet(["ticket", "list", "--json"], in: root).stdout.utf8)) as? [[String: Any]] ?? []
@@ -157,6 +167,9 @@ struct ObserveCommandTests {
         let folder = ScratchFolder()
         let root = try observedWorkspace(folder)
         let instance = try KVCacheInstance(checkout: root + "/services/svc")
+        // Only the invariants this test drives: latency on a busy machine is not its subject.
+        let invariants = try InvariantsText.keep(["hit_ratio_floor", "within_capacity"], of: root + "/services/svc/invariants.yaml")
+        try Data(invariants.utf8).write(to: URL(fileURLWithPath: root + "/services/svc/invariants.yaml"))
         try commitEdit(root, "service.yaml", "scrape: http://127.0.0.1:8080/metrics", "scrape: http://127.0.0.1:\(instance.port)/metrics")
 
         // One scrape: rates need two samples, so the rate invariants have no data yet; nothing is filed for them.
