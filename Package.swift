@@ -39,7 +39,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            exclude: ["README.md", "Canary/README.md", "Review/README.md", "Metrics/README.md"]
+            exclude: ["README.md", "Canary/README.md", "Review/README.md", "Metrics/README.md", "Observe/README.md"]
         ),
         // The executable: one file per command, no logic.
         .executableTarget(

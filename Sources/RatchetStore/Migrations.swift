@@ -166,6 +166,11 @@ extension RatchetDatabase {
                                            PRIMARY KEY (seriesId, step, bucket)) WITHOUT ROWID
                 """)
         }
+        migrator.registerMigration("v7-observe") { db in
+            // SPEC §4: a ticket that restores reliability (filed from a breach, or marked by a
+            // person) may land while the service's error budget is spent.
+            try db.alter(table: "ticket") { t in t.add(column: "restores", .boolean).notNull().defaults(to: false) }
+        }
         return migrator
     }
 }
