@@ -98,30 +98,82 @@ enum CanaryPower {
     }
 
     /// Verdicts replayed from the identical-code rounds, drawn jointly (a round keeps all its
-    /// metrics): an alarm is any round metric that does not pass.
+    /// metrics): an alarm is any round metric that does not pass (`NoiseModel.replayVerdicts`).
     static func resample(_ reports: [CanaryReport], verdicts: Int) -> (Int, Int) {
         guard let first = reports.first,
               let config = try? CanaryConfig.parse(String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: shippedConfig()))) ?? Data(), as: UTF8.self)) else { return (0, 0) }
-        let names = first.metrics.filter { $0.unit == "round" }.map(\.name)
+        let metrics = first.metrics.filter { $0.unit == "round" }.compactMap { judged in config.metrics.first { $0.name == judged.name } }
         var rounds: [[Double]] = []
         for report in reports {
-            let columns = names.map { name in report.metrics.first { $0.name == name }?.observations ?? [] }
+            let columns = metrics.map { metric in report.metrics.first { $0.name == metric.name }?.observations ?? [] }
             guard let count = columns.map(\.count).min() else { continue }
             rounds += (0..<count).map { index in columns.map { $0[index] } }
         }
-        guard !rounds.isEmpty else { return (0, 0) }
-        var generator = SeededGenerator(seed: 2026)
-        var alarms = 0
-        for _ in 0..<verdicts {
-            let drawn = (0..<config.maxRounds).map { _ in rounds[Int(generator.next() % UInt64(rounds.count))] }
-            let alarm = names.enumerated().contains { column, name in
-                guard let metric = config.metrics.first(where: { $0.name == name }) else { return false }
-                let intervals = NoiseModel.intervals(drawn.map { $0[column] }, effect: metric.effect, config: config)
-                return NoiseModel.replay(intervals, direction: metric.direction, allowed: metric.allowedChange, minRounds: config.minRounds).classification != .pass
-            }
-            if alarm { alarms += 1 }
+        return (verdicts, NoiseModel.replayVerdicts(rounds, metrics: metrics, config: config, verdicts: verdicts).alarms)
+    }
+
+    /// Recorded rounds (Tests/RatchetCoreTests/Golden/kv-cache-rounds.json): per condition one
+    /// row per paired round, a column per name of `columns`, and the seconds a round took.
+    struct Recorded: Codable {
+        var recorded: String
+        var columns: [String]
+        var conditions: [String: [[Double]]]
+        var secondsPerRound: [String: Double]?
+    }
+
+    /// One replayed condition.
+    struct ReplayRow {
+        var condition: String
+        var recordedRounds: Int
+        var verdicts: Int
+        var notPass: Int
+        var bound: Double
+        var medianRounds: Double
+        var p90Rounds: Double
+        var secondsPerRound: Double?
+    }
+
+    /// Verdicts of the shipped judge replayed on each recorded condition, and on the identical
+    /// rounds with the latency statistic shifted by +10 % and +25 % (a known effect).
+    static func replay(path: String, verdicts: Int) throws -> (recorded: String, rows: [ReplayRow]) {
+        let recorded = try JSONDecoder().decode(Recorded.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        let config = try CanaryConfig.parse(String(contentsOfFile: shippedConfig(), encoding: .utf8))
+        let metrics = config.metrics.filter { $0.unit == .round }
+        let indices = try metrics.map { metric in
+            guard let index = recorded.columns.firstIndex(of: metric.name) else { throw Shell.Failure(description: "\(path) has no column \(metric.name)") }
+            return index
         }
-        return (verdicts, alarms)
+        var cases: [(String, [[Double]], [Double]?, Double?)] = recorded.conditions.keys.sorted().map { name in
+            (name, recorded.conditions[name]!.map { row in indices.map { row[$0] } }, nil, recorded.secondsPerRound?[name])
+        }
+        if let identical = cases.first(where: { $0.0 == "identical" }) {
+            for effect in [0.10, 0.25] {
+                let shift = metrics.map { $0.name == "latency_ms" ? log1p(effect) : 0 }
+                cases.append(("identical, latency \(metrics[0].statistic) shifted +\(Int(effect * 100))%", identical.1, shift, identical.3))
+            }
+        }
+        let rows = cases.map { name, rounds, shift, seconds in
+            let replayed = NoiseModel.replayVerdicts(rounds, metrics: metrics, config: config, verdicts: verdicts, shift: shift)
+            let used = replayed.rounds.map(Double.init).sorted()
+            return ReplayRow(condition: name, recordedRounds: rounds.count, verdicts: verdicts, notPass: replayed.alarms,
+                             bound: NoiseModel.upperBound(replayed.alarms, of: verdicts), medianRounds: SampleStatistics.quantile(used, 0.5),
+                             p90Rounds: SampleStatistics.quantile(used, 0.9), secondsPerRound: seconds)
+        }
+        return (recorded.recorded, rows)
+    }
+
+    /// The replay study as a markdown table.
+    static func replayTable(_ study: (recorded: String, rows: [ReplayRow])) -> String {
+        var lines = ["| condition | rounds recorded | verdicts replayed | not pass | rate (95% upper bound) | rounds (median / p90) | s per verdict (median / p90) |",
+                     "|---|---|---|---|---|---|---|"]
+        for row in study.rows {
+            let seconds = row.secondsPerRound.map { String(format: "%.1f / %.1f", $0 * row.medianRounds, $0 * row.p90Rounds) } ?? "-"
+            lines.append("| \(row.condition) | \(row.recordedRounds) | \(row.verdicts) | \(row.notPass) | "
+                         + String(format: "%.2f%% (%.2f%%)", 100 * Double(row.notPass) / Double(max(row.verdicts, 1)), 100 * row.bound)
+                         + " | \(Int(row.medianRounds)) / \(Int(row.p90Rounds)) | \(seconds) |")
+        }
+        lines.append("\nRecorded: \(study.recorded)")
+        return lines.joined(separator: "\n")
     }
 
     /// The shipped kv-cache canary.yaml (found like the templates: beside the binary's ancestors).
