@@ -21,8 +21,10 @@ enum CanaryPower {
         var pass: Int
         var marginal: Int
         var fail: Int
-        /// Median over runs of the latency effect the judge estimated.
+        /// Median over runs of the latency effect the judge estimated (of the round statistic).
         var latencyEffect: Double?
+        /// Median over runs of the change of the median latency (all samples): the effect achieved.
+        var medianLatencyEffect: Double?
         var cpuEffect: Double?
         var medianRounds: Double
         var medianSeconds: Double
@@ -90,9 +92,15 @@ enum CanaryPower {
             return values.isEmpty ? nil : SampleStatistics.median(values)
         }
         let seconds = reports.map(\.durationS).sorted()
+        let medians = reports.compactMap { report -> Double? in
+            guard let metric = report.metrics.first(where: { $0.name == "latency_ms" }),
+                  let before = metric.baseline.median, let after = metric.candidate.median, before > 0 else { return nil }
+            return after / before - 1
+        }
         return Row(condition: name, runs: reports.count, pass: reports.filter { $0.verdict == .pass }.count,
                    marginal: reports.filter { $0.verdict == .marginal }.count, fail: reports.filter { $0.verdict == .fail }.count,
-                   latencyEffect: effect("latency_ms"), cpuEffect: effect("cpu_us_per_request"),
+                   latencyEffect: effect("latency_ms"), medianLatencyEffect: medians.isEmpty ? nil : SampleStatistics.median(medians),
+                   cpuEffect: effect("cpu_us_per_request"),
                    medianRounds: SampleStatistics.median(reports.map { Double($0.rounds?.used ?? 0) }),
                    medianSeconds: SampleStatistics.quantile(seconds, 0.5), p90Seconds: SampleStatistics.quantile(seconds, 0.9))
     }
@@ -196,17 +204,17 @@ enum CanaryPower {
     static func describe(_ row: Row) -> String {
         let percent = { (x: Double?) in x.map { String(format: "%+.1f%%", $0 * 100) } ?? "-" }
         return "\(row.condition): pass \(row.pass), marginal \(row.marginal), fail \(row.fail) of \(row.runs); "
-            + "latency \(percent(row.latencyEffect)), cpu \(percent(row.cpuEffect)); rounds \(Int(row.medianRounds)); "
+            + "median latency \(percent(row.medianLatencyEffect)), judged latency \(percent(row.latencyEffect)), cpu \(percent(row.cpuEffect)); rounds \(Int(row.medianRounds)); "
             + String(format: "%.1f s median, %.1f s p90 per verdict", row.medianSeconds, row.p90Seconds)
     }
 
     /// The study as a markdown table (docs/canary.md, docs/performance.md).
     static func table(_ study: Study) -> String {
-        var lines = ["| condition | runs | pass | marginal | fail | latency effect | cpu effect | rounds (median) | s per verdict (median / p90) |",
-                     "|---|---|---|---|---|---|---|---|---|"]
+        var lines = ["| condition | runs | pass | marginal | fail | median latency effect | judged latency effect | cpu effect | rounds (median) | s per verdict (median / p90) |",
+                     "|---|---|---|---|---|---|---|---|---|---|"]
         let percent = { (x: Double?) in x.map { String(format: "%+.1f%%", $0 * 100) } ?? "-" }
         for row in study.rows {
-            lines.append("| \(row.condition) | \(row.runs) | \(row.pass) | \(row.marginal) | \(row.fail) | \(percent(row.latencyEffect)) | "
+            lines.append("| \(row.condition) | \(row.runs) | \(row.pass) | \(row.marginal) | \(row.fail) | \(percent(row.medianLatencyEffect)) | \(percent(row.latencyEffect)) | "
                          + "\(percent(row.cpuEffect)) | \(Int(row.medianRounds)) | " + String(format: "%.1f / %.1f |", row.medianSeconds, row.p90Seconds))
         }
         lines.append(String(format: "\nResampled identical-code verdicts: %d alarms in %d (%.2f%%, 95%% upper bound %.2f%%). Baseline median latency %.3f ms. %@.",

@@ -109,8 +109,11 @@ enum RoundJudge {
                       into result: inout MetricJudgement) {
         let before = baseline.roundValues(metric.name, quantile: metric.quantile)
         let after = candidate.roundValues(metric.name, quantile: metric.quantile)
-        result.baseline.median = before.isEmpty ? nil : SampleStatistics.median(Array(before.values))
-        result.candidate.median = after.isEmpty ? nil : SampleStatistics.median(Array(after.values))
+        // The report's medians are of all samples (what a reader expects of "median"); the
+        // reason line shows the medians of the round statistics, which the judge compares.
+        result.baseline.median = before.isEmpty ? nil : SampleStatistics.median(baseline.pooled(metric.name))
+        result.candidate.median = after.isEmpty ? nil : SampleStatistics.median(candidate.pooled(metric.name))
+        let typical = [before, after].map { $0.isEmpty ? 0 : SampleStatistics.median(Array($0.values)) }
         let (values, problem) = observations(metric, baseline: before, candidate: after)
         result.rounds = values.count
         result.observations = values.map { ($0 * 1e6).rounded() / 1e6 }
@@ -130,16 +133,17 @@ enum RoundJudge {
         let estimate = min(max(metric.effect == .ratio ? exp(mean) - 1 : mean, low), high)
         result.change = estimate
         result.interval = [low, high].map { $0.isFinite ? $0 : nil }
-        classify(metric, estimate: estimate, low: low, high: high, into: &result)
+        classify(metric, estimate: estimate, low: low, high: high, typical: (typical[0], typical[1]), into: &result)
     }
 
     /// High / Low when the whole interval is beyond the allowance in a bad direction,
     /// Pass when it lies within (or on the good side), otherwise Inconclusive.
-    static func classify(_ metric: CanaryConfig.Metric, estimate: Double, low: Double, high: Double, into result: inout MetricJudgement) {
+    static func classify(_ metric: CanaryConfig.Metric, estimate: Double, low: Double, high: Double, typical: (Double, Double),
+                         into result: inout MetricJudgement) {
         let allowed = metric.allowedChange
         let show = { (x: Double) in metric.effect == .ratio ? CanaryJudge.percent(x) : CanaryFormat.signed(x) }
         let limit = metric.effect == .ratio ? CanaryJudge.percent(allowed, signed: false) : CanaryFormat.number(allowed)
-        let movement = "round \(metric.statistic)s \(CanaryFormat.number(result.baseline.median ?? 0)) → \(CanaryFormat.number(result.candidate.median ?? 0))"
+        let movement = "round \(metric.statistic)s \(CanaryFormat.number(typical.0)) → \(CanaryFormat.number(typical.1))"
             + " (\(show(estimate)), interval \(show(low))…\(show(high))), \(result.rounds ?? 0) paired rounds"
         let watchesUp = metric.direction != .decrease, watchesDown = metric.direction != .increase
         let upOK = !watchesUp || high <= allowed, downOK = !watchesDown || low >= -allowed
