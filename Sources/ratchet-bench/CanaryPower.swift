@@ -143,7 +143,7 @@ enum CanaryPower {
 
     /// Verdicts of the shipped judge replayed on each recorded condition, and on the identical
     /// rounds with the latency statistic shifted by +10 % and +25 % (a known effect).
-    static func replay(path: String, verdicts: Int) throws -> (recorded: String, rows: [ReplayRow]) {
+    static func replay(path: String, verdicts: Int) throws -> (recorded: String, rows: [ReplayRow], advice: [String]) {
         let recorded = try JSONDecoder().decode(Recorded.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
         let config = try CanaryConfig.parse(String(contentsOfFile: shippedConfig(), encoding: .utf8))
         let metrics = config.metrics.filter { $0.unit == .round }
@@ -167,11 +167,22 @@ enum CanaryPower {
                              bound: NoiseModel.upperBound(replayed.alarms, of: verdicts), medianRounds: SampleStatistics.quantile(used, 0.5),
                              p90Rounds: SampleStatistics.quantile(used, 0.9), secondsPerRound: seconds)
         }
-        return (recorded.recorded, rows)
+        // What `ratchet canary calibrate` would recommend from the identical rounds (its rule:
+        // the smallest allowance with at most 1 % of one metric's replays not passing).
+        let advice = metrics.enumerated().map { column, metric in
+            let pool = (recorded.conditions["identical"] ?? []).map { $0[indices[column]] }
+            let replays = NoiseModel.resampledIntervals(pool, metric: metric, config: config, resamples: verdicts)
+            let step = metric.effect == .ratio ? 0.005 : max(((pool.max() ?? 0) - (pool.min() ?? 0)) / 200, 1e-9)
+            let quiet = NoiseModel.alarmRate(replays, direction: metric.direction, allowed: 0, minRounds: config.minRounds) <= 0.01
+            let recommended = quiet ? 0 : NoiseModel.smallestAllowance(replays, direction: metric.direction, minRounds: config.minRounds,
+                                                                         target: 0.01, step: step)
+            return "\(metric.name) (\(metric.statistic)): shipped allowance \(CanaryFormat.number(metric.allowedChange)), calibrate's rule recommends \(CanaryFormat.number(recommended))"
+        }
+        return (recorded.recorded, rows, advice)
     }
 
     /// The replay study as a markdown table.
-    static func replayTable(_ study: (recorded: String, rows: [ReplayRow])) -> String {
+    static func replayTable(_ study: (recorded: String, rows: [ReplayRow], advice: [String])) -> String {
         var lines = ["| condition | rounds recorded | verdicts replayed | not pass | rate (95% upper bound) | rounds (median / p90) | s per verdict (median / p90) |",
                      "|---|---|---|---|---|---|---|"]
         for row in study.rows {
@@ -180,6 +191,8 @@ enum CanaryPower {
                          + String(format: "%.2f%% (%.2f%%)", 100 * Double(row.notPass) / Double(max(row.verdicts, 1)), 100 * row.bound)
                          + " | \(Int(row.medianRounds)) / \(Int(row.p90Rounds)) | \(seconds) |")
         }
+        lines.append("")
+        lines += study.advice
         lines.append("\nRecorded: \(study.recorded)")
         return lines.joined(separator: "\n")
     }
