@@ -52,7 +52,7 @@ public enum Failpoints {
         "attempt.proposed",
         "merge.leased", "candidate.flushed", "candidate.written", "checkout.switched", "acceptance.done", "canary.judged", "land.flushed", "land.ref-moved",
         "land.committed",
-        "note.written", "merge.cleaned",
+        "note.written", "checkout.files-written", "merge.cleaned",
         "revert.ref-moved", "revert.committed", "revert.noted",
         "pack.loose-written", "pack.combined",
         "drift.judged", "reflect.filed", "reindex.attempt", "notify.posted",

@@ -35,7 +35,7 @@ struct CommandLineTests {
                      "ok: nothing to repair", "== 9. the weekly summary", "$ ratchet summary", "### Landed (1)",
                      "- **T-1** Double the cache capacity to 2048 entries", "### Reverted (1)", "### Rejected (2)",
                      "  - metric changes: latency_ms ", "Error budget left: not measured yet.",
-                     "== 10. reflection", "$ ratchet reflect", "drift: not measured yet"] {
+                     "== 10. reflection", "$ ratchet reflect", "drift kv-cache: skipped — main's history is shorter than a week"] {
             #expect(output.stdout.contains(line), "missing: \(line)")
         }
         #expect(output.stdout.split(separator: "\n").contains { $0.contains("latency_ms*") && $0.contains(" High ") })

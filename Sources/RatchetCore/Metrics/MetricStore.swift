@@ -1,0 +1,219 @@
+import Foundation
+import GRDB
+import RatchetMetrics
+import RatchetStore
+
+/// The embedded time-series store: raw samples for `rawRetention`, then rollup tiers (5-minute
+/// for 7 days, 1-hour for 35 days; docs/metrics.md has the numbers). All writes go through
+/// `append`, inside the caller's transaction, so samples and their event commit together.
+public enum MetricStore {
+    /// A rollup resolution and how long it is kept.
+    public struct Tier: Sendable, Equatable {
+        /// Bucket width, milliseconds.
+        public var step: Int64
+        /// How long the tier is kept behind now, milliseconds.
+        public var retention: Int64
+    }
+
+    /// How long raw samples are kept behind now (2 days: every window up to 1 day is raw).
+    public static let rawRetention: Int64 = 2 * 86_400_000
+    /// Rollup tiers, finest first: 5 minutes for 7 days (burn-rate windows up to 3 days),
+    /// 1 hour for 35 days (30-day SLO windows with 5 days of margin).
+    public static let tiers = [Tier(step: 5 * 60_000, retention: 7 * 86_400_000), Tier(step: 3_600_000, retention: 35 * 86_400_000)]
+    /// The finest rollup step.
+    public static var rollupStep: Int64 { tiers[0].step }
+    /// How long the coarsest rollups are kept.
+    public static var rollupRetention: Int64 { tiers[tiers.count - 1].retention }
+
+    /// What one append stored.
+    public struct AppendResult: Sendable, Equatable {
+        /// Samples written (a sample already stored at the same time is not written again).
+        public var stored = 0
+        /// Samples already present.
+        public var duplicates = 0
+        /// Samples older than the raw retention (rolled up only).
+        public var rolledUpOnly = 0
+        /// New series.
+        public var newSeries = 0
+    }
+
+    /// Appends samples of `service` (each at its time) and updates the rollups. Samples older
+    /// than the raw retention go into rollups only, and only into buckets that hold nothing yet:
+    /// without their raw rows a repeated import could not tell them from samples rolled up before.
+    /// `progress(done)` is called every 50,000 samples.
+    static func append(_ db: Database, service: String, samples: [(labels: Labels, sample: Sample)], now: Int64,
+                       progress: ((Int) -> Void)? = nil) throws -> AppendResult {
+        var result = AppendResult()
+        var ids: [Labels: Int64] = [:]
+        var fresh: [RollupKey: Point] = [:], old: [RollupKey: Point] = [:]
+        let rawStart = rawHorizon(now)
+        let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO metricSample (seriesId, time, value) VALUES (?, ?, ?)")
+        for (index, (labels, sample)) in samples.enumerated() {
+            if index % 50_000 == 0 && index > 0 { progress?(index) }
+            let id = try ids[labels] ?? seriesID(db, service: service, labels: labels, created: &result.newSeries)
+            ids[labels] = id
+            let isRaw = sample.time >= rawStart
+            if isRaw {
+                try insert.execute(arguments: [id, sample.time, sample.value.isNaN ? nil : sample.value])
+                guard db.changesCount > 0 else { result.duplicates += 1; continue }
+                result.stored += 1
+            } else {
+                result.rolledUpOnly += 1
+            }
+            for tier in tiers where sample.time >= horizon(now, tier) {
+                let key = RollupKey(series: id, step: tier.step, bucket: bucket(sample.time, tier.step))
+                if isRaw { merge(&fresh[key, default: .emptyRollup], sample) } else { merge(&old[key, default: .emptyRollup], sample) }
+            }
+        }
+        try writeRollups(db, old, onlyNew: true)
+        try writeRollups(db, fresh, onlyNew: false)
+        return result
+    }
+
+    struct RollupKey: Hashable { var series: Int64; var step: Int64; var bucket: Int64 }
+
+    /// The start of the `step` bucket holding `time`.
+    static func bucket(_ time: Int64, _ step: Int64) -> Int64 { time - ((time % step) + step) % step }
+
+    /// Raw samples before this time are deleted. It is aligned to the finest rollup step, and
+    /// each tier's horizon to the next tier's step, so that a bucket is never half pruned.
+    static func rawHorizon(_ now: Int64) -> Int64 { bucket(now - rawRetention, tiers[0].step) }
+
+    /// Rollups of `tier` before this time are deleted.
+    static func horizon(_ now: Int64, _ tier: Tier) -> Int64 {
+        let index = tiers.firstIndex(of: tier)!
+        return bucket(now - tier.retention, index + 1 < tiers.count ? tiers[index + 1].step : tier.step)
+    }
+
+    /// Adds a sample to a rollup point (NaN is kept out of min and max, as min_over_time does).
+    static func merge(_ point: inout Point, _ sample: Sample) {
+        if point.count == 0 || sample.time >= point.time { point.time = sample.time; point.value = sample.value }
+        point.count += 1
+        point.sum += sample.value
+        if !sample.value.isNaN {
+            point.min = point.min.isNaN ? sample.value : Swift.min(point.min, sample.value)
+            point.max = point.max.isNaN ? sample.value : Swift.max(point.max, sample.value)
+        }
+    }
+
+    /// Writes rollups: merged into existing buckets, or (`onlyNew`) only where no bucket exists.
+    private static func writeRollups(_ db: Database, _ rollups: [RollupKey: Point], onlyNew: Bool) throws {
+        let upsert = try db.cachedStatement(sql: onlyNew ? """
+            INSERT OR IGNORE INTO metricRollup (seriesId, step, bucket, time, last, samples, total, minimum, maximum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """ : """
+            INSERT INTO metricRollup (seriesId, step, bucket, time, last, samples, total, minimum, maximum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (seriesId, step, bucket) DO UPDATE SET
+              last = CASE WHEN excluded.time >= time THEN excluded.last ELSE last END,
+              time = max(time, excluded.time),
+              samples = samples + excluded.samples,
+              total = total + excluded.total,
+              minimum = CASE WHEN minimum IS NULL THEN excluded.minimum WHEN excluded.minimum IS NULL THEN minimum ELSE min(minimum, excluded.minimum) END,
+              maximum = CASE WHEN maximum IS NULL THEN excluded.maximum WHEN excluded.maximum IS NULL THEN maximum ELSE max(maximum, excluded.maximum) END
+            """)
+        for (key, point) in rollups {
+            try upsert.execute(arguments: [key.series, key.step, key.bucket, point.time, nullable(point.value), point.count,
+                                           nullable(point.sum), nullable(point.min), nullable(point.max)])
+        }
+    }
+
+    private static func nullable(_ value: Double) -> Double? { value.isNaN ? nil : value }
+
+    /// The id of a series, created when new.
+    private static func seriesID(_ db: Database, service: String, labels: Labels, created: inout Int) throws -> Int64 {
+        let key = canonical(labels)
+        if let id = try Int64.fetchOne(db, sql: "SELECT id FROM metricSeries WHERE service = ? AND labels = ?", arguments: [service, key]) {
+            return id
+        }
+        try db.execute(sql: "INSERT INTO metricSeries (service, name, labels) VALUES (?, ?, ?)", arguments: [service, labels.name ?? "", key])
+        created += 1
+        return db.lastInsertedRowID
+    }
+
+    /// The label set as JSON with sorted keys: one spelling per series.
+    static func canonical(_ labels: Labels) -> String {
+        "{" + labels.sorted.map { "\(jsonString($0.name)):\(jsonString($0.value))" }.joined(separator: ",") + "}"
+    }
+
+    private static func jsonString(_ s: String) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: [s], options: [.fragmentsAllowed, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self).dropFirst().dropLast().description
+    }
+
+    static func labels(fromCanonical text: String) -> Labels {
+        let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String]
+        return Labels(object ?? [:])
+    }
+
+    /// Deletes raw samples behind the raw retention and each tier's rollups behind its retention.
+    static func applyRetention(_ db: Database, service: String, now: Int64) throws -> (raw: Int, rollups: Int) {
+        try db.execute(sql: """
+            DELETE FROM metricSample WHERE seriesId IN (SELECT id FROM metricSeries WHERE service = ?) AND time < ?
+            """, arguments: [service, rawHorizon(now)])
+        let raw = db.changesCount
+        var rollups = 0
+        for tier in tiers {
+            try db.execute(sql: """
+                DELETE FROM metricRollup WHERE seriesId IN (SELECT id FROM metricSeries WHERE service = ?) AND step = ? AND bucket < ?
+                """, arguments: [service, tier.step, horizon(now, tier)])
+            rollups += db.changesCount
+        }
+        return (raw, rollups)
+    }
+}
+
+extension Point {
+    /// A rollup of no samples yet.
+    static let emptyRollup = Point(time: 0, value: .nan, count: 0, sum: 0, min: .nan, max: .nan)
+}
+
+/// The store as a `SampleSource` for one service: raw samples where they are kept, rollups before them.
+struct StoreSource: SampleSource {
+    let database: RatchetDatabase
+    let service: String
+
+    func select(_ matchers: [LabelMatcher], start: Int64, end: Int64) throws -> [SeriesPoints] {
+        try database.read { db in
+            try series(db, matchers).compactMap { id, labels in
+                let points = try points(db, series: id, start: start, end: end)
+                return points.isEmpty ? nil : SeriesPoints(labels: labels, points: points)
+            }
+        }
+    }
+
+    /// The service's series that satisfy `matchers` (the name's equality matcher narrows the read).
+    private func series(_ db: Database, _ matchers: [LabelMatcher]) throws -> [(Int64, Labels)] {
+        let rows: [Row]
+        if let name = matchers.first(where: { $0.name == Labels.metricName && $0.kind == .equal }) {
+            rows = try Row.fetchAll(db, sql: "SELECT id, labels FROM metricSeries WHERE service = ? AND name = ?", arguments: [service, name.value])
+        } else {
+            rows = try Row.fetchAll(db, sql: "SELECT id, labels FROM metricSeries WHERE service = ?", arguments: [service])
+        }
+        return rows.compactMap { row in
+            let labels = MetricStore.labels(fromCanonical: row["labels"])
+            return matchers.matches(labels) ? (row["id"], labels) : nil
+        }
+    }
+
+    /// The raw samples in the window; before the first of them, the finest rollups; before the
+    /// first of those, the next tier's; and so on.
+    private func points(_ db: Database, series: Int64, start: Int64, end: Int64) throws -> [Point] {
+        // A cursor over a cached statement, columns by index: a raw window can be 100,000 rows.
+        var points: [Point] = []
+        let raw = try Row.fetchCursor(db.cachedStatement(sql: "SELECT time, value FROM metricSample WHERE seriesId = ? AND time BETWEEN ? AND ? ORDER BY time"),
+                                      arguments: [series, start, end])
+        while let row = try raw.next() { points.append(Point(time: row[0], value: (row[1] as Double?) ?? .nan)) }
+        for tier in MetricStore.tiers {
+            let before = points.first.map { $0.time - 1 } ?? end
+            guard before >= start else { break }
+            let rollups = try Row.fetchAll(db, sql: """
+                SELECT time, last, samples, total, minimum, maximum FROM metricRollup
+                WHERE seriesId = ? AND step = ? AND bucket BETWEEN ? AND ? AND time BETWEEN ? AND ? ORDER BY bucket
+                """, arguments: [series, tier.step, MetricStore.bucket(start, tier.step), before, start, before]).map { row in
+                Point(time: row["time"], value: (row["last"] as Double?) ?? .nan, count: row["samples"],
+                      sum: (row["total"] as Double?) ?? .nan, min: (row["minimum"] as Double?) ?? .nan, max: (row["maximum"] as Double?) ?? .nan)
+            }
+            points = rollups + points
+        }
+        return points
+    }
+}
