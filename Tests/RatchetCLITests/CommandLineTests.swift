@@ -34,7 +34,7 @@ struct CommandLineTests {
                      "T-3 needs approval because", "it changes protected path(s) canary/canary.yaml", "T-3 is open; main is unchanged",
                      "ok: nothing to repair", "== 9. the weekly summary", "$ ratchet summary", "### Landed (1)",
                      "- **T-1** Double the cache capacity to 2048 entries", "### Reverted (1)", "### Rejected (2)",
-                     "  - metric changes: latency_ms ", "Error budget left: not measured yet.",
+                     "  - metric changes: latency_ms ", "Error budget left: availability no data yet, latency no data yet.",
                      "== 10. reflection", "$ ratchet reflect", "drift kv-cache: skipped — main's history is shorter than a week"] {
             #expect(output.stdout.contains(line), "missing: \(line)")
         }
