@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         // The C boundary: module map + shim header, nothing else.
@@ -65,7 +66,11 @@ let package = Package(
         .testTarget(name: "RatchetGitTests", dependencies: ["RatchetGit", "RatchetTestSupport"]),
         .testTarget(name: "RatchetStoreTests", dependencies: ["RatchetStore"]),
         .testTarget(name: "RatchetCoreTests", dependencies: ["RatchetCore", "RatchetGit", "RatchetStore", "RatchetTestSupport"], exclude: ["Golden"]),
+        // A scripted agent that acts over MCP with the SDK's own client (tests only, never a model).
+        .executableTarget(name: "ratchet-scripted-mcp-agent", dependencies: [.product(name: "MCP", package: "swift-sdk"),
+                                                                                   .product(name: "SystemPackage", package: "swift-system")],
+                          path: "Tests/ScriptedMCPAgent", exclude: ["README.md"]),
         // End-to-end: drives the built `ratchet` binary.
-        .testTarget(name: "RatchetCLITests", dependencies: ["ratchet", "RatchetTestSupport"]),
+        .testTarget(name: "RatchetCLITests", dependencies: ["ratchet", "ratchet-scripted-mcp-agent", "RatchetTestSupport"], exclude: ["Fixtures"]),
     ]
 )

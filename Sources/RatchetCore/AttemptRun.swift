@@ -100,17 +100,17 @@ struct AttemptRun {
         try Failpoints.hit("agent.finished")
         try workspace.recordStep(trajectory: attempt.trajectoryId, ticket: id, service: attempt.service, attempt: attempt.number,
                                  tool: "command", arguments: ["command": .string(workspace.redact(command))], risk: "medium",
-                                 effect: "write-worktree", ok: run.succeeded, output: run.output,
+                                 effect: "write-worktree", ok: run.succeeded, output: run.output + (run.isTruncated ? OutputBound.marker : ""),
                                  data: ["exit_status": run.exitStatus.map { .number(Double($0)) } ?? nil,
                                         "signal": run.signal.map { .number(Double($0)) } ?? nil,
                                         "timed_out": .bool(run.timedOut), "left_processes": .bool(run.leftProcesses),
                                         "output_truncated": .bool(run.isTruncated), "duration_s": .number(run.duration)],
-                                 commit: nil)
+                                 commit: nil, usage: ToolUsage.printed(in: run.output)?.json)
         progress("agent \(run.summary) after \(String(format: "%.2f", run.duration)) s")
         try checkTampering()
         switch tools?.end {
         case .escalated(let reason)?: try fail("escalated by the agent: \(workspace.redact(reason))", state: .failed)
-        case .failed(let reason)?: try fail(reason)
+        case .failed(let reason)?: try fail(reason, discardWorktree: reason.hasPrefix("tampered:"))
         case .done?, nil: break
         }
         if run.signal == SIGXFSZ { try fail("agent \(run.summary) (limit \(serviceConfig.agentFileBytes) bytes, limits.agent_file_bytes)") }

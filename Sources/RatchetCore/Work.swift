@@ -146,7 +146,7 @@ extension Workspace {
             attempt.leaseExpiresAt = now.addingTimeInterval(serviceConfig.agentTimeout + 300)
             try attempt.insert(db)
             try TrajectoryRecord(id: attempt.trajectoryId, ticketId: id, attemptNumber: number, service: current.service,
-                                 agent: agent.name, initialState: ["main": .string(base.hex), "metrics": nil, "invariants": nil],
+                                 agent: agent.name, initialState: initialState(service: current.service, main: base),
                                  createdAt: now).insert(db)
             try StateChange.moveTicket(&current, to: .working, at: now)
             try current.update(db)

@@ -58,7 +58,7 @@ public final class AttemptTools: @unchecked Sendable {
                 return record(tool, arguments: arguments, usage: nil, .error("the attempt's tools are closed (\(Self.text(of: endState)))"))
             }
             let usage: ToolUsage?
-            let observation: ToolObservation
+            var observation: ToolObservation
             do {
                 usage = try ToolUsage.from(arguments)
                 try Self.check(arguments, for: tool)
@@ -67,10 +67,9 @@ public final class AttemptTools: @unchecked Sendable {
             } catch {
                 return record(tool, arguments: arguments, usage: nil, .error(describe(error)))
             }
-            var recorded = record(tool, arguments: Self.withoutUsage(arguments), usage: usage, observation)
-            if tool.writes, let reason = tampering() { recorded = close(recorded, .failed(reason)) }
-            if let reason = overBudget() { recorded = close(recorded, .failed(reason)) }
-            return recorded
+            if tool.writes, let reason = tampering() { observation = close(observation, .failed(reason)) }
+            if let reason = overBudget(adding: usage) { observation = close(observation, .failed(reason)) }
+            return record(tool, arguments: Self.withoutUsage(arguments), usage: usage, observation)
         }
     }
 
@@ -174,10 +173,11 @@ public final class AttemptTools: @unchecked Sendable {
         }
     }
 
-    /// The ticket's spend over all its attempts, when the service's budget is exceeded.
-    private func overBudget() -> String? {
+    /// Why the tools close when the ticket's spend over all its attempts, with this call's,
+    /// exceeds the service's budget; nil when it does not.
+    private func overBudget(adding usage: ToolUsage?) -> String? {
         guard let budget = serviceConfig.ticketSpendUSD else { return nil }
-        let spent = (try? workspace.ticketSpend(attempt.ticketId)) ?? 0
+        let spent = ((try? workspace.ticketSpend(attempt.ticketId)) ?? 0) + (usage?.costUSD ?? 0)
         guard spent > budget else { return nil }
         return String(format: "spend budget exceeded: $%.4f spent on %@, limit $%.4f (limits.ticket_spend_usd)", spent, attempt.ticketId, budget)
     }

@@ -138,6 +138,25 @@ public struct ToolUsage: Codable, Sendable, Equatable {
         return usage == ToolUsage() ? nil : usage
     }
 
+    /// The usage an agent printed on its output, summed: lines
+    /// `ratchet-usage: tokens_in=N tokens_out=N cost_usd=X` (any of the three).
+    static func printed(in output: String) -> ToolUsage? {
+        var total = ToolUsage()
+        for line in output.split(separator: "\n") where line.hasPrefix("ratchet-usage:") {
+            for pair in line.dropFirst("ratchet-usage:".count).split(separator: " ") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, let value = Double(parts[1]), value >= 0, value.isFinite else { continue }
+                switch parts[0] {
+                case "tokens_in": total.tokensIn = (total.tokensIn ?? 0) + Int(value)
+                case "tokens_out": total.tokensOut = (total.tokensOut ?? 0) + Int(value)
+                case "cost_usd": total.costUSD = (total.costUSD ?? 0) + value
+                default: continue
+                }
+            }
+        }
+        return total == ToolUsage() ? nil : total
+    }
+
     var json: JSONValue {
         var members: [String: JSONValue] = [:]
         if let tokensIn { members["tokens_in"] = .number(Double(tokensIn)) }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RatchetGit
 import RatchetStore
 
 /// A trajectory in its native JSON form, `ratchet.trajectory/v1` (SPEC §9, docs/formats.md).
@@ -134,5 +135,15 @@ extension Workspace {
                 JOIN trajectory t ON t.id = s.trajectoryId WHERE t.ticketId = ? AND s.usage IS NOT NULL
                 """, arguments: [id]) ?? 0
         }
+    }
+}
+
+extension Workspace {
+    /// What a trajectory records of the world when its attempt starts (SPEC §9): main's sha,
+    /// a metric snapshot and the invariant status. Until this build has a metrics source
+    /// (the metrics and observe seams), the two are null and `unavailable` says why.
+    func initialState(service: String, main: ObjectID) -> JSONValue {
+        ["main": .string(main.hex), "metrics": nil, "invariants": nil,
+         "unavailable": "no metrics source: metric snapshots and invariant status are not in this build"]
     }
 }
