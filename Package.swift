@@ -31,21 +31,23 @@ let package = Package(
         .target(name: "RatchetGit", dependencies: ["Clibgit2", "Czlib"], exclude: ["README.md"]),
         // The SQLite store: schema, migrations, records, the event log.
         .target(name: "RatchetStore", dependencies: ["CPosix", .product(name: "GRDB", package: "GRDB.swift")], exclude: ["README.md"]),
+        // Metrics without dependencies: the exposition parser, PromQL's parser and evaluator.
+        .target(name: "RatchetMetrics", exclude: ["README.md"]),
         // The domain: workspace, services, tickets, attempts, landing.
         .target(
             name: "RatchetCore",
             dependencies: [
-                "RatchetGit", "RatchetStore", "CPosix",
+                "RatchetGit", "RatchetStore", "CPosix", "RatchetMetrics",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            exclude: ["README.md", "Canary/README.md", "Review/README.md", "Tools/README.md", "Trajectory/README.md"]
+            exclude: ["README.md", "Canary/README.md", "Review/README.md", "Metrics/README.md", "Observe/README.md", "Tools/README.md", "Trajectory/README.md"]
         ),
         // The executable: one file per command, no logic.
         .executableTarget(
             name: "ratchet",
             dependencies: [
-                "RatchetCore", "RatchetStore",
+                "RatchetCore", "RatchetStore", "RatchetMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MCP", package: "swift-sdk"),
             ],
@@ -57,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "ratchet-bench",
             dependencies: [
-                "RatchetGit", "RatchetStore", "RatchetCore", "CPosix",
+                "RatchetGit", "RatchetStore", "RatchetCore", "CPosix", "RatchetMetrics",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -65,10 +67,11 @@ let package = Package(
         ),
         .testTarget(name: "RatchetGitTests", dependencies: ["RatchetGit", "RatchetTestSupport"]),
         .testTarget(name: "RatchetStoreTests", dependencies: ["RatchetStore"]),
-        .testTarget(name: "RatchetCoreTests", dependencies: ["RatchetCore", "RatchetGit", "RatchetStore", "RatchetTestSupport"], exclude: ["Golden"]),
+        .testTarget(name: "RatchetMetricsTests", dependencies: ["RatchetMetrics"]),
+        .testTarget(name: "RatchetCoreTests", dependencies: ["RatchetCore", "RatchetGit", "RatchetStore", "RatchetMetrics", "RatchetTestSupport"], exclude: ["Golden"]),
         // A scripted agent that acts over MCP with the SDK's own client (tests only, never a model).
         .executableTarget(name: "ratchet-scripted-mcp-agent", dependencies: [.product(name: "MCP", package: "swift-sdk"),
-                                                                                   .product(name: "SystemPackage", package: "swift-system")],
+                                                                             .product(name: "SystemPackage", package: "swift-system")],
                           path: "Tests/ScriptedMCPAgent", exclude: ["README.md"]),
         // End-to-end: drives the built `ratchet` binary.
         .testTarget(name: "RatchetCLITests", dependencies: ["ratchet", "ratchet-scripted-mcp-agent", "RatchetTestSupport"], exclude: ["Fixtures"]),

@@ -106,7 +106,7 @@ public enum Quickstart {
         let reflection = try workspace.reflect()
         for finding in reflection.findings { print("\(finding.status) \(finding.kind) \(finding.subject): \(finding.count) (high \(finding.high))") }
         if reflection.findings.isEmpty { print("no patterns in the window") }
-        print("drift: \(reflection.drift)")
+        reflection.drift.forEach { print($0.line) }
         print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(ticket.id) && ratchet events")
     }
 

@@ -130,6 +130,7 @@ extension Workspace {
     /// Claim: ticket open → working, a new attempt with a lease, its trajectory; one transaction.
     private func claim(_ id: String, agent: AgentSpec, base: ObjectID, serviceConfig: ServiceConfig) throws -> AttemptRecord {
         let now = Date()
+        let initial = initialState(service: serviceConfig.name, main: base)
         return try database.write { db in
             guard var current = try TicketRecord.fetchOne(db, key: id) else { throw RatchetError("no ticket \(id)") }
             if current.state == .working { throw RatchetError("ticket \(id) is already being worked (claimed by another process)") }
@@ -146,7 +147,7 @@ extension Workspace {
             attempt.leaseExpiresAt = now.addingTimeInterval(serviceConfig.agentTimeout + 300)
             try attempt.insert(db)
             try TrajectoryRecord(id: attempt.trajectoryId, ticketId: id, attemptNumber: number, service: current.service,
-                                 agent: agent.name, initialState: initialState(service: current.service, main: base),
+                                 agent: agent.name, initialState: initial,
                                  createdAt: now).insert(db)
             try StateChange.moveTicket(&current, to: .working, at: now)
             try current.update(db)

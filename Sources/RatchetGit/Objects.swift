@@ -157,9 +157,24 @@ extension Repository {
 
     private func diffTrees(_ old: ObjectID?, _ new: ObjectID?, prefix: String, into out: inout [TreeDifference]) throws {
         if old == new { return }
-        let before = try treeEntries(old), after = try treeEntries(new)
-        for name in Set(before.keys).union(after.keys).sorted() {
-            let x = before[name], y = after[name]
+        // A merge walk over both levels sorted by name: no dictionaries, sets or hashing
+        // (this is reflect's and the summary's inner loop over thousands of landings).
+        let before = try sortedTreeEntries(old), after = try sortedTreeEntries(new)
+        var i = 0, j = 0
+        while i < before.count || j < after.count {
+            var x: TreeEntryInfo?, y: TreeEntryInfo?
+            let name: String
+            if j == after.count || (i < before.count && before[i].name < after[j].name) {
+                (name, x) = (before[i].name, before[i].info)
+                i += 1
+            } else if i == before.count || after[j].name < before[i].name {
+                (name, y) = (after[j].name, after[j].info)
+                j += 1
+            } else {
+                (name, x, y) = (before[i].name, before[i].info, after[j].info)
+                i += 1
+                j += 1
+            }
             if x == y { continue }
             let path = prefix + name
             let xTree = x?.isTree ?? false, yTree = y?.isTree ?? false
@@ -171,6 +186,26 @@ extension Repository {
                 out.append(TreeDifference(path: path, old: x, new: y))
             }
         }
+    }
+
+    /// The entries of one tree level sorted by name as Swift orders strings (git's own order
+    /// puts a folder as if its name ended in `/`); empty for nil.
+    private func sortedTreeEntries(_ tree: ObjectID?) throws -> [(name: String, info: TreeEntryInfo)] {
+        guard var id = tree?.raw else { return [] }
+        var object: OpaquePointer?
+        try GitError.check(git_tree_lookup(&object, pointer, &id), "tree \(ObjectID(id).short)")
+        defer { git_tree_free(object) }
+        let count = git_tree_entrycount(object)
+        var result: [(name: String, info: TreeEntryInfo)] = []
+        result.reserveCapacity(count)
+        for index in 0..<count {
+            guard let entry = git_tree_entry_byindex(object, index) else { continue }
+            result.append((String(cString: git_tree_entry_name(entry)),
+                           TreeEntryInfo(id: ObjectID(git_tree_entry_id(entry)), mode: git_tree_entry_filemode(entry).rawValue)))
+        }
+        // Already in order but around folders whose names prefix others' (`a` before `a.txt`).
+        if !result.indices.dropFirst().allSatisfy({ result[$0 - 1].name < result[$0].name }) { result.sort { $0.name < $1.name } }
+        return result
     }
 
     /// The entries of one tree level by name (nil: the empty tree).

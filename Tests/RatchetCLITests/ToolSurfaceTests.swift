@@ -32,6 +32,7 @@ struct ToolSurfaceTests {
             ratchet tool ticket > /tmp/brief.txt; echo hi > notes.txt; \
             ratchet tool commit -m 'Add notes' --tokens-in 100 --tokens-out 20 --cost-usd 0.01; \
             ratchet tool note weighing the options; ratchet tool frobnicate 2> /tmp/frob.txt; ratchet tool commit 2> /tmp/nomsg.txt; \
+            ratchet tool invariants > /tmp/invariants.txt; ratchet tool metrics 'sum(up)' > /tmp/metrics.txt; ratchet tool metrics 'sum(' 2> /tmp/bad.txt; \
             echo 'ratchet-usage: tokens_in=5 tokens_out=7 cost_usd=0.002'; grep -q '## How to finish' /tmp/brief.txt || exit 3; \
             ratchet tool done 'added notes'; ratchet tool note too late || true
             """
@@ -39,22 +40,25 @@ struct ToolSurfaceTests {
         #expect(work.status == 0, "\(work.stderr)")
         let recorded = try steps(ws)
         #expect(recorded.map { $0["action"].flatMap { ($0 as? [String: Any])?["tool"] as? String } } ==
-                ["ticket", "commit", "note", "frobnicate", "commit", "done", "note", "command"])
+                ["ticket", "commit", "note", "frobnicate", "commit", "invariants", "metrics", "metrics", "done", "note", "command"])
         let oks = recorded.map { ($0["observation"] as? [String: Any])?["ok"] as? Bool }
-        #expect(oks == [true, true, true, false, false, true, false, true])
+        #expect(oks == [true, true, true, false, false, true, true, false, true, false, true])
+        // The invariants tool reports the template's invariants through the observe seam; a bad expression is refused.
+        #expect(((recorded[5]["observation"] as? [String: Any])?["output"] as? String)?.contains("invariant") == true)
         // The step commit is the branch's commit; usage is on the step; the printed usage on the command step.
         let commitSha = recorded[1]["commit"] as? String
         #expect(commitSha == (try ws.git(["rev-parse", "ticket/T-1/1"])))
         #expect((recorded[1]["usage"] as? [String: Any])?["cost_usd"] as? Double == 0.01)
-        #expect((recorded[7]["usage"] as? [String: Any])?["tokens_out"] as? Int == 7)
-        #expect(((recorded[6]["observation"] as? [String: Any])?["output"] as? String)?.contains("tools are closed") == true)
+        #expect((recorded[10]["usage"] as? [String: Any])?["tokens_out"] as? Int == 7)
+        #expect(((recorded[9]["observation"] as? [String: Any])?["output"] as? String)?.contains("tools are closed") == true)
         // It lands; the landing's note holds the whole trajectory.
         try ws.expectOK(["merge", "T-1"])
         let note = try ws.git(["notes", "--ref", "ratchet", "show", "main"])
         let trajectory = try object(ws.expectOK(["trajectory", "show", "T-1/1", "--json"]))
         #expect(note.contains(trajectory["id"] as? String ?? "?") && note.contains("weighing the options") && note.contains("frobnicate"))
         #expect((trajectory["outcome"] as? [String: Any])?["status"] as? String == "landed")
-        #expect((trajectory["initial_state"] as? [String: Any])?["unavailable"] is String)
+        let initial = trajectory["initial_state"] as? [String: Any]
+        #expect(initial?["main"] as? String != nil && initial?["invariants"] is [Any] && initial?["metrics"] != nil, "\(initial ?? [:])")
         // The timeline reads on a terminal; the ATIF export validates against the pinned schema.
         let timeline = try ws.expectOK(["trajectory", "show", "T-1"]).stdout
         #expect(timeline.contains("commit [low/commit]") && timeline.contains("outcome: landed"))

@@ -11,6 +11,8 @@ struct OscillationScan {
     private var contents: [String: [(value: String, landing: String?)]] = [:]
     private var touched: [String: [String]] = [:]
     private var found: [String: ReflectionObservation] = [:]
+    /// Parsed JSON blobs: a landing's new content is the next landing's old one.
+    private var parsed: [ObjectID: [String: String]?] = [:]
 
     init(repository: Repository, service: String) {
         self.repository = repository
@@ -41,10 +43,10 @@ struct OscillationScan {
     }
 
     private mutating func record(_ subject: String, old: String, new: String, commit: CommitInfo, ticket: String?, landing: String?) {
-        var history = contents[subject] ?? []
-        if history.last?.value != old { history.append((old, nil)) }
-        if let landing, history.dropLast().contains(where: { $0.value == new }) {
-            let earlier = history.compactMap(\.landing).suffix(3).map { String($0.prefix(12)) }
+        // In place: a subject's history grows with every landing that touches it.
+        if contents[subject]?.last?.value != old { contents[subject, default: []].append((old, nil)) }
+        if let landing, contents[subject]!.dropLast().contains(where: { $0.value == new }) {
+            let earlier = contents[subject]!.compactMap(\.landing).suffix(3).map { String($0.prefix(12)) }
             var observation = found[subject] ?? ReflectionObservation(
                 kind: "oscillation", subject: "\(service):\(subject)", service: service, times: [], evidence: [],
                 tried: "landings keep setting \(subject) back to a content it had before")
@@ -53,14 +55,13 @@ struct OscillationScan {
                                         + (earlier.isEmpty ? "" : "; latest earlier landings: \(earlier.joined(separator: ", "))"))
             found[subject] = observation
         }
-        history.append((new, landing))
-        contents[subject] = history
+        contents[subject, default: []].append((new, landing))
         if let landing { touched[landing, default: []].append(subject) }
     }
 
     /// The subjects a commit changes against its first parent: each path's blob, and each
     /// leaf value of a changed JSON file (`path#key/sub`).
-    private func changes(_ commit: CommitInfo) throws -> [(String, String, String)] {
+    private mutating func changes(_ commit: CommitInfo) throws -> [(String, String, String)] {
         var result: [(String, String, String)] = []
         for difference in try repository.treeDifferences(from: repository.commit(commit.parents[0]).tree, to: commit.tree) {
             if difference.old?.isTree == true || difference.new?.isTree == true { continue }
@@ -78,8 +79,16 @@ struct OscillationScan {
 
     /// The leaf values of a JSON blob of at most 64 KiB, by key path; `[:]` for no blob, nil
     /// when it is too large or not JSON.
-    private func leaves(_ blob: ObjectID?) throws -> [String: String]? {
+    private mutating func leaves(_ blob: ObjectID?) throws -> [String: String]? {
         guard let blob else { return [:] }
+        if let known = parsed[blob] { return known }
+        if parsed.count >= 4096 { parsed.removeAll(keepingCapacity: true) }
+        let result = try parseLeaves(blob)
+        parsed[blob] = .some(result)
+        return result
+    }
+
+    private func parseLeaves(_ blob: ObjectID) throws -> [String: String]? {
         guard try repository.blobSize(blob) <= 65_536, let data = try repository.blobContent(blob),
               let root = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
         var result: [String: String] = [:]

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RatchetGit
+import RatchetMetrics
 import RatchetStore
 
 /// What each tool does. Arguments are checked (`AttemptTools.check`) before these run;
@@ -29,14 +30,34 @@ extension AttemptTools {
         return ToolObservation(ok: true, output: brief, data: ["ticket": .string(view.id), "title": .string(view.title)])
     }
 
-    /// Needs the metrics seam (`Workspace.query`); until it exists, says so rather than inventing data.
+    /// The expression evaluated now over the service's metrics (the embedded store or its
+    /// Prometheus); the observation's data is Prometheus's JSON for the value.
     private func metrics(_ expression: String) throws -> ToolObservation {
-        throw RatchetError("no metrics source: service \(attempt.service) has no metrics store in this build; '\(Names.printable(String(expression.prefix(200))))' was not evaluated")
+        let now = Date()
+        let value = try workspace.query(service: attempt.service, expression: expression, at: now)
+        let json = PrometheusJSON.data(value, at: Int64((now.timeIntervalSince1970 * 1000).rounded()))
+        let data = (try? RatchetJSON.decoder().decode(JSONValue.self, from: Data(json.utf8))) ?? .string(json)
+        let output: String
+        switch value {
+        case .scalar(let number): output = "scalar: \(PrometheusJSON.formatValue(number))"
+        case .string(let text): output = "string: \(text)"
+        case .vector(let samples):
+            output = samples.isEmpty ? "no data" : samples.map { "\($0.labels) => \(PrometheusJSON.formatValue($0.value))" }.sorted().joined(separator: "\n")
+        case .matrix(let series): output = "\(series.count) series (range vector; see data)"
+        }
+        return ToolObservation(ok: true, output: output, data: data)
     }
 
-    /// Needs the observe seam (`Workspace.invariantStatus`); until it exists, says so.
+    /// The service's invariants and SLOs evaluated now (nothing filed).
     private func invariants() throws -> ToolObservation {
-        throw RatchetError("no metrics source: invariant status of \(attempt.service) is not available in this build")
+        let checks = try workspace.invariantStatus(service: attempt.service)
+        let lines = checks.map { check in
+            let state = check.holds.map { $0 ? "holds" : "BREACHED" } ?? "unknown"
+            return "\(state) \(check.kind) \(check.name)" + (check.value.map { " = \(PrometheusJSON.formatValue($0))" } ?? "")
+                + (check.error.map { " (\($0))" } ?? "")
+        }
+        return ToolObservation(ok: true, output: lines.isEmpty ? "no invariants (invariants.yaml)" : lines.joined(separator: "\n"),
+                               data: ["checks": try RatchetJSON.value(checks)])
     }
 
     /// The service's test command over the worktree, in a sandbox of its own (the worktree

@@ -140,10 +140,21 @@ extension Workspace {
 
 extension Workspace {
     /// What a trajectory records of the world when its attempt starts (SPEC §9): main's sha,
-    /// a metric snapshot and the invariant status. Until this build has a metrics source
-    /// (the metrics and observe seams), the two are null and `unavailable` says why.
+    /// a metric snapshot and the invariant status (observe seam); either is null, with the
+    /// reason under `unavailable`, when it cannot be read. Reads the store: call it outside
+    /// a write transaction.
     func initialState(service: String, main: ObjectID) -> JSONValue {
-        ["main": .string(main.hex), "metrics": nil, "invariants": nil,
-         "unavailable": "no metrics source: metric snapshots and invariant status are not in this build"]
+        var state: [String: JSONValue] = ["main": .string(main.hex)]
+        var unavailable: [String: JSONValue] = [:]
+        do { state["metrics"] = try metricSnapshot(service: service) } catch {
+            state["metrics"] = .null
+            unavailable["metrics"] = .string(describe(error))
+        }
+        do { state["invariants"] = try RatchetJSON.value(invariantStatus(service: service)) } catch {
+            state["invariants"] = .null
+            unavailable["invariants"] = .string(describe(error))
+        }
+        if !unavailable.isEmpty { state["unavailable"] = .object(unavailable) }
+        return .object(state)
     }
 }
