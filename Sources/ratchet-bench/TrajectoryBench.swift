@@ -96,6 +96,7 @@ enum TrajectoryBench {
         let now = Date()
         let id = UUIDv7.make()
         try workspace.database.write { db in
+            try ServiceRecord(name: "svc", path: "services/svc", template: nil, createdAt: now).insert(db)
             try TicketRecord(id: "T-1", number: 1, service: "svc", title: "Bench", objective: "", acceptance: [], constraints: [], context: "",
                              source: "bench", fingerprint: nil, risk: "low", priority: 0, agent: nil, assignee: "agent", state: .working,
                              createdAt: now, updatedAt: now).insert(db)
