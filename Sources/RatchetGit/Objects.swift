@@ -157,9 +157,10 @@ extension Repository {
 
     private func diffTrees(_ old: ObjectID?, _ new: ObjectID?, prefix: String, into out: inout [TreeDifference]) throws {
         if old == new { return }
-        // A merge walk over both levels sorted by name: no dictionaries, sets or hashing
-        // (this is reflect's and the summary's inner loop over thousands of landings).
-        let before = try sortedTreeEntries(old), after = try sortedTreeEntries(new)
+        // Only the entries that differ get names as Swift strings (a busy folder of a
+        // thousand files changes by one or two per landing); they are then paired by name as
+        // Swift orders strings, so a file that became a folder is one name, as before.
+        let (before, after) = try differingEntries(old, new)
         var i = 0, j = 0
         while i < before.count || j < after.count {
             var x: TreeEntryInfo?, y: TreeEntryInfo?
@@ -188,24 +189,46 @@ extension Repository {
         }
     }
 
-    /// The entries of one tree level sorted by name as Swift orders strings (git's own order
-    /// puts a folder as if its name ended in `/`); empty for nil.
-    private func sortedTreeEntries(_ tree: ObjectID?) throws -> [(name: String, info: TreeEntryInfo)] {
-        guard var id = tree?.raw else { return [] }
-        var object: OpaquePointer?
-        try GitError.check(git_tree_lookup(&object, pointer, &id), "tree \(ObjectID(id).short)")
-        defer { git_tree_free(object) }
-        let count = git_tree_entrycount(object)
-        var result: [(name: String, info: TreeEntryInfo)] = []
-        result.reserveCapacity(count)
-        for index in 0..<count {
-            guard let entry = git_tree_entry_byindex(object, index) else { continue }
-            result.append((String(cString: git_tree_entry_name(entry)),
-                           TreeEntryInfo(id: ObjectID(git_tree_entry_id(entry)), mode: git_tree_entry_filemode(entry).rawValue)))
+    private typealias NamedEntry = (name: String, info: TreeEntryInfo)
+
+    /// The entries of two tree levels that are not in the other level with the same name,
+    /// id and mode, each side sorted by name as Swift orders strings. A merge walk in git's
+    /// own entry order (`git_tree_entry_cmp`) skips the equal ones without reading names.
+    private func differingEntries(_ old: ObjectID?, _ new: ObjectID?) throws -> (before: [NamedEntry], after: [NamedEntry]) {
+        let one = try lookupTree(old)
+        defer { git_tree_free(one) }
+        let two = try lookupTree(new)
+        defer { git_tree_free(two) }
+        let countOne = one.map { git_tree_entrycount($0) } ?? 0, countTwo = two.map { git_tree_entrycount($0) } ?? 0
+        var before: [NamedEntry] = [], after: [NamedEntry] = []
+        func named(_ entry: OpaquePointer) -> NamedEntry {
+            (String(cString: git_tree_entry_name(entry)), TreeEntryInfo(id: ObjectID(git_tree_entry_id(entry)), mode: git_tree_entry_filemode(entry).rawValue))
         }
-        // Already in order but around folders whose names prefix others' (`a` before `a.txt`).
-        if !result.indices.dropFirst().allSatisfy({ result[$0 - 1].name < result[$0].name }) { result.sort { $0.name < $1.name } }
-        return result
+        var i = 0, j = 0
+        while i < countOne || j < countTwo {
+            let x = i < countOne ? git_tree_entry_byindex(one, i) : nil, y = j < countTwo ? git_tree_entry_byindex(two, j) : nil
+            let order = x == nil ? 1 : y == nil ? -1 : git_tree_entry_cmp(x, y)
+            if order < 0 { before.append(named(x!)); i += 1; continue }
+            if order > 0 { after.append(named(y!)); j += 1; continue }
+            if git_tree_entry_filemode(x) != git_tree_entry_filemode(y) || git_oid_equal(git_tree_entry_id(x), git_tree_entry_id(y)) == 0 {
+                before.append(named(x!))
+                after.append(named(y!))
+            }
+            i += 1
+            j += 1
+        }
+        // Git's order puts a folder as if its name ended in `/`; Swift's order is plain.
+        if !before.indices.dropFirst().allSatisfy({ before[$0 - 1].name < before[$0].name }) { before.sort { $0.name < $1.name } }
+        if !after.indices.dropFirst().allSatisfy({ after[$0 - 1].name < after[$0].name }) { after.sort { $0.name < $1.name } }
+        return (before, after)
+    }
+
+    /// The tree `id` looked up (free it with `git_tree_free`), or nil for nil.
+    private func lookupTree(_ id: ObjectID?) throws -> OpaquePointer? {
+        guard var raw = id?.raw else { return nil }
+        var object: OpaquePointer?
+        try GitError.check(git_tree_lookup(&object, pointer, &raw), "tree \(ObjectID(raw).short)")
+        return object
     }
 
     /// The entries of one tree level by name (nil: the empty tree).
