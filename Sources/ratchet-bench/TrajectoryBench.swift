@@ -69,7 +69,7 @@ enum TrajectoryBench {
         for (label, since) in [("\(Format.count(count / 10)) trajectories", start.addingTimeInterval(Double(count - count / 10))), ("\(Format.count(count)) trajectories", start)] {
             for format in ["jsonl", "atif"] {
                 let since = ISO8601DateFormatter().string(from: since)
-                let probe = try Shell.run([CommandLine.arguments[0], "--export-probe", root, "--probe-format", format, "--probe-since", since], in: scratch)
+                let probe = try Shell.run([URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path, "--export-probe", root, "--probe-format", format, "--probe-since", since], in: scratch)
                 let parts = probe.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
                 guard parts.count == 2 else { throw Shell.Failure(description: "export probe printed '\(probe)'") }
                 figures.append(Figure(name: "export", size: "\(label), peak RSS \(String(format: "%.1f", parts[1])) MiB", pipeline: "ratchet/\(format)",
