@@ -14,6 +14,7 @@ ratchet_missing_packages() {
   command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
   command -v pgrep >/dev/null 2>&1 || missing+=(procps)
   command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+  python3 -c 'import jsonschema' >/dev/null 2>&1 || missing+=(python3-jsonschema)   # validates ATIF exports in the tests
   command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)   # headless check of the summary's HTML
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus) # the real-Prometheus comparison (PrometheusComparisonTests)

@@ -29,9 +29,10 @@ extension Workspace {
 
     /// Ends an attempt that did not propose anything: the attempt becomes `state`, the
     /// ticket goes back to open (escalated once its attempts are used up), in one
-    /// transaction with their events. Returns the ticket's new state.
+    /// transaction with their events; with `escalate`, escalated at once. Returns the
+    /// ticket's new state.
     @discardableResult
-    func endAttempt(_ attempt: AttemptRecord, as state: AttemptState, error: String, maxAttempts: Int,
+    func endAttempt(_ attempt: AttemptRecord, as state: AttemptState, error: String, maxAttempts: Int, escalate: Bool = false,
                     outcome: JSONValue? = nil) throws -> TicketState {
         try database.write { db in
             var (current, ticket) = try StateChange.load(db, attempt: attempt.id)
@@ -45,7 +46,7 @@ extension Workspace {
                                             attempt: attempt.number, data: ["error": .string(error)])
             guard ticket.state != .cancelled else { return ticket.state }
             let used = try AttemptRecord.filter(AttemptRecord.Columns.ticketId == ticket.id).fetchCount(db)
-            try StateChange.moveTicket(&ticket, to: used >= maxAttempts ? .escalated : .open, at: now)
+            try StateChange.moveTicket(&ticket, to: escalate || used >= maxAttempts ? .escalated : .open, at: now)
             try ticket.update(db)
             try RatchetDatabase.appendEvent(db, kind: ticket.state == .escalated ? "ticket.escalated" : "ticket.reopened",
                                             service: ticket.service, ticket: ticket.id,
@@ -129,6 +130,7 @@ extension Workspace {
     /// Claim: ticket open → working, a new attempt with a lease, its trajectory; one transaction.
     private func claim(_ id: String, agent: AgentSpec, base: ObjectID, serviceConfig: ServiceConfig) throws -> AttemptRecord {
         let now = Date()
+        let initial = initialState(service: serviceConfig.name, main: base)
         return try database.write { db in
             guard var current = try TicketRecord.fetchOne(db, key: id) else { throw RatchetError("no ticket \(id)") }
             if current.state == .working { throw RatchetError("ticket \(id) is already being worked (claimed by another process)") }
@@ -145,7 +147,7 @@ extension Workspace {
             attempt.leaseExpiresAt = now.addingTimeInterval(serviceConfig.agentTimeout + 300)
             try attempt.insert(db)
             try TrajectoryRecord(id: attempt.trajectoryId, ticketId: id, attemptNumber: number, service: current.service,
-                                 agent: agent.name, initialState: ["main": .string(base.hex), "metrics": nil, "invariants": nil],
+                                 agent: agent.name, initialState: initial,
                                  createdAt: now).insert(db)
             try StateChange.moveTicket(&current, to: .working, at: now)
             try current.update(db)
@@ -154,18 +156,5 @@ extension Workspace {
                                                    "trajectory": .string(attempt.trajectoryId), "base": .string(base.hex)])
             return attempt
         }
-    }
-
-    /// The markdown brief an agent reads (`RATCHET_TICKET_FILE`).
-    func brief(_ ticket: TicketView, attempt: AttemptRecord, protectedPaths: [String]) -> String {
-        var text = "# \(ticket.id): \(ticket.title)\n\n"
-        text += "- service: \(ticket.service)\n- risk: \(ticket.risk)\n- source: \(ticket.source)\n"
-        text += "- attempt: \(attempt.number) on branch `\(attempt.branch)`\n- trajectory: \(attempt.trajectoryId)\n\n"
-        text += "## Objective\n\n\(ticket.objective.isEmpty ? "(none given)" : ticket.objective)\n\n"
-        text += "## Acceptance criteria\n\n" + (ticket.acceptance.isEmpty ? "(none)\n" : ticket.acceptance.map { "- \($0)\n" }.joined())
-        text += "\n## Constraints\n\n" + (ticket.constraints.isEmpty ? "(none)\n" : ticket.constraints.map { "- \($0)\n" }.joined())
-        if !ticket.context.isEmpty { text += "\n## Context\n\n\(ticket.context)\n" }
-        text += "\nProtected paths (changes need human approval): \(protectedPaths.joined(separator: ", ")).\n"
-        return text
     }
 }

@@ -48,6 +48,15 @@ struct Bench: ParsableCommand {
 
     @Flag(help: "Only the metrics figures: exposition parsing, a week of samples imported, queried and sized, beside Prometheus.")
     var metricsOnly = false
+    @Flag(help: "Only the trajectory figures: a `ratchet tool` round trip in the sandbox, appending 100,000 steps, exporting 10,000 trajectories (quick: 20 calls, 1,000 steps, 500 trajectories).")
+    var trajectoryOnly = false
+
+    @Option(help: .hidden)
+    var exportProbe: String?
+    @Option(help: .hidden)
+    var probeFormat = "jsonl"
+    @Option(help: .hidden)
+    var probeSince = ""
 
     @Flag(help: "With --worktrees-only: only the pooled worktree figure (for perf).")
     var pooledOnly = false
@@ -90,6 +99,11 @@ struct Bench: ParsableCommand {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
+        if let exportProbe { return try TrajectoryBench.exportProbe(root: exportProbe, format: probeFormat, since: probeSince) }
+        if trajectoryOnly {
+            return printTable(try TrajectoryBench.measure(calls: quick ? 20 : 200, steps: quick ? 1000 : 100_000,
+                                                          trajectories: quick ? 500 : 10_000, scratch: scratch))
+        }
         if reviewOnly {
             return printTable(try ReviewBench.measure(services: 20, landings: quick ? 1000 : 10_000, runs: runs, scratch: scratch))
         }

@@ -3,7 +3,7 @@ import RatchetTestSupport
 import Testing
 
 /// The failpoints a ticket meets, by the command that meets them (docs/crash-safety.md).
-private let workPoints = ["claim.committed", "branch.created", "worktree.ready", "agent.finished", "step.flushed", "step.committed", "step.recorded",
+private let workPoints = ["claim.committed", "branch.created", "worktree.ready", "agent.finished", "trajectory.step.recorded", "step.flushed", "step.committed", "step.recorded",
                           "attempt.proposed"]
 private let mergePoints = ["merge.leased", "candidate.flushed", "candidate.written", "checkout.switched", "acceptance.done", "land.flushed", "land.ref-moved",
                            "land.committed", "note.written", "checkout.files-written", "merge.cleaned"]
@@ -95,7 +95,7 @@ struct CrashSuiteTests {
             var command: [String]
             var failpoint: String?
             let id = try file()
-            let agentFor = "command:echo \(id) > f\(tickets).txt && sleep 0.05"
+            let agentFor = "command:echo \(id) > f\(tickets).txt && ratchet tool note crash-suite && sleep 0.05"
             switch phase {
             case 0:
                 command = ["work", id, "--agent", agentFor]

@@ -226,6 +226,37 @@ struct HostileAgentTests {
     }
 
     @Test(arguments: Identity.all)
+    func branchCodeRunByTheTestToolIsSandboxed(identity: Identity) throws {
+        let folder = ScratchFolder()
+        let ws = try identity.workspace(folder)
+        let main = try ws.git(["rev-parse", "main"])
+        let hooks = ws.service + "/.git/hooks/post-checkout"
+        // A test the agent adds, run by the service's test command through the `test` tool: it
+        // tries to write the store, the repository's hooks and the workspace.
+        let evil = """
+            import os, unittest
+            class Evil(unittest.TestCase):
+                def test_escape(self):
+                    for path, text in [("\(ws.root)/ratchet.sqlite", "junk"), ("\(hooks)", "evil"), ("\(ws.root)/escaped", "x")]:
+                        try:
+                            with open(path, "a") as f: f.write(text)
+                            print("ESCAPED", path)
+                        except OSError as e:
+                            print("refused", path, e.errno)
+            """
+        let agent = "printf '%s\\n' '\(evil.replacingOccurrences(of: "'", with: "'\\''"))' > tests/test_evil.py && ratchet tool test; true"
+        let output = try ws.attack(agent)
+        #expect(output.status == 0, "\(output.stderr)")
+        let test = try ws.expectOK(["trajectory", "show", "T-1", "--json"]).stdout
+        // The tool ran the tests (the evil one among them); whatever they wrote stayed in the sandbox.
+        #expect(test.contains("\"tool\" : \"test\"") && test.contains("Ran "), "\(test.prefix(3000))")
+        #expect(!FileManager.default.fileExists(atPath: hooks))
+        #expect(!FileManager.default.fileExists(atPath: ws.root + "/escaped"))
+        #expect(try run(["sqlite3", ws.root + "/ratchet.sqlite", "PRAGMA integrity_check"]).stdout.trimmingCharacters(in: .newlines) == "ok")
+        try ws.expectIntact(main: main)
+    }
+
+    @Test(arguments: Identity.all)
     func candidateCodeRunByTheCanaryIsSandboxed(identity: Identity) throws {
         let folder = ScratchFolder()
         let ws = try identity.workspace(folder)
