@@ -2,10 +2,13 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include "csystem.h"
 
 int ratchet_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int ratchet_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
 
 int ratchet_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np(actions, path);

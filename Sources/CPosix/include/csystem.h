@@ -8,6 +8,10 @@
 /** pipe2(fds, O_CLOEXEC): a pipe whose ends are not inherited by other spawned children. */
 int ratchet_pipe_cloexec(int fds[2]);
 
+/** accept4(fd, NULL, NULL, SOCK_CLOEXEC): a connection no child spawned meanwhile inherits
+    (a separate fcntl after accept leaves a window another thread's spawn can fall into). */
+int ratchet_accept_cloexec(int fd);
+
 /** posix_spawn_file_actions_addchdir_np: the child starts in `path`. */
 int ratchet_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 

@@ -51,11 +51,11 @@ public final class AttemptTools: @unchecked Sendable {
     public func call(name: String, arguments: JSONValue) -> ToolObservation {
         lock.withLock {
             guard let tool = ToolCatalog.definition(name) else {
-                return record(Self.unknown(name), arguments: arguments, usage: nil,
+                return record(Self.unknown(name), arguments: Self.bounded(arguments), usage: nil,
                               .error("no tool '\(Self.safeToolName(name))'; the tools are \(ToolCatalog.all.map(\.name).joined(separator: ", "))"))
             }
             if let endState {
-                return record(tool, arguments: arguments, usage: nil, .error("the attempt's tools are closed (\(Self.text(of: endState)))"))
+                return record(tool, arguments: Self.bounded(arguments), usage: nil, .error("the attempt's tools are closed (\(Self.text(of: endState)))"))
             }
             let usage: ToolUsage?
             var observation: ToolObservation
@@ -65,12 +65,19 @@ public final class AttemptTools: @unchecked Sendable {
                 try requireRunning()
                 observation = try perform(tool, arguments: arguments)
             } catch {
-                return record(tool, arguments: arguments, usage: nil, .error(describe(error)))
+                return record(tool, arguments: Self.bounded(arguments), usage: nil, .error(describe(error)))
             }
             if tool.writes, let reason = tampering() { observation = close(observation, .failed(reason)) }
             if let reason = overBudget(adding: usage) { observation = close(observation, .failed(reason)) }
             return record(tool, arguments: Self.withoutUsage(arguments), usage: usage, observation)
         }
+    }
+
+    /// Refused arguments as stored: at most 4 KiB of their JSON, so that an agent cannot fill
+    /// the store (and the landing's note) by repeating refused calls with large arguments.
+    static func bounded(_ arguments: JSONValue) -> JSONValue {
+        guard let text = try? RatchetJSON.string(arguments, pretty: false), text.utf8.count > 4096 else { return arguments }
+        return .object(["truncated": .string(String(decoding: text.utf8.prefix(4096), as: UTF8.self)), "bytes": .number(Double(text.utf8.count))])
     }
 
     /// The arguments without the usage members (those are recorded as the step's usage).
@@ -82,7 +89,7 @@ public final class AttemptTools: @unchecked Sendable {
 
     /// Records a call refused before it reached a tool (a malformed or forged request).
     func call(name: String, arguments: JSONValue, refusal: String) -> ToolObservation {
-        lock.withLock { record(ToolCatalog.definition(name) ?? Self.unknown(name), arguments: arguments, usage: nil, .error(refusal)) }
+        lock.withLock { record(ToolCatalog.definition(name) ?? Self.unknown(name), arguments: Self.bounded(arguments), usage: nil, .error(refusal)) }
     }
 
     /// How a call of a tool that does not exist is recorded.

@@ -61,7 +61,8 @@ extension AttemptTools {
     }
 
     /// The service's test command over the worktree, in a sandbox of its own (the worktree
-    /// writable, as for the agent), with the verification network.
+    /// writable, as for the agent), with the agent's network: the tests are the agent's code
+    /// and their output goes back to the agent, so they get no more network than it has.
     private func test() throws -> ToolObservation {
         guard let command = serviceConfig.test else { throw RatchetError("service \(attempt.service) has no test command (service.yaml `test`)") }
         let limits = ProcessLimits(timeout: serviceConfig.agentTimeout, outputBytes: 64 * 1024, fileBytes: serviceConfig.agentFileBytes)
@@ -72,7 +73,7 @@ extension AttemptTools {
             defer { try? FileManager.default.removeItem(atPath: folder) }
             let gitDirectory = workspace.servicePath(attempt.service) + "/.git"
             let sandbox = try workspace.agentSandbox(executable: bubblewrap, worktree: worktreePath, gitDirectory: gitDirectory, readOnly: [],
-                                                     network: serviceConfig.verifyNetwork, privateFolder: folder)
+                                                     network: serviceConfig.sandboxNetwork && serviceConfig.verifyNetwork, privateFolder: folder)
             result = try sandbox.run(["/bin/sh", "-c", command], environment: environment, limits: limits)
         } else {
             result = try ProcessRunner.runShell(command, directory: worktreePath, environment: environment, limits: limits)

@@ -126,11 +126,17 @@ public struct ToolUsage: Codable, Sendable, Equatable {
         self.tokensIn = tokensIn; self.tokensOut = tokensOut; self.costUSD = costUSD
     }
 
+    /// The largest token count or cost one report may carry: what an agent reports is
+    /// hostile input, and a count past `Int.max` would trap on conversion.
+    static let maximum: Double = 1e12
+
     /// The usage members of a call's arguments (nil when none is given).
     static func from(_ arguments: JSONValue) throws -> ToolUsage? {
         func number(_ key: String) throws -> Double? {
             guard let value = arguments[key], value != .null else { return nil }
-            guard case .number(let number) = value, number >= 0, number.isFinite else { throw RatchetError("\(key) must be a number ≥ 0") }
+            guard case .number(let number) = value, number >= 0, number <= maximum else {
+                throw RatchetError("\(key) must be a number from 0 to \(Int(maximum))")
+            }
             return number
         }
         let usage = ToolUsage(tokensIn: try number("tokens_in").map { Int($0) }, tokensOut: try number("tokens_out").map { Int($0) },
@@ -145,11 +151,13 @@ public struct ToolUsage: Codable, Sendable, Equatable {
         for line in output.split(separator: "\n") where line.hasPrefix("ratchet-usage:") {
             for pair in line.dropFirst("ratchet-usage:".count).split(separator: " ") {
                 let parts = pair.split(separator: "=", maxSplits: 1)
-                guard parts.count == 2, let value = Double(parts[1]), value >= 0, value.isFinite else { continue }
+                guard parts.count == 2, let value = Double(parts[1]), value >= 0, value <= maximum else { continue }
+                // Sums saturate at `maximum` (an output may repeat the line any number of times).
+                func add(_ sum: Int?) -> Int { Int(min(Double(sum ?? 0) + value.rounded(.down), maximum)) }
                 switch parts[0] {
-                case "tokens_in": total.tokensIn = (total.tokensIn ?? 0) + Int(value)
-                case "tokens_out": total.tokensOut = (total.tokensOut ?? 0) + Int(value)
-                case "cost_usd": total.costUSD = (total.costUSD ?? 0) + value
+                case "tokens_in": total.tokensIn = add(total.tokensIn)
+                case "tokens_out": total.tokensOut = add(total.tokensOut)
+                case "cost_usd": total.costUSD = min((total.costUSD ?? 0) + value, maximum)
                 default: continue
                 }
             }

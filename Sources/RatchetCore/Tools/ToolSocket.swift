@@ -1,3 +1,4 @@
+import CPosix
 import Foundation
 import RatchetStore
 #if canImport(Glibc)
@@ -67,24 +68,27 @@ public final class ToolServer: @unchecked Sendable {
     private func serve() {
         defer { stopped.signal() }
         while true {
-            let connection = accept(listener, nil, nil)
+            // Close-on-exec from the start: a sandbox started meanwhile by another thread (a
+            // pump runs attempts side by side) must not inherit this connection.
+            let connection = ratchet_accept_cloexec(listener)
             if connection < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return
             }
-            _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
             handle(connection)
             close(connection)
         }
     }
 
-    /// Reads one request (10 s to send it), performs it, answers. A client that went away
-    /// still has its call performed and recorded; the answer is dropped.
+    /// Reads one request (10 s to send all of it), performs it, answers (10 s to take the
+    /// answer). A client that went away still has its call performed and recorded; the
+    /// answer is dropped.
     private func handle(_ connection: Int32) {
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let observation: ToolObservation
-        switch UnixSocket.readLine(connection, limit: ToolRequest.maximumBytes) {
+        switch UnixSocket.readLine(connection, limit: ToolRequest.maximumBytes, deadline: Date().addingTimeInterval(10)) {
         case .failure(let error):
             observation = tools.call(name: "(unreadable request)", arguments: .object([:]), refusal: describe(error))
         case .success(let line):
@@ -99,9 +103,9 @@ public final class ToolServer: @unchecked Sendable {
         guard let request = try? RatchetJSON.decoder().decode(ToolRequest.self, from: line) else {
             return tools.call(name: "(malformed request)", arguments: .object([:]), refusal: "the request is not a JSON tool request")
         }
-        if let trajectory = request.trajectory, trajectory != tools.attempt.trajectoryId {
+        guard let trajectory = request.trajectory, trajectory == tools.attempt.trajectoryId else {
             return tools.call(name: request.tool, arguments: .object([:]),
-                              refusal: "this socket serves trajectory \(tools.attempt.trajectoryId), not '\(AttemptTools.safeToolName(trajectory))'")
+                              refusal: "this socket serves trajectory \(tools.attempt.trajectoryId), not '\(AttemptTools.safeToolName(request.trajectory ?? "(none)"))'")
         }
         if let argv = request.argv {
             guard let tool = ToolCatalog.definition(request.tool) else { return tools.call(name: request.tool, arguments: .object([:])) }
@@ -171,10 +175,13 @@ enum UnixSocket {
     }
 
     /// Reads up to the first newline or the end; more than `limit` bytes is an error.
-    static func readLine(_ fd: Int32, limit: Int) -> Result<Data, RatchetError> {
+    /// Reads up to the first newline (or the end), at most `limit` bytes, before `deadline`
+    /// (a client that trickles a byte at a time cannot hold the server).
+    static func readLine(_ fd: Int32, limit: Int, deadline: Date = .distantFuture) -> Result<Data, RatchetError> {
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
+            if Date() > deadline { return .failure(RatchetError("the message did not arrive in time")) }
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
