@@ -102,9 +102,14 @@ struct AttemptRun {
         guard let head else { try fail("agent made no changes") }
         let proposed = try propose(head)
         try Failpoints.hit("attempt.proposed")
+        cleanUp()
+        return proposed
+    }
+
+    /// Removes the brief and the private folder.
+    func cleanUp() {
         try? FileManager.default.removeItem(atPath: briefPath)
         try? FileManager.default.removeItem(atPath: privateFolder)
-        return proposed
     }
 
     /// Fails the attempt when a reference other than its branch moved, or its worktree no
@@ -121,7 +126,10 @@ struct AttemptRun {
     /// Reads the worktree against the branch's head and commits the difference as one step
     /// commit on the attempt's branch (compare-and-swap); nil when nothing changed. An agent
     /// that committed on its own branch (unsandboxed) has its head kept as the base.
-    mutating func commitWorktree(agent: AgentSpec, progress: @Sendable (String) -> Void) throws -> ObjectID? {
+    /// `summary` is the commit's subject (default: the ticket's title); with `recording`
+    /// false the caller records the step that made the change, with the commit on it.
+    mutating func commitWorktree(agent: AgentSpec, summary: String? = nil, recording: Bool = true,
+                                 progress: @Sendable (String) -> Void) throws -> ObjectID? {
         let batch = try workspace.serviceBatch(attempt.service)
         let store = batch.repository
         guard let branchHead = try store.resolveReference(branchRef) else { try fail("tampered: \(branchRef) was deleted") }
@@ -144,7 +152,7 @@ struct AttemptRun {
         let stepNumber = try workspace.database.read { db in
             (try Int.fetchOne(db, sql: "SELECT MAX(\"index\") FROM trajectoryStep WHERE trajectoryId = ?", arguments: [attempt.trajectoryId]) ?? 0) + 1
         }
-        let message = try CommitMessage.step(ticket: view, summary: view.title, trajectory: attempt.trajectoryId, step: stepNumber, attempt: attempt.number)
+        let message = try CommitMessage.step(ticket: view, summary: summary ?? view.title, trajectory: attempt.trajectoryId, step: stepNumber, attempt: attempt.number)
         let head: ObjectID
         do {
             head = try store.commit(on: branchHead, applying: changes.map(\.treeChange), author: Signature(name: agent.name, email: agent.email),
@@ -157,6 +165,7 @@ struct AttemptRun {
         }
         try? cache?.record(changes, folder: worktreePath)
         try Failpoints.hit("step.committed")
+        guard recording else { return head }
         try workspace.recordStep(trajectory: attempt.trajectoryId, ticket: id, service: attempt.service, attempt: attempt.number,
                                  tool: "commit", arguments: ["message": .string(message)], risk: "low", effect: "commit", ok: true,
                                  output: "committed \(head.short): \(changes.count) path(s) changed",
@@ -186,13 +195,13 @@ struct AttemptRun {
 
     /// Ends the attempt as failed (the ticket open again or escalated) and throws. A
     /// tampered worktree is deleted rather than returned to the pool.
-    mutating func fail(_ message: String, state: AttemptState = .failed, discardWorktree: Bool = false) throws -> Never {
+    /// `maxAttempts` 0 escalates the ticket at once (an agent's `escalate`).
+    mutating func fail(_ message: String, state: AttemptState = .failed, discardWorktree: Bool = false, maxAttempts: Int? = nil) throws -> Never {
         ended = true
         if discardWorktree { workspace.discardWorktree(at: worktreePath, service: attempt.service) }
         try? workspace.removeWorktree(of: attempt)
-        try? FileManager.default.removeItem(atPath: briefPath)
-        try? FileManager.default.removeItem(atPath: privateFolder)
-        let next = try workspace.endAttempt(attempt, as: state, error: message, maxAttempts: serviceConfig.maxAttempts)
+        cleanUp()
+        let next = try workspace.endAttempt(attempt, as: state, error: message, maxAttempts: maxAttempts ?? serviceConfig.maxAttempts)
         throw RatchetError("attempt \(id)/\(attempt.number) failed: \(message); ticket \(id) is \(next)")
     }
 }
