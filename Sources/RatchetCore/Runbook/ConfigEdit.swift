@@ -127,10 +127,11 @@ private struct JSONScalarLocator {
         let start = position
         switch bytes[position] {
         case UInt8(ascii: "{"):
-            guard let key = path.first else { try skipContainer(); return nil }
+            guard let key = path.first else { try skipContainer(); return start..<position }
             return try member(key, rest: path.dropFirst())
         case UInt8(ascii: "["):
-            guard let key = path.first, let index = Int(key) else { try skipContainer(); return nil }
+            guard let key = path.first else { try skipContainer(); return start..<position }
+            guard let index = Int(key) else { try skipContainer(); return nil }
             return try element(index, rest: path.dropFirst())
         case UInt8(ascii: "\""):
             try skipString()
