@@ -39,6 +39,7 @@ extension Workspace {
             try Failpoints.hit("revert.noted")
             startBackgroundPacking(repository, service: ticket.service)
             if let checkoutWarning { progress("warning: \(checkoutWarning)") }
+            deployAfterChange(ticket.service, trigger: "revert \(id)", ticket: id, progress: progress)
             return revert
         }
         throw RatchetError("main of \(ticket.service) kept moving; gave up reverting \(id) after 20 tries")
