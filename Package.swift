@@ -29,21 +29,23 @@ let package = Package(
         .target(name: "RatchetGit", dependencies: ["Clibgit2", "Czlib"], exclude: ["README.md"]),
         // The SQLite store: schema, migrations, records, the event log.
         .target(name: "RatchetStore", dependencies: ["CSystem", .product(name: "GRDB", package: "GRDB.swift")], exclude: ["README.md"]),
+        // Metrics without dependencies: the exposition parser, PromQL's parser and evaluator.
+        .target(name: "RatchetMetrics", exclude: ["README.md"]),
         // The domain: workspace, services, tickets, attempts, landing.
         .target(
             name: "RatchetCore",
             dependencies: [
-                "RatchetGit", "RatchetStore", "CSystem",
+                "RatchetGit", "RatchetStore", "CSystem", "RatchetMetrics",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            exclude: ["README.md", "Canary/README.md", "Review/README.md", "Runbook/README.md", "Pump/README.md"]
+            exclude: ["README.md", "Canary/README.md", "Review/README.md", "Metrics/README.md", "Observe/README.md", "Runbook/README.md", "Pump/README.md"]
         ),
         // The executable: one file per command, no logic.
         .executableTarget(
             name: "ratchet",
             dependencies: [
-                "RatchetCore", "RatchetStore",
+                "RatchetCore", "RatchetStore", "RatchetMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["README.md"]
@@ -54,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "ratchet-bench",
             dependencies: [
-                "RatchetGit", "RatchetStore", "RatchetCore", "CSystem",
+                "RatchetGit", "RatchetStore", "RatchetCore", "CSystem", "RatchetMetrics",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -62,7 +64,8 @@ let package = Package(
         ),
         .testTarget(name: "RatchetGitTests", dependencies: ["RatchetGit", "RatchetTestSupport"]),
         .testTarget(name: "RatchetStoreTests", dependencies: ["RatchetStore"]),
-        .testTarget(name: "RatchetCoreTests", dependencies: ["RatchetCore", "RatchetGit", "RatchetStore", "RatchetTestSupport"], exclude: ["Golden"]),
+        .testTarget(name: "RatchetMetricsTests", dependencies: ["RatchetMetrics"]),
+        .testTarget(name: "RatchetCoreTests", dependencies: ["RatchetCore", "RatchetGit", "RatchetStore", "RatchetMetrics", "RatchetTestSupport"], exclude: ["Golden"]),
         // End-to-end: drives the built `ratchet` binary.
         .testTarget(name: "RatchetCLITests", dependencies: ["ratchet", "RatchetTestSupport"]),
     ]

@@ -16,6 +16,7 @@ ratchet_missing_packages() {
   command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
   command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)   # headless check of the summary's HTML
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus) # the real-Prometheus comparison (PrometheusComparisonTests)
   echo "${missing[@]:-}"
 }
 

@@ -169,6 +169,7 @@ extension Workspace {
             findings.append(CheckFinding(file: file, message: "\(file): cannot read: \(describe(error))"))
         }
         findings += try canaryFindings(record.name)
+        findings += try observeFindings(record.name)
         return findings
     }
 

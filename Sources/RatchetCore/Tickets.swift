@@ -18,6 +18,8 @@ public struct TicketDraft: Sendable, Equatable {
     public var priority: Int = 0
     public var agent: String?
     public var assignee: String = "agent"
+    /// Restores reliability (SPEC §4): set by `observe` for a breach, or by a person.
+    public var restores: Bool = false
 
     public init(service: String, title: String) {
         self.service = service
@@ -28,7 +30,7 @@ public struct TicketDraft: Sendable, Equatable {
     public static func parse(_ text: String, file: String) throws -> TicketDraft {
         let fields = try YAMLFields.parse(text, file: file)
         try fields.rejectUnknown(["service", "title", "objective", "acceptance", "constraints", "context", "source",
-                                  "fingerprint", "risk", "priority", "agent", "assignee"])
+                                  "fingerprint", "risk", "priority", "agent", "assignee", "restores"])
         var draft = TicketDraft(service: try fields.string("service") ?? "", title: try fields.requiredString("title"))
         draft.objective = try fields.string("objective") ?? ""
         draft.acceptance = try fields.stringList("acceptance") ?? []
@@ -40,6 +42,7 @@ public struct TicketDraft: Sendable, Equatable {
         draft.priority = try fields.int("priority", range: -1000...1000) ?? 0
         draft.agent = try fields.string("agent")
         if let assignee = try fields.string("assignee") { draft.assignee = assignee }
+        draft.restores = try fields.bool("restores") ?? false
         return draft
     }
 
@@ -164,6 +167,8 @@ public struct TicketView: Codable, Sendable, Equatable {
     public var state: String
     public var createdAt: Date
     public var updatedAt: Date
+    /// Restores reliability: may land while the error budget is spent.
+    public var restores: Bool
     public var attempts: [AttemptView]
     /// The sha of the latest landing, or nil.
     public var landing: String?
@@ -171,7 +176,7 @@ public struct TicketView: Codable, Sendable, Equatable {
     public var revert: String?
     enum CodingKeys: String, CodingKey {
         case id, service, title, objective, acceptance, constraints, context, source, fingerprint, risk, priority, agent
-        case assignee, state, attempts, landing, revert
+        case assignee, state, attempts, landing, revert, restores
         case createdAt = "created_at", updatedAt = "updated_at"
     }
 
@@ -194,6 +199,7 @@ public struct TicketView: Codable, Sendable, Equatable {
         try container.encode(state, forKey: .state)
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(updatedAt, forKey: .updatedAt)
+        try container.encode(restores, forKey: .restores)
         try container.encode(attempts, forKey: .attempts)
         try container.encode(landing, forKey: .landing)
         try container.encode(revert, forKey: .revert)
@@ -204,6 +210,7 @@ public struct TicketView: Codable, Sendable, Equatable {
         acceptance = ticket.acceptance; constraints = ticket.constraints; context = ticket.context; source = ticket.source
         fingerprint = ticket.fingerprint; risk = ticket.risk; priority = ticket.priority; agent = ticket.agent
         assignee = ticket.assignee; state = ticket.state.rawValue; createdAt = ticket.createdAt; updatedAt = ticket.updatedAt
+        restores = ticket.restores
         self.attempts = attempts.map(AttemptView.init)
         let landed = attempts.last { $0.landing != nil }
         landing = landed?.landing
@@ -215,25 +222,37 @@ extension Workspace {
     /// Files a ticket; returns it with its new id.
     @discardableResult
     public func createTicket(_ draft: TicketDraft) throws -> TicketRecord {
-        let draft = try redacted(draft.validated())
+        let draft = try prepared(draft)
         _ = try service(draft.service)
         return try database.write { db in
-            if let fingerprint = draft.fingerprint,
-               let existing = try TicketRecord.filter(sql: "fingerprint = ? AND state NOT IN ('merged','reverted','cancelled','escalated','resolved')", arguments: [fingerprint]).fetchOne(db) {
+            if let fingerprint = draft.fingerprint, let existing = try Self.openTicket(db, fingerprint: fingerprint) {
                 throw RatchetError("ticket \(existing.id) is already open for fingerprint '\(fingerprint)'")
             }
-            let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM ticket") ?? 0) + 1
-            let now = Date()
-            let ticket = TicketRecord(
-                id: "T-\(number)", number: number, service: draft.service, title: draft.title, objective: draft.objective,
-                acceptance: draft.acceptance, constraints: draft.constraints, context: draft.context, source: draft.source,
-                fingerprint: draft.fingerprint, risk: draft.risk, priority: draft.priority, agent: draft.agent,
-                assignee: draft.assignee, state: .open, createdAt: now, updatedAt: now)
-            try ticket.insert(db)
-            try RatchetDatabase.appendEvent(db, kind: "ticket.created", service: ticket.service, ticket: ticket.id, data: [
-                "title": .string(ticket.title), "source": .string(ticket.source), "risk": .string(ticket.risk)])
-            return ticket
+            return try Self.insertTicket(db, draft)
         }
+    }
+
+    /// `draft` validated, with secrets redacted: ready for `insertTicket`.
+    func prepared(_ draft: TicketDraft) throws -> TicketDraft { try redacted(draft.validated()) }
+
+    /// The open ticket holding `fingerprint`, if any (one open ticket per fingerprint).
+    static func openTicket(_ db: Database, fingerprint: String) throws -> TicketRecord? {
+        try TicketRecord.filter(sql: "fingerprint = ? AND state NOT IN ('merged','reverted','cancelled','escalated','resolved')", arguments: [fingerprint]).fetchOne(db)
+    }
+
+    /// Inserts a prepared draft as the next ticket with its `ticket.created` event, in the caller's transaction.
+    static func insertTicket(_ db: Database, _ draft: TicketDraft) throws -> TicketRecord {
+        let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM ticket") ?? 0) + 1
+        let now = Date()
+        let ticket = TicketRecord(
+            id: "T-\(number)", number: number, service: draft.service, title: draft.title, objective: draft.objective,
+            acceptance: draft.acceptance, constraints: draft.constraints, context: draft.context, source: draft.source,
+            fingerprint: draft.fingerprint, risk: draft.risk, priority: draft.priority, agent: draft.agent,
+            assignee: draft.assignee, state: .open, createdAt: now, updatedAt: now, restores: draft.restores)
+        try ticket.insert(db)
+        try RatchetDatabase.appendEvent(db, kind: "ticket.created", service: ticket.service, ticket: ticket.id, data: [
+            "title": .string(ticket.title), "source": .string(ticket.source), "risk": .string(ticket.risk)])
+        return ticket
     }
 
     /// `draft` with secrets redacted from every text, before anything is stored.

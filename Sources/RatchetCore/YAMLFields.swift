@@ -86,6 +86,21 @@ struct YAMLFields {
         return seconds
     }
 
+    /// Every document of a YAML stream (`---` separated) whose top level is a mapping;
+    /// each is named `FILE (document N)` when there are several.
+    static func documents(_ text: String, file: String) throws -> [YAMLFields] {
+        let nodes: [Node]
+        do { nodes = Array(try Yams.compose_all(yaml: text)) } catch {
+            throw RatchetError("\(file): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
+        }
+        guard !nodes.isEmpty else { throw RatchetError("\(file): empty document") }
+        return try nodes.enumerated().map { index, node in
+            let name = nodes.count == 1 ? file : "\(file) (document \(index + 1))"
+            guard let mapping = node.mapping else { throw RatchetError("\(name): expected a mapping of keys at the top level") }
+            return YAMLFields(file: name, path: "", mapping: mapping)
+        }
+    }
+
     func nested(_ key: String) throws -> YAMLFields? {
         guard let node = value(key) else { return nil }
         guard let mapping = node.mapping else { throw fail(key, "expected a mapping") }

@@ -143,6 +143,33 @@ extension RatchetDatabase {
                 t.column("seq", .integer).notNull()
             }
         }
+        migrator.registerMigration("v6-metrics-samples") { db in
+            // One row per series of a service; `labels` is the canonical JSON of its label set (sorted keys).
+            try db.create(table: "metricSeries") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("service", .text).notNull()
+                t.column("name", .text).notNull()
+                t.column("labels", .text).notNull()
+                t.uniqueKey(["service", "labels"])
+            }
+            try db.create(index: "metricSeries_service_name", on: "metricSeries", columns: ["service", "name"])
+            // Raw samples (milliseconds; SQLite stores NaN as NULL, so NULL reads back as NaN).
+            try db.execute(sql: """
+                CREATE TABLE metricSample (seriesId INTEGER NOT NULL, time INTEGER NOT NULL, value REAL,
+                                           PRIMARY KEY (seriesId, time)) WITHOUT ROWID
+                """)
+            // 5-minute rollups: the last sample's time and value, and count/sum/min/max of the bucket.
+            try db.execute(sql: """
+                CREATE TABLE metricRollup (seriesId INTEGER NOT NULL, bucket INTEGER NOT NULL, time INTEGER NOT NULL,
+                                           last REAL, samples INTEGER NOT NULL, total REAL, minimum REAL, maximum REAL,
+                                           PRIMARY KEY (seriesId, bucket)) WITHOUT ROWID
+                """)
+        }
+        migrator.registerMigration("v7-observe") { db in
+            // SPEC §4: a ticket that restores reliability (filed from a breach, or marked by a
+            // person) may land while the service's error budget is spent.
+            try db.alter(table: "ticket") { t in t.add(column: "restores", .boolean).notNull().defaults(to: false) }
+        }
         return migrator
     }
 }

@@ -74,14 +74,19 @@ public struct TicketRecord: Codable, Sendable, Equatable {
     public var state: TicketState
     public var createdAt: Date
     public var updatedAt: Date
+    /// True when the ticket restores reliability (filed from a breach, or marked by a person):
+    /// only such tickets land on a service whose error budget is spent (SPEC §4).
+    public var restores: Bool
 
     public init(id: String, number: Int, service: String, title: String, objective: String, acceptance: [String],
                 constraints: [String], context: String, source: String, fingerprint: String?, risk: String,
-                priority: Int, agent: String?, assignee: String, state: TicketState, createdAt: Date, updatedAt: Date) {
+                priority: Int, agent: String?, assignee: String, state: TicketState, createdAt: Date, updatedAt: Date,
+                restores: Bool = false) {
         self.id = id; self.number = number; self.service = service; self.title = title; self.objective = objective
         self.acceptance = acceptance; self.constraints = constraints; self.context = context; self.source = source
         self.fingerprint = fingerprint; self.risk = risk; self.priority = priority; self.agent = agent
         self.assignee = assignee; self.state = state; self.createdAt = createdAt; self.updatedAt = updatedAt
+        self.restores = restores
     }
 }
 

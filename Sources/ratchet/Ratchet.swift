@@ -11,7 +11,9 @@ struct RatchetCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [InitCommand.self, ServiceCommand.self, TicketCommand.self, WorkCommand.self, MergeCommand.self,
                       CanaryCommand.self, ApproveCommand.self, RejectCommand.self, RevertCommand.self, EventsCommand.self, DoctorCommand.self, QuickstartCommand.self,
-                      SummaryCommand.self, ReindexCommand.self, ReflectCommand.self])
+                      SummaryCommand.self, ReindexCommand.self, ReflectCommand.self,
+                      MetricsCommand.self, QueryCommand.self,
+                      ObserveCommand.self])
 
     /// Runs the command line; every failure is one `error:` line on stderr and a non-zero exit.
     static func main() {

@@ -4,8 +4,8 @@ import RatchetCore
 
 struct ServiceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "service", abstract: "Add, list, show, check and pack services.",
-        subcommands: [Add.self, List.self, Show.self, Check.self, Pack.self])
+        commandName: "service", abstract: "Add, list, show, check, pause, resume and pack services.",
+        subcommands: [Add.self, List.self, Show.self, Check.self, Pause.self, Resume.self, Pack.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a service repo from a template, or adopt an existing repo.")
@@ -82,6 +82,34 @@ struct ServiceCommand: ParsableCommand {
                 if errors.isEmpty { print("\(name): ok" + (findings.isEmpty ? "" : " (\(findings.count) warning(s))")) }
             }
             if !errors.isEmpty { RatchetCommand.fail("service \(name) has \(errors.count) problem(s)") }
+        }
+    }
+
+    struct Pause: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop landings for a service (merge, approve and work refuse it).")
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The service name.") var name: String
+        @Option(help: "Why, recorded in the event.") var reason: String?
+
+        func run() throws { try PauseOutput.show(try workspace.open().setPaused(name, true, reason: reason), json: output.json) }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let a paused service land again.")
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The service name.") var name: String
+        @Option(help: "Why, recorded in the event.") var reason: String?
+
+        func run() throws { try PauseOutput.show(try workspace.open().setPaused(name, false, reason: reason), json: output.json) }
+    }
+
+    enum PauseOutput {
+        static func show(_ change: PauseChange, json: Bool) throws {
+            if json { return try Terminal.printJSON(change) }
+            let state = change.paused ? "paused" : "resumed"
+            print(change.changed ? "\(change.service): \(state)" : "\(change.service): already \(change.paused ? "paused" : "running")")
         }
     }
 

@@ -19,6 +19,7 @@ struct TicketCommand: ParsableCommand {
         @Option(help: "low, medium or high.") var risk: String?
         @Option(help: "The agent to work it (command:SHELL or a name from ratchet.yaml).") var agent: String?
         @Option(help: "A ticket file (YAML or JSON); flags override its fields.") var file: String?
+        @Flag(help: "The ticket restores reliability: it may land while the service's error budget is spent.") var restores = false
 
         func run() throws {
             var draft: TicketDraft
@@ -37,6 +38,7 @@ struct TicketCommand: ParsableCommand {
             if !constraints.isEmpty { draft.constraints = constraints }
             if let risk { draft.risk = risk }
             if let agent { draft.agent = agent }
+            if restores { draft.restores = true }
             guard !draft.service.isEmpty else { throw RatchetError("--service is required") }
             let workspace = try workspace.open()
             let ticket = try workspace.createTicket(draft)
@@ -72,7 +74,7 @@ struct TicketCommand: ParsableCommand {
             print("\(view.id)  \(view.title)")
             print("state       \(view.state)")
             print("service     \(view.service)")
-            print("risk        \(view.risk)   source \(view.source)")
+            print("risk        \(view.risk)   source \(view.source)\(view.restores ? "   restores" : "")")
             if !view.objective.isEmpty { print("objective   \(view.objective)") }
             for criterion in view.acceptance { print("accept      \(criterion)") }
             for constraint in view.constraints { print("constraint  \(constraint)") }

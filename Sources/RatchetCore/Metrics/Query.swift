@@ -1,0 +1,110 @@
+import Foundation
+import RatchetMetrics
+import RatchetStore
+
+/// What `ratchet metrics import` stored.
+public struct ImportReport: Codable, Sendable, Equatable {
+    public var service: String
+    public var file: String
+    /// `text` or `openMetrics`.
+    public var format: String
+    /// Sample lines in the file.
+    public var samples: Int
+    /// Samples written as raw samples.
+    public var stored: Int
+    /// Samples already present (same series and time).
+    public var duplicates: Int
+    /// Samples older than the raw retention, kept in rollups only.
+    public var rolledUpOnly: Int
+    /// Series seen for the first time.
+    public var newSeries: Int
+}
+
+extension Workspace {
+    /// Instant query for a service: the embedded store, or service.yaml's `metrics.prometheus` server.
+    /// Throws `PromQLError` for a bad expression, `EvaluationError` when it cannot be evaluated, and a
+    /// `RatchetError` when Prometheus cannot be reached (nothing is written either way).
+    public func query(service: String, expression: String, at time: Date) throws -> QueryValue {
+        let name = try self.service(service).name
+        let expr = try PromQL.parse(expression)
+        let config = try serviceConfig(name)
+        if let server = config.metricsPrometheus {
+            return try PrometheusClient(baseURL: server).query(expression, at: time)
+        }
+        return try Evaluator(source: StoreSource(database: database, service: name)).evaluate(expr, at: Self.milliseconds(time))
+    }
+
+    /// The embedded store of `service` as a sample source (for evaluating expressions in place).
+    public func metricSource(service: String) throws -> any SampleSource {
+        StoreSource(database: database, service: try self.service(service).name)
+    }
+
+    /// Backfills timestamped samples (OpenMetrics ending in `# EOF`, or text format 0.0.4 with
+    /// millisecond timestamps) into the store. All or nothing: a malformed line, or a sample
+    /// without a timestamp, rejects the file naming the line. `progress(done, total)` is called as samples are written.
+    public func importMetrics(service: String, file: String, progress: ((Int, Int) -> Void)? = nil) throws -> ImportReport {
+        let name = try self.service(service).name
+        guard let data = FileManager.default.contents(atPath: file) else { throw RatchetError("cannot read \(file)") }
+        let page = Exposition.parse(String(decoding: data, as: UTF8.self))
+        if let first = page.errors.first {
+            throw RatchetError("\(file): \(first)" + (page.errors.count > 1 ? " (and \(page.errors.count - 1) more malformed lines)" : ""))
+        }
+        if let untimed = page.samples.first(where: { $0.time == nil }) {
+            throw RatchetError("\(file): line \(untimed.lineNumber): sample has no timestamp (import backfills timestamped samples)")
+        }
+        var report = ImportReport(service: name, file: file, format: page.format.rawValue, samples: page.samples.count,
+                                  stored: 0, duplicates: 0, rolledUpOnly: 0, newSeries: 0)
+        let now = Self.milliseconds(Date())
+        try database.write { db in
+            for start in stride(from: 0, to: page.samples.count, by: 50_000) {
+                let batch = page.samples[start..<min(start + 50_000, page.samples.count)].map { ($0.labels, Sample(time: $0.time!, value: $0.value)) }
+                let result = try MetricStore.append(db, service: name, samples: batch, now: now)
+                report.stored += result.stored
+                report.duplicates += result.duplicates
+                report.rolledUpOnly += result.rolledUpOnly
+                report.newSeries += result.newSeries
+                progress?(start + batch.count, page.samples.count)
+            }
+            _ = try MetricStore.applyRetention(db, service: name, now: now)
+            try Failpoints.hit("metrics.import-written")
+            try RatchetDatabase.appendEvent(db, kind: "metrics.imported", service: name, data: [
+                "file": .string(file), "samples": .number(Double(report.samples)), "stored": .number(Double(report.stored)),
+                "series": .number(Double(report.newSeries)),
+            ])
+        }
+        return report
+    }
+}
+
+/// A real Prometheus server's `/api/v1/query`.
+public struct PrometheusClient: Sendable {
+    /// `http://host:port` (a path prefix is kept).
+    public var baseURL: String
+    /// Seconds before the query is abandoned.
+    public var timeout: TimeInterval
+
+    /// Makes a client.
+    public init(baseURL: String, timeout: TimeInterval = 10) {
+        self.baseURL = baseURL
+        self.timeout = timeout
+    }
+
+    /// The instant query's value at `time`; throws a `RatchetError` naming the server when it cannot be reached or refuses.
+    public func query(_ expression: String, at time: Date) throws -> QueryValue {
+        var components = URLComponents(string: baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL)
+        components?.path += "/api/v1/query"
+        components?.queryItems = [URLQueryItem(name: "query", value: expression),
+                                  URLQueryItem(name: "time", value: PrometheusJSON.timestamp(Workspace.milliseconds(time)))]
+        // `+` in a query item is read as a space by Go's form parser.
+        let encoded = components?.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B")
+        components?.percentEncodedQuery = encoded
+        guard let url = components?.url else { throw RatchetError("metrics.prometheus '\(baseURL)' is not a valid URL") }
+        let body: Data
+        do {
+            body = try MetricsHTTP.get(url, timeout: timeout, accept: "application/json", errorBodies: true)
+        } catch let error as RatchetError {
+            throw RatchetError("Prometheus at \(baseURL) unreachable: \(error.message)")
+        }
+        do { return try PrometheusJSON.parseResponse(body) } catch { throw RatchetError(describe(error)) }
+    }
+}
