@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: [
         // The C boundary: module map + shim header, nothing else.
@@ -22,24 +23,25 @@ let package = Package(
             providers: [.apt(["libgit2-dev"])]
         ),
         // POSIX calls Swift cannot reach (GNU extensions, variadic functions).
-        .target(name: "CSystem", exclude: ["README.md"], linkerSettings: [.linkedLibrary("sqlite3")]),
+        .target(name: "CPosix", exclude: ["README.md"], linkerSettings: [.linkedLibrary("sqlite3")]),
         // A safe Swift API over libgit2.
         // zlib, for writing packs (required by libgit2-dev already).
         .systemLibrary(name: "Czlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "RatchetGit", dependencies: ["Clibgit2", "Czlib"], exclude: ["README.md"]),
         // The SQLite store: schema, migrations, records, the event log.
-        .target(name: "RatchetStore", dependencies: ["CSystem", .product(name: "GRDB", package: "GRDB.swift")], exclude: ["README.md"]),
+        .target(name: "RatchetStore", dependencies: ["CPosix", .product(name: "GRDB", package: "GRDB.swift")], exclude: ["README.md"]),
         // Metrics without dependencies: the exposition parser, PromQL's parser and evaluator.
         .target(name: "RatchetMetrics", exclude: ["README.md"]),
         // The domain: workspace, services, tickets, attempts, landing.
         .target(
             name: "RatchetCore",
             dependencies: [
-                "RatchetGit", "RatchetStore", "CSystem", "RatchetMetrics",
+                "RatchetGit", "RatchetStore", "CPosix", "RatchetMetrics",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            exclude: ["README.md", "Canary/README.md", "Review/README.md", "Metrics/README.md", "Observe/README.md", "Runbook/README.md", "Pump/README.md"]
+            exclude: ["README.md", "Canary/README.md", "Review/README.md", "Metrics/README.md", "Observe/README.md",
+                      "Tools/README.md", "Trajectory/README.md", "Runbook/README.md", "Pump/README.md"]
         ),
         // The executable: one file per command, no logic.
         .executableTarget(
@@ -47,6 +49,7 @@ let package = Package(
             dependencies: [
                 "RatchetCore", "RatchetStore", "RatchetMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "MCP", package: "swift-sdk"),
             ],
             exclude: ["README.md"]
         ),
@@ -56,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "ratchet-bench",
             dependencies: [
-                "RatchetGit", "RatchetStore", "RatchetCore", "CSystem", "RatchetMetrics",
+                "RatchetGit", "RatchetStore", "RatchetCore", "CPosix", "RatchetMetrics",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -19,6 +19,8 @@ struct AttemptRun {
     var link: WorktreeLink?
     /// Taken just before the agent runs.
     var referenceGuard: ReferenceGuard?
+    /// The attempt's tools, served on its socket while the agent runs.
+    var tools: AttemptTools?
     private(set) var ended = false
 
     var id: String { attempt.ticketId }
@@ -42,7 +44,8 @@ struct AttemptRun {
                                              name: "\(id)-\(attempt.number)")
         try FileManager.default.createDirectory(atPath: (briefPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: privateFolder, withIntermediateDirectories: true)
-        try replaceFile(briefPath, with: Array(workspace.brief(ticket, attempt: attempt, protectedPaths: serviceConfig.protectedPaths).utf8))
+        try replaceFile(briefPath, with: Array(workspace.brief(ticket, attempt: attempt, serviceConfig: serviceConfig,
+                                                               agentsFile: worktreePath + "/AGENTS.md").utf8))
     }
 
     /// Records on the trajectory that the agent runs without a sandbox.
@@ -58,7 +61,7 @@ struct AttemptRun {
 
     /// Runs the agent's command in its sandbox (or, with `bubblewrap` nil, unsandboxed).
     mutating func runAgent(_ command: String, bubblewrap: String?, onOutput: (@Sendable (Data) -> Void)?) throws -> ProcessResult {
-        let environment = workspace.childEnvironment(allowing: serviceConfig.agentEnv, extra: [
+        var environment = workspace.childEnvironment(allowing: serviceConfig.agentEnv, extra: [
             "RATCHET_TICKET": id, "RATCHET_TICKET_FILE": briefPath, "RATCHET_TRAJECTORY": attempt.trajectoryId,
             "RATCHET_WORKTREE": worktreePath, "RATCHET_WORKSPACE": workspace.root.path, "RATCHET_SERVICE": attempt.service,
             "RATCHET_ATTEMPT": "\(attempt.number)", "TMPDIR": privateFolder + "/tmp", "HOME": privateFolder + "/home",
@@ -69,16 +72,26 @@ struct AttemptRun {
         let groupFile = workspace.runFolder + "/\(id)-\(attempt.number).pgid"
         defer { try? FileManager.default.removeItem(atPath: groupFile) }
         let recordGroup: (pid_t) -> Void = { pid in try? replaceFile(groupFile, with: Array("\(pid)\n".utf8)) }
-        referenceGuard = try ReferenceGuard(journal: ReferenceJournal(workspace: workspace, service: attempt.service),
-                                            repository: repository, ownBranch: branchRef)
+        let referenceGuard = try ReferenceGuard(journal: ReferenceJournal(workspace: workspace, service: attempt.service),
+                                                repository: repository, ownBranch: branchRef)
+        self.referenceGuard = referenceGuard
+        let tools = AttemptTools(workspace: workspace, attempt: attempt, serviceConfig: serviceConfig, worktreePath: worktreePath, link: link,
+                                 bubblewrap: bubblewrap, privateFolder: privateFolder, briefPath: briefPath, referenceGuard: referenceGuard)
+        self.tools = tools
+        let server = try ToolServer(path: workspace.toolSocketPath(ticket: id, attempt: attempt.number), tools: tools)
+        defer { server.stop() }
+        if let folder = ToolServer.binaryFolder { environment["PATH"] = folder + ":" + (environment["PATH"] ?? "/usr/bin:/bin") }
         guard let bubblewrap else {
             for folder in ["tmp", "home"] { try FileManager.default.createDirectory(atPath: privateFolder + "/" + folder, withIntermediateDirectories: true) }
+            environment["RATCHET_SOCKET"] = server.path
             return try ProcessRunner.runShell(command, directory: worktreePath, environment: environment, limits: limits,
                                               onOutput: onOutput, onStart: recordGroup)
         }
-        let sandbox = try workspace.agentSandbox(executable: bubblewrap, worktree: worktreePath,
+        environment["RATCHET_SOCKET"] = ToolServer.sandboxPath
+        var sandbox = try workspace.agentSandbox(executable: bubblewrap, worktree: worktreePath,
                                                  gitDirectory: String(repository.commonDirectory.dropLast()), readOnly: [briefPath],
                                                  network: serviceConfig.sandboxNetwork, privateFolder: privateFolder)
+        sandbox.mounts.append(Sandbox.Mount(server.path, at: ToolServer.sandboxPath))
         return try sandbox.run(["/bin/sh", "-c", command], environment: environment, limits: limits, onOutput: onOutput, onStart: recordGroup)
     }
 
@@ -95,6 +108,11 @@ struct AttemptRun {
                                  commit: nil)
         progress("agent \(run.summary) after \(String(format: "%.2f", run.duration)) s")
         try checkTampering()
+        switch tools?.end {
+        case .escalated(let reason)?: try fail("escalated by the agent: \(workspace.redact(reason))", state: .failed)
+        case .failed(let reason)?: try fail(reason)
+        case .done?, nil: break
+        }
         if run.signal == SIGXFSZ { try fail("agent \(run.summary) (limit \(serviceConfig.agentFileBytes) bytes, limits.agent_file_bytes)") }
         let head = try commitWorktree(agent: agent, progress: progress)
         try Failpoints.hit("step.recorded")
@@ -130,48 +148,25 @@ struct AttemptRun {
     /// false the caller records the step that made the change, with the commit on it.
     mutating func commitWorktree(agent: AgentSpec, summary: String? = nil, recording: Bool = true,
                                  progress: @Sendable (String) -> Void) throws -> ObjectID? {
-        let batch = try workspace.serviceBatch(attempt.service)
-        let store = batch.repository
-        guard let branchHead = try store.resolveReference(branchRef) else { try fail("tampered: \(branchRef) was deleted") }
-        // Ignore rules come from the worktree; everything else from the repository's own path.
-        try store.useWorkingDirectory(worktreePath)
-        let cache = link.flatMap { IndexStatCache(path: $0.adminFolder + "/index") }
         let limits = FolderLimits(fileBytes: serviceConfig.agentFileBytes, changeBytes: serviceConfig.agentChangeBytes,
                                   changeCount: serviceConfig.agentChangeFiles)
-        let changes: [FolderChange]
+        let step: StepCommit?
         do {
-            changes = try store.readFolder(worktreePath, against: try store.commit(branchHead).tree, cache: cache, limits: limits) { path, _ in
-                store.isIgnored(path)
-            }
+            step = try workspace.commitStep(attempt: attempt, worktree: worktreePath, link: link, limits: limits, summary: summary)
         } catch {
-            try fail("the agent's change is refused: \(describe(error))")
+            try fail(describe(error))
         }
-        let base = ObjectID(hex: attempt.base)
-        guard !changes.isEmpty else { return branchHead == base ? nil : branchHead }
-        let view = try workspace.ticketView(id)
-        let stepNumber = try workspace.database.read { db in
-            (try Int.fetchOne(db, sql: "SELECT MAX(\"index\") FROM trajectoryStep WHERE trajectoryId = ?", arguments: [attempt.trajectoryId]) ?? 0) + 1
+        guard let step else {
+            guard let branchHead = try repository.resolveReference(branchRef) else { try fail("tampered: \(branchRef) was deleted") }
+            return branchHead == ObjectID(hex: attempt.base) ? nil : branchHead
         }
-        let message = try CommitMessage.step(ticket: view, summary: summary ?? view.title, trajectory: attempt.trajectoryId, step: stepNumber, attempt: attempt.number)
-        let head: ObjectID
-        do {
-            head = try store.commit(on: branchHead, applying: changes.map(\.treeChange), author: Signature(name: agent.name, email: agent.email),
-                                    committer: workspace.config.identity, message: message)
-            try batch.flush(roots: [head])
-            try Failpoints.hit("step.flushed")
-            try store.updateReference(branchRef, to: head, expected: branchHead, message: "ratchet: step \(stepNumber)")
-        } catch {
-            try fail("cannot commit the agent's changes: \(describe(error))")
-        }
-        try? cache?.record(changes, folder: worktreePath)
-        try Failpoints.hit("step.committed")
-        guard recording else { return head }
+        guard recording else { return step.head }
         try workspace.recordStep(trajectory: attempt.trajectoryId, ticket: id, service: attempt.service, attempt: attempt.number,
-                                 tool: "commit", arguments: ["message": .string(message)], risk: "low", effect: "commit", ok: true,
-                                 output: "committed \(head.short): \(changes.count) path(s) changed",
-                                 data: ["paths": .array(changes.prefix(1000).map { .string($0.path) })], commit: head.hex)
-        progress("committed \(head.short) on \(attempt.branch) (\(changes.count) path(s))")
-        return head
+                                 tool: "commit", arguments: ["message": .string(step.message)], risk: "low", effect: "commit", ok: true,
+                                 output: "committed \(step.head.short): \(step.paths.count) path(s) changed",
+                                 data: ["paths": .array(step.paths.prefix(1000).map { .string($0) })], commit: step.head.hex)
+        progress("committed \(step.head.short) on \(attempt.branch) (\(step.paths.count) path(s))")
+        return step.head
     }
 
     /// Propose: attempt running → proposed, ticket working → proposed.
@@ -195,13 +190,13 @@ struct AttemptRun {
 
     /// Ends the attempt as failed (the ticket open again or escalated) and throws. A
     /// tampered worktree is deleted rather than returned to the pool.
-    /// `maxAttempts` 0 escalates the ticket at once (an agent's `escalate`).
-    mutating func fail(_ message: String, state: AttemptState = .failed, discardWorktree: Bool = false, maxAttempts: Int? = nil) throws -> Never {
+    /// `escalate` moves the ticket to escalated at once (an agent's `escalate`).
+    mutating func fail(_ message: String, state: AttemptState = .failed, discardWorktree: Bool = false, escalate: Bool = false) throws -> Never {
         ended = true
         if discardWorktree { workspace.discardWorktree(at: worktreePath, service: attempt.service) }
         try? workspace.removeWorktree(of: attempt)
         cleanUp()
-        let next = try workspace.endAttempt(attempt, as: state, error: message, maxAttempts: maxAttempts ?? serviceConfig.maxAttempts)
+        let next = try workspace.endAttempt(attempt, as: state, error: message, maxAttempts: serviceConfig.maxAttempts, escalate: escalate)
         throw RatchetError("attempt \(id)/\(attempt.number) failed: \(message); ticket \(id) is \(next)")
     }
 }

@@ -212,7 +212,8 @@ public struct Sandbox: Sendable {
         if let binary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             folders.insert(binary)
         }
-        if let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) {
+        // /proc files report size 0: read to the end rather than by the file's size.
+        if let maps = FileHandle(forReadingAtPath: "/proc/self/maps").flatMap({ try? $0.readToEnd() }).map({ String(decoding: $0, as: UTF8.self) }) {
             for line in maps.split(separator: "\n") {
                 guard let slash = line.firstIndex(of: "/") else { continue }
                 let path = String(line[slash...])

@@ -46,6 +46,9 @@ public struct ServiceConfig: Sendable, Equatable {
     public var agentChangeBytes: Int
     /// The paths one step commit may change.
     public var agentChangeFiles: Int
+    /// The model spend (USD) all attempts at one ticket may report before the attempt ends
+    /// (`limits.ticket_spend_usd`); nil: no budget.
+    public var ticketSpendUSD: Double?
 
     /// The protected paths when `service.yaml` names none.
     public static let defaultProtectedPaths = ["canary/", "invariants.yaml", "slos.yaml", "service.yaml", "runbooks/", "deploy/"]
@@ -99,7 +102,7 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         if let limits = try fields.nested("limits") {
             try limits.rejectUnknown(["agent_timeout", "agent_output_bytes", "agent_file_bytes", "agent_change_bytes", "agent_change_files",
-                                      "deploy_timeout"])
+                                      "deploy_timeout", "ticket_spend_usd"])
             config.deployTimeout = try limits.duration("deploy_timeout") ?? config.deployTimeout
             if config.deployTimeout <= 0 { throw limits.fail("deploy_timeout", "must be more than 0") }
             config.agentTimeout = try limits.duration("agent_timeout") ?? config.agentTimeout
@@ -108,6 +111,8 @@ public struct ServiceConfig: Sendable, Equatable {
             config.agentFileBytes = try limits.int("agent_file_bytes", range: 1024...(1 << 34)) ?? config.agentFileBytes
             config.agentChangeBytes = try limits.int("agent_change_bytes", range: 1024...(1 << 36)) ?? config.agentChangeBytes
             config.agentChangeFiles = try limits.int("agent_change_files", range: 1...1_000_000) ?? config.agentChangeFiles
+            config.ticketSpendUSD = try limits.number("ticket_spend_usd")
+            if let budget = config.ticketSpendUSD, !(budget > 0) { throw limits.fail("ticket_spend_usd", "must be more than 0") }
         }
         return config
     }

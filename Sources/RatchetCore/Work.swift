@@ -29,9 +29,10 @@ extension Workspace {
 
     /// Ends an attempt that did not propose anything: the attempt becomes `state`, the
     /// ticket goes back to open (escalated once its attempts are used up), in one
-    /// transaction with their events. Returns the ticket's new state.
+    /// transaction with their events; with `escalate`, escalated at once. Returns the
+    /// ticket's new state.
     @discardableResult
-    func endAttempt(_ attempt: AttemptRecord, as state: AttemptState, error: String, maxAttempts: Int,
+    func endAttempt(_ attempt: AttemptRecord, as state: AttemptState, error: String, maxAttempts: Int, escalate: Bool = false,
                     outcome: JSONValue? = nil) throws -> TicketState {
         try database.write { db in
             var (current, ticket) = try StateChange.load(db, attempt: attempt.id)
@@ -45,7 +46,7 @@ extension Workspace {
                                             attempt: attempt.number, data: ["error": .string(error)])
             guard ticket.state != .cancelled else { return ticket.state }
             let used = try AttemptRecord.filter(AttemptRecord.Columns.ticketId == ticket.id).fetchCount(db)
-            try StateChange.moveTicket(&ticket, to: used >= maxAttempts ? .escalated : .open, at: now)
+            try StateChange.moveTicket(&ticket, to: escalate || used >= maxAttempts ? .escalated : .open, at: now)
             try ticket.update(db)
             try RatchetDatabase.appendEvent(db, kind: ticket.state == .escalated ? "ticket.escalated" : "ticket.reopened",
                                             service: ticket.service, ticket: ticket.id,
@@ -154,18 +155,5 @@ extension Workspace {
                                                    "trajectory": .string(attempt.trajectoryId), "base": .string(base.hex)])
             return attempt
         }
-    }
-
-    /// The markdown brief an agent reads (`RATCHET_TICKET_FILE`).
-    func brief(_ ticket: TicketView, attempt: AttemptRecord, protectedPaths: [String]) -> String {
-        var text = "# \(ticket.id): \(ticket.title)\n\n"
-        text += "- service: \(ticket.service)\n- risk: \(ticket.risk)\n- source: \(ticket.source)\n"
-        text += "- attempt: \(attempt.number) on branch `\(attempt.branch)`\n- trajectory: \(attempt.trajectoryId)\n\n"
-        text += "## Objective\n\n\(ticket.objective.isEmpty ? "(none given)" : ticket.objective)\n\n"
-        text += "## Acceptance criteria\n\n" + (ticket.acceptance.isEmpty ? "(none)\n" : ticket.acceptance.map { "- \($0)\n" }.joined())
-        text += "\n## Constraints\n\n" + (ticket.constraints.isEmpty ? "(none)\n" : ticket.constraints.map { "- \($0)\n" }.joined())
-        if !ticket.context.isEmpty { text += "\n## Context\n\n\(ticket.context)\n" }
-        text += "\nProtected paths (changes need human approval): \(protectedPaths.joined(separator: ", ")).\n"
-        return text
     }
 }

@@ -143,6 +143,13 @@ extension RatchetDatabase {
                 t.column("seq", .integer).notNull()
             }
         }
+        migrator.registerMigration("v5-trajectory-capture") { db in
+            // Model usage per step ({tokens_in, tokens_out, cost_usd}), when the agent reported it.
+            try db.alter(table: "trajectoryStep") { t in t.add(column: "usage", .jsonText) }
+            // Export walks trajectories by creation time; spend is summed per ticket.
+            try db.create(index: "trajectory_createdAt", on: "trajectory", columns: ["createdAt"])
+            try db.create(index: "trajectory_ticketId", on: "trajectory", columns: ["ticketId", "attemptNumber"])
+        }
         migrator.registerMigration("v6-metrics-samples") { db in
             // One row per series of a service; `labels` is the canonical JSON of its label set (sorted keys).
             try db.create(table: "metricSeries") { t in

@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import CSystem
+import CPosix
 import GRDBSQLite
 
 /// The workspace store: one SQLite file in WAL mode, migrated on open.

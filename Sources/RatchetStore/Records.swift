@@ -183,12 +183,14 @@ public struct TrajectoryStepRecord: Codable, Sendable, Equatable {
     public var output: String
     public var data: JSONValue
     public var commit: String?
+    /// Model usage reported for this step: `{tokens_in, tokens_out, cost_usd}` (any of them).
+    public var usage: JSONValue?
 
     public init(trajectoryId: String, index: Int, time: Date, tool: String, arguments: JSONValue, risk: String,
-                effect: String, ok: Bool, output: String, data: JSONValue, commit: String?) {
+                effect: String, ok: Bool, output: String, data: JSONValue, commit: String?, usage: JSONValue? = nil) {
         self.trajectoryId = trajectoryId; self.index = index; self.time = time; self.tool = tool
         self.arguments = arguments; self.risk = risk; self.effect = effect; self.ok = ok; self.output = output
-        self.data = data; self.commit = commit
+        self.data = data; self.commit = commit; self.usage = usage
     }
 }
 

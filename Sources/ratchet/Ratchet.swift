@@ -13,7 +13,8 @@ struct RatchetCommand: ParsableCommand {
                       CanaryCommand.self, ApproveCommand.self, RejectCommand.self, RevertCommand.self, EventsCommand.self, DoctorCommand.self, QuickstartCommand.self,
                       SummaryCommand.self, ReindexCommand.self, ReflectCommand.self,
                       MetricsCommand.self, QueryCommand.self,
-                      ObserveCommand.self])
+                      ObserveCommand.self,
+                      ToolCommand.self, MCPCommand.self, TrajectoryCommand.self])
 
     /// Runs the command line; every failure is one `error:` line on stderr and a non-zero exit.
     static func main() {

@@ -31,6 +31,8 @@ struct RunbookWalk {
     let bubblewrap: String?
     let observations: RunbookObservations
     let progress: @Sendable (String) -> Void
+    /// The attempt's tools (traj's `AttemptTools`), for the tool actions.
+    let tools: AttemptTools
     var files: BeneathFolder { BeneathFolder(path: run.worktreePath, fileLimit: run.serviceConfig.agentFileBytes) }
 
     /// What one action observed: the step's record, and the numbers `next` conditions read.
@@ -81,13 +83,24 @@ struct RunbookWalk {
                                      data: .object(data), commit: observed.commit?.hex)
     }
 
-    /// Performs one action.
+    /// Performs one action. `ticket`, `test`, `note` and `commit` are the tools every agent
+    /// has (`AttemptTools`, one implementation); `metrics` and `invariants` read the metrics
+    /// and observe seams directly, since the walk branches on their numbers.
     mutating func perform(_ step: Runbook.Step) throws -> Observed {
         let text = { (key: String) in step.arguments[key]?.text ?? "" }
         switch step.action {
         case .ticket:
-            let brief = run.workspace.brief(ticket, attempt: run.attempt, protectedPaths: run.serviceConfig.protectedPaths)
-            return Observed(output: brief, data: ["source": .string(ticket.source), "title": .string(ticket.title)])
+            return try tool("ticket", [:])
+        case .note:
+            return try tool("note", ["text": .string(text("text"))])
+        case .test:
+            var observed = try tool("test", [:])
+            if case .number(let code)? = observed.data["exit_status"] { observed.values["exit_code"] = code } else { observed.values["exit_code"] = observed.ok ? 0 : 1 }
+            return observed
+        case .commit:
+            var observed = try tool("commit", ["message": .string(step.arguments["message"]?.text ?? "\(runbook.name): \(step.name)")])
+            observed.values["changed"] = observed.commit == nil ? 0 : 1
+            return observed
         case .metrics:
             let values = try observations.metricValues(service: run.attempt.service, expression: text("expr"))
             var observed = Observed(output: values.isEmpty ? "empty result" : values.map { "\($0)" }.joined(separator: "\n"),
@@ -97,21 +110,8 @@ struct RunbookWalk {
         case .invariants:
             let status = try observations.invariantStatus(service: run.attempt.service)
             return Observed(output: status.output, data: ["checks": status.data], values: ["failing": Double(status.failing)])
-        case .test:
-            guard let command = run.serviceConfig.test else {
-                return Observed(output: "service \(run.attempt.service) has no test command", values: ["exit_code": 0])
-            }
-            return try runCommand(command, step: step, commits: false)
         case .run:
-            return try runCommand(text("command"), step: step, commits: true)
-        case .note:
-            return Observed(output: text("text"))
-        case .commit:
-            let before = try branchHead()
-            let head = try run.commitWorktree(agent: agent, summary: step.arguments["message"].map { $0.text }, recording: false, progress: progress)
-            let changed = head != nil && head != before
-            return Observed(output: changed ? "committed \(head!.short)" : "nothing to commit", values: ["changed": changed ? 1 : 0],
-                            commit: changed ? head : nil)
+            return try runCommand(text("command"), step: step)
         case .done:
             throw RunbookStop(end: .done(text("summary")), text: text("summary"))
         case .escalate:
@@ -123,6 +123,16 @@ struct RunbookWalk {
         case .applyPatch:
             return try applyPatch(step)
         }
+    }
+
+    /// One of the attempt's tools, performed by `AttemptTools` (its step is recorded by the walk,
+    /// with the runbook's declared risk and effect); a failed tool throws.
+    func tool(_ name: String, _ arguments: [String: JSONValue]) throws -> Observed {
+        guard let definition = ToolCatalog.definition(name) else { throw RatchetError("no tool \(name)") }
+        let observation = try tools.perform(definition, arguments: .object(arguments))
+        var data: [String: JSONValue] = [:]
+        if case .object(let members) = observation.data { data = members }
+        return Observed(ok: observation.ok, output: observation.output, data: data, commit: observation.commit.flatMap(ObjectID.init(hex:)))
     }
 
     private func branchHead() throws -> ObjectID? { try run.repository.resolveReference(run.branchRef) }
@@ -139,15 +149,15 @@ struct RunbookWalk {
         }
     }
 
-    /// A command (or the service's tests) in the attempt's sandbox, as a command agent runs.
-    mutating func runCommand(_ command: String, step: Runbook.Step, commits: Bool) throws -> Observed {
+    /// `run`: a command in the attempt's sandbox, as a command agent runs; what it changed is the step's commit.
+    mutating func runCommand(_ command: String, step: Runbook.Step) throws -> Observed {
         let result = try run.runAgent(command, bubblewrap: bubblewrap, onOutput: nil)
         try run.checkTampering()
         if result.signal == SIGXFSZ { throw RatchetError("\(result.summary) (limit \(run.serviceConfig.agentFileBytes) bytes, limits.agent_file_bytes)") }
         var observed = Observed(ok: result.succeeded, output: run.workspace.redact(result.output),
                                 data: ["timed_out": .bool(result.timedOut), "duration_s": .number(result.duration)],
                                 values: ["exit_code": Double(result.exitStatus ?? (128 + (result.signal ?? 0)))])
-        if commits { try commitStep("\(step.name): \(command.prefix(120))", &observed) }
+        try commitStep("\(step.name): \(command.prefix(120))", &observed)
         return observed
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import RatchetGit
+import RatchetMetrics
 import RatchetStore
 
 extension Workspace {
@@ -30,7 +31,7 @@ extension Workspace {
         }
         progress("runbook \(runbook.file) matches \(ticket.source)")
         var walk = RunbookWalk(run: run, runbook: runbook, ticket: ticket, agent: agent, bubblewrap: bubblewrap,
-                               observations: WorkspaceObservations(workspace: self), progress: progress)
+                               observations: WorkspaceObservations(workspace: self), progress: progress, tools: try attemptTools(run.attempt))
         let end: RunbookEnd
         do {
             end = try walk.walk()
@@ -55,7 +56,7 @@ extension Workspace {
 
     /// Ends the attempt and moves the ticket to `escalated` at once (SPEC §4: an agent's `escalate`).
     private func escalate(_ run: inout AttemptRun, reason: String) throws -> Never {
-        try run.fail("escalated: \(reason)", maxAttempts: 0)
+        try run.fail("escalated: \(reason)", escalate: true)
     }
 }
 
@@ -64,10 +65,20 @@ struct WorkspaceObservations: RunbookObservations {
     let workspace: Workspace
 
     func metricValues(service: String, expression: String) throws -> [Double] {
-        throw RatchetError("metrics are not available to the runbook agent in this build (the metrics seam is missing)")
+        switch try workspace.query(service: service, expression: expression, at: Date()) {
+        case .scalar(let value): return [value]
+        case .vector(let samples): return samples.map(\.value)
+        case .matrix: throw RatchetError("'\(Names.printable(expression))' is a range vector; the runbook agent branches on instant values")
+        case .string: throw RatchetError("'\(Names.printable(expression))' is a string, not a number")
+        }
     }
 
     func invariantStatus(service: String) throws -> (failing: Int, output: String, data: JSONValue) {
-        throw RatchetError("invariants are not available to the runbook agent in this build (the observe seam is missing)")
+        let checks = try workspace.invariantStatus(service: service)
+        let lines = checks.map { check in
+            "\(check.holds == true ? "holds" : check.holds == false ? "BREACHED" : "unknown") \(check.name)"
+                + (check.value.map { " (\($0))" } ?? "") + (check.error.map { ": \($0)" } ?? "")
+        }
+        return (checks.filter { $0.holds != true }.count, lines.joined(separator: "\n"), try RatchetJSON.value(checks))
     }
 }

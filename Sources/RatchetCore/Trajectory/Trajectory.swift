@@ -21,6 +21,8 @@ public struct TrajectoryDocument: Codable, Sendable, Equatable {
         public var action: Action
         public var observation: Observation
         public var commit: String?
+        /// Model usage reported for the step (`tokens_in`, `tokens_out`, `cost_usd`).
+        public var usage: JSONValue?
     }
     public var schema = "ratchet.trajectory/v1"
     public var id: String
@@ -83,28 +85,54 @@ extension Workspace {
                 TrajectoryDocument.Step(
                     index: step.index, time: step.time,
                     action: .init(tool: step.tool, arguments: step.arguments, risk: step.risk, effect: step.effect),
-                    observation: .init(ok: step.ok, output: step.output, data: step.data), commit: step.commit)
+                    observation: .init(ok: step.ok, output: step.output, data: step.data), commit: step.commit,
+                    usage: step.usage)
             },
             outcome: record.outcome, labels: record.labels)
     }
 
     /// Appends a step to a trajectory, with its event, in one transaction. Returns its index.
+    /// The output is redacted; `usage` is the model usage the agent reported for the step.
     @discardableResult
-    func recordStep(trajectory: String, ticket: String, service: String, attempt: Int, tool: String, arguments: JSONValue,
-                    risk: String, effect: String, ok: Bool, output: String, data: JSONValue, commit: String?) throws -> Int {
-        try database.write { db in
+    public func recordStep(trajectory: String, ticket: String, service: String, attempt: Int, tool: String, arguments: JSONValue,
+                           risk: String, effect: String, ok: Bool, output: String, data: JSONValue, commit: String?,
+                           usage: JSONValue? = nil) throws -> Int {
+        let index = try database.write { db in
             let index = (try Int.fetchOne(db, sql: "SELECT MAX(\"index\") FROM trajectoryStep WHERE trajectoryId = ?", arguments: [trajectory]) ?? 0) + 1
             let step = TrajectoryStepRecord(trajectoryId: trajectory, index: index, time: Date(), tool: tool, arguments: arguments,
-                                            risk: risk, effect: effect, ok: ok, output: redact(output), data: data, commit: commit)
+                                            risk: risk, effect: effect, ok: ok, output: redact(output), data: data, commit: commit,
+                                            usage: usage)
             try step.insert(db)
             try RatchetDatabase.appendEvent(db, kind: "trajectory.step", service: service, ticket: ticket, attempt: attempt, data: [
                 "trajectory": .string(trajectory), "index": .number(Double(index)), "tool": .string(tool), "ok": .bool(ok)])
             return index
         }
+        try Failpoints.hit("trajectory.step.recorded")
+        return index
     }
 
     /// `text` with every match of the default and configured secret patterns replaced by `[REDACTED]`.
     func redact(_ text: String) -> String {
         SecretScanner(extra: config.secretPatterns).redact(text)
+    }
+
+    /// Every string of `value` (keys too) redacted.
+    func redact(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .string(let text): .string(redact(text))
+        case .array(let items): .array(items.map { redact($0) })
+        case .object(let members): .object(Dictionary(members.map { (redact($0.key), redact($0.value)) }, uniquingKeysWith: { $1 }))
+        default: value
+        }
+    }
+
+    /// The model spend (USD) reported on every step of every attempt at ticket `id`.
+    public func ticketSpend(_ id: String) throws -> Double {
+        try database.read { db in
+            try Double.fetchOne(db, sql: """
+                SELECT COALESCE(SUM(json_extract(s.usage, '$.cost_usd')), 0) FROM trajectoryStep s
+                JOIN trajectory t ON t.id = s.trajectoryId WHERE t.ticketId = ? AND s.usage IS NOT NULL
+                """, arguments: [id]) ?? 0
+        }
     }
 }

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import MCP
+import RatchetCore
+import RatchetStore
+
+/// `ratchet mcp`: the attempt's tools over MCP on stdio (the official Swift SDK), as a
+/// client of the attempt's tool socket (`RATCHET_SOCKET`); it writes nothing itself.
+struct MCPCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcp", abstract: "Serve the attempt's tools over MCP on stdin/stdout (inside an agent's run).")
+
+    func run() throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let socket = environment["RATCHET_SOCKET"], !socket.isEmpty else {
+            throw RatchetError("no attempt to act for: RATCHET_SOCKET is not set ('ratchet mcp' runs inside an agent's attempt)")
+        }
+        let trajectory = environment["RATCHET_TRAJECTORY"]
+        let finished = DispatchSemaphore(value: 0)
+        let failure = FailureBox()
+        Task {
+            do { try await MCPBridge.serve(socket: socket, trajectory: trajectory) } catch { failure.set(describe(error)) }
+            finished.signal()
+        }
+        finished.wait()
+        if let message = failure.value { throw RatchetError(message) }
+    }
+}
+
+/// The MCP server: lists the tool catalog, forwards each call to the socket.
+enum MCPBridge {
+    static func serve(socket: String, trajectory: String?) async throws {
+        let server = Server(name: "ratchet", version: RatchetCommand.configuration.version,
+                            instructions: "The tools of one Ratchet attempt. Read the ticket, change the worktree, commit, then done (or escalate).",
+                            capabilities: .init(tools: .init(listChanged: false)))
+        await server.withMethodHandler(ListTools.self) { _ in .init(tools: ToolCatalog.all.map(tool)) }
+        await server.withMethodHandler(CallTool.self) { parameters in
+            let arguments = try JSONValue.object(parameters.arguments.map(convert) ?? [:])
+            let request = ToolRequest(tool: parameters.name, arguments: arguments, trajectory: trajectory)
+            let observation: ToolObservation
+            do {
+                observation = try ToolClient.call(request, socket: socket)
+            } catch {
+                return .init(content: [.text(text: "error: \(describe(error))", annotations: nil, _meta: nil)], isError: true)
+            }
+            return .init(content: [.text(text: observation.output, annotations: nil, _meta: nil)], isError: !observation.ok)
+        }
+        try await server.start(transport: StdioTransport())
+        await server.waitUntilCompleted()
+    }
+
+    /// A catalog entry as an MCP tool: its arguments and the usage it may report.
+    static func tool(_ definition: ToolDefinition) -> Tool {
+        var properties: [String: Value] = [:]
+        for argument in definition.arguments { properties[argument.name] = ["type": "string", "description": .string(argument.summary)] }
+        properties["tokens_in"] = ["type": "number", "description": "model input tokens this step used"]
+        properties["tokens_out"] = ["type": "number", "description": "model output tokens this step used"]
+        properties["cost_usd"] = ["type": "number", "description": "model cost of this step in USD"]
+        let required = definition.arguments.filter(\.required).map { Value.string($0.name) }
+        return Tool(name: definition.name, description: "\(definition.summary) (risk \(definition.risk), effect \(definition.effect))",
+                    inputSchema: ["type": "object", "properties": .object(properties), "required": .array(required)],
+                    annotations: .init(readOnlyHint: definition.effect == "read"))
+    }
+
+    /// MCP values as Ratchet's JSON values (through their JSON form).
+    static func convert(_ members: [String: Value]) throws -> [String: JSONValue] {
+        try JSONDecoder().decode([String: JSONValue].self, from: JSONEncoder().encode(members))
+    }
+}
+
+/// A failure message handed from the server task to the command.
+final class FailureBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var message: String?
+    func set(_ text: String) { lock.withLock { message = text } }
+    var value: String? { lock.withLock { message } }
+}
