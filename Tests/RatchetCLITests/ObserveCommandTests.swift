@@ -68,7 +68,7 @@ struct ServicePauseAndCheckTests {
         try commitEdit(root, "slos.yaml", "objective: 0.999\n    window: 30d\n    good: sum(kvcache_request_duration", "objective: 1.5\n    window: 30d\n    good: sum(kvcache_request_duration")
         try commitEdit(root, "runbooks/low-hit-ratio.yaml", "key: capacity", "key: capacityy")
         try commitEdit(root, "runbooks/low-hit-ratio.yaml", "goto: raise_ttl}", "goto: raise_tttl}")
-        try commitEdit(root, "runbooks/high-error-rate.yaml", "action: edit_json", "action: rewrite_everything")
+        try commitEdit(root, "runbooks/high-error-rate.yaml", "action: set_key", "action: rewrite_everything")
         try commitEdit(root, "canary/canary.yaml", "thresholds: { pass: 95, marginal: 75 }", "thresholds: { pass: 95, marginal: 175 }")
         let check = try ratchet(["service", "check", "svc"], in: root)
         #expect(check.status == 1 && !check.stdout.contains("ok"))
