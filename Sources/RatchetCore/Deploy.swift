@@ -69,15 +69,16 @@ extension Workspace {
         sandbox.isPersistent = true
         let launch = try DeployLaunch.start(sandbox.arguments(for: ["/bin/sh", "-c", command]), directory: run,
                                             environment: deployEnvironment(config, commit: main, trigger: trigger), timeout: config.deployTimeout)
-        var outcome = DeployOutcome(service: service, commit: main.hex, trigger: trigger, status: launch.status, exitStatus: launch.exitStatus,
+        let outcome = DeployOutcome(service: service, commit: main.hex, trigger: trigger, status: launch.status, exitStatus: launch.exitStatus,
                                     output: redact(String(decoding: launch.log(in: run).suffix(4096), as: UTF8.self)), duration: launch.duration)
         if outcome.succeeded, let start = DeployLaunch.startTime(of: launch.pid) {
+            // What the deploy started runs on in its sandbox until the next deploy stops it.
             let instance = DeployedInstance(pid: launch.pid, startTime: start, commit: main.hex, folder: run)
             try replaceFile(folder + "/instance.json", with: Array(try RatchetJSON.encoder(pretty: false).encode(instance)))
         } else {
+            // A deploy that left nothing running (a manifest applied), or a failed one.
             DeployLaunch.stop(pid: launch.pid)
             try? FileManager.default.removeItem(atPath: run)
-            if outcome.succeeded { outcome.status = "failed"; outcome.output += "\n(the sandbox ended right after deploy succeeded)" }
         }
         try database.write { db in
             try RatchetDatabase.appendEvent(db, kind: "deploy.\(outcome.status)", service: service, ticket: ticket,
@@ -129,6 +130,14 @@ extension Workspace {
         guard DeployLaunch.startTime(of: instance.pid) == instance.startTime else { return false }
         DeployLaunch.stop(pid: instance.pid)
         return true
+    }
+
+    /// The status of the last deploy of `service` since event `seq` (nil: none since).
+    func lastDeployStatus(_ service: String, after seq: Int64) throws -> String? {
+        try database.read { db in
+            try String.fetchOne(db, sql: "SELECT kind FROM event WHERE kind LIKE 'deploy.%' AND service = ? AND seq > ? ORDER BY seq DESC LIMIT 1",
+                                arguments: [service, seq]).map { String($0.dropFirst("deploy.".count)) }
+        }
     }
 
     /// The commit of the last successful deploy of `service`, from the event log.

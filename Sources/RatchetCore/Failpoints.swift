@@ -55,5 +55,7 @@ public enum Failpoints {
         "note.written", "merge.cleaned",
         "revert.ref-moved", "revert.committed", "revert.noted",
         "pack.loose-written", "pack.combined",
+        "deploy.started", "deploy.recorded",
+        "pump.recovered", "pump.landed", "pump.watch-breached",
     ]
 }

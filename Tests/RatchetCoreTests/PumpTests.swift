@@ -89,7 +89,7 @@ struct PumpTests {
         let subjects = try git(["log", "--first-parent", "--format=%s", "-2", "main"], in: path)
         #expect(subjects == "Revert \(id): Add a note\nMerge \(id): Add a note")
         #expect(try git(["log", "-1", "--format=%(trailers:key=Reason,valueonly)", "main"], in: path).hasPrefix("watch: deploy failed"))
-        #expect(try eventKinds(workspace, prefix: "watch.") == ["watch.breached"])
+        #expect(try eventKinds(workspace, prefix: "watch.") == ["watch.started", "watch.breached"])
         let second = try Pump(workspace: workspace, options: PumpOptions(once: true)).run()
         #expect(second.landed == 0 && second.held == 1, "\(second)")
         #expect(try workspace.ticket(id).state.rawValue == "needs-approval")

@@ -10,12 +10,9 @@ import RatchetStore
 /// its ticket; the reverted tree lands again only with a person's approval.
 extension Pump {
     /// Opens the watch of a landing (or, with a zero window, checks once now).
+    /// The watch is stored first, so that a pump killed after this still watches the
+    /// landing when it starts again.
     func openWatch(_ job: PumpJob, landing: LandingResult, baseline: Set<String>) throws {
-        if let deploy = landing.deploy, !deploy.succeeded {
-            try breach(service: job.service, ticket: job.ticket, landing: landing.landing.hex,
-                       reason: "deploy \(deploy.status) after landing \(landing.landing.short)", checks: [])
-            return
-        }
         let now = Date()
         let window = workspace.config.watchWindow
         try workspace.database.write { db in
@@ -26,6 +23,11 @@ extension Pump {
             try RatchetDatabase.appendEvent(db, kind: "watch.started", service: job.service, ticket: job.ticket, data: [
                 "landing": .string(landing.landing.hex), "window_s": .number(window), "baseline": .array(baseline.sorted().map { .string($0) })])
         }
+        if let deploy = landing.deploy, !deploy.succeeded {
+            try breach(service: job.service, ticket: job.ticket, landing: landing.landing.hex,
+                       reason: "deploy \(deploy.status) after landing \(landing.landing.short)", checks: [])
+            return
+        }
         if window <= 0 { try checkWatches(services: [job.service]) }
     }
 
@@ -33,9 +35,13 @@ extension Pump {
     /// that ran out passes.
     func checkWatches(services: Set<String>? = nil) throws {
         for watch in try workspace.watches() where services?.contains(watch.service) ?? true {
+            if let status = try workspace.lastDeployStatus(watch.service, after: watch.since), status != "succeeded" {
+                try breach(service: watch.service, ticket: watch.ticket, landing: watch.landing,
+                           reason: "deploy \(status) after landing \(watch.landing.prefix(7))", checks: [])
+                continue
+            }
             let breached = workspace.breachedChecks(watch.service).filter { !watch.baseline.contains($0.fingerprint) }
             if !breached.isEmpty {
-                try Failpoints.hit("pump.watch-breached")
                 let names = breached.map { "\($0.kind) \($0.name)" }.joined(separator: ", ")
                 try breach(service: watch.service, ticket: watch.ticket, landing: watch.landing,
                            reason: "\(names) breached within the watch window of landing \(watch.landing.prefix(7))", checks: breached.map(\.fingerprint))
@@ -53,6 +59,7 @@ extension Pump {
 
     /// Reverts the landing through a commit, reopens its ticket and closes the watch.
     func breach(service: String, ticket: String, landing: String, reason: String, checks: [String]) throws {
+        try Failpoints.hit("pump.watch-breached")
         progress("\(ticket) \(service): \(reason); reverting")
         var revert: String?
         var failure: String?
@@ -79,15 +86,22 @@ struct WatchWindow {
     var landing: String
     var endsAt: Date
     var baseline: Set<String>
+    /// Events after this one happened after the landing (its deploy among them).
+    var since: Int64
 }
 
 extension Workspace {
     /// The open watch windows.
     func watches() throws -> [WatchWindow] {
         try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT service, ticketId, landing, endsAt, baseline FROM watch ORDER BY service").map { row in
+            try Row.fetchAll(db, sql: """
+                SELECT service, ticketId, landing, endsAt, baseline,
+                       (SELECT MAX(seq) FROM event WHERE kind = 'ticket.merged' AND ticketId = watch.ticketId) AS since
+                FROM watch ORDER BY service
+                """).map { row in
                 let baseline = (try? RatchetJSON.decoder().decode([String].self, from: Data((row["baseline"] as String).utf8))) ?? []
-                return WatchWindow(service: row["service"], ticket: row["ticketId"], landing: row["landing"], endsAt: row["endsAt"], baseline: Set(baseline))
+                return WatchWindow(service: row["service"], ticket: row["ticketId"], landing: row["landing"], endsAt: row["endsAt"],
+                                   baseline: Set(baseline), since: row["since"] ?? 0)
             }
         }
     }
