@@ -19,6 +19,7 @@ public struct PumpOptions: Sendable {
 
 /// What one pump run did.
 public struct PumpSummary: Codable, Sendable, Equatable {
+    public init() {}
     public var cycles = 0
     public var filed = 0
     public var worked = 0
