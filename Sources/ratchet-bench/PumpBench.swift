@@ -15,7 +15,7 @@ enum PumpBench {
         let service = created.servicePath("svc")
         try Shell.run(["git", "rm", "-rq", "canary"], in: service)
         var yaml = try String(contentsOfFile: service + "/service.yaml", encoding: .utf8)
-        for (old, new) in [("deploy: null ", "deploy: true "), ("max_landings_per_hour: 6", "max_landings_per_hour: 100000"),
+        for (old, new) in [("deploy: null ", "deploy: true "), ("max_landings_per_hour: 6", "max_landings_per_hour: 10000"),
                            ("127.0.0.1:8080", "127.0.0.1:9")] { yaml = yaml.replacingOccurrences(of: old, with: new) }
         try Data(yaml.utf8).write(to: URL(fileURLWithPath: service + "/service.yaml"))
         try Shell.run(["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", "commit", "-qam", "Bench settings"], in: service)

@@ -117,4 +117,30 @@ struct PumpTests {
         #expect(try workspace.watchRevertHolds(service: "svc", tree: try workspace.openService("svc").commit(landing.landing).tree).count == 1)
         try expectConsistent(workspace)
     }
+
+    /// When an SLO's error budget is spent, only tickets with `restores: true` land.
+    @Test func whenTheErrorBudgetIsSpentOnlyTicketsThatRestoreLand() throws {
+        let folder = ScratchFolder()
+        let workspace = try pumpWorkspace(folder)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var text = ""
+        for (offset, good, bad) in [(7_200_000, 0, 0), (3_600_000, 900, 100)] as [(Int64, Int, Int)] {
+            text += "kvcache_requests_total{op=\"get\",code=\"200\"} \(good) \(now - offset)\n"
+            text += "kvcache_requests_total{op=\"get\",code=\"500\"} \(bad) \(now - offset)\n"
+        }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: folder("samples.prom")))
+        _ = try workspace.importMetrics(service: "svc", file: folder("samples.prom"))
+        #expect(workspace.spentBudgets("svc") == ["availability"])
+        let plain = try fileWithAgent(workspace, "An improvement", agent: "command:echo a > a.txt")
+        var draft = TicketDraft(service: "svc", title: "A fix that restores reliability")
+        draft.agent = "command:echo b > b.txt"
+        draft.restores = true
+        let restoring = try workspace.createTicket(draft).id
+        _ = try Pump(workspace: workspace, options: PumpOptions(once: true)).run()
+        #expect(try workspace.ticket(restoring).state.rawValue == "merged")
+        #expect(try workspace.ticket(plain).state.rawValue == "open")
+        #expect(try workspace.ticketView(plain).attempts.isEmpty)
+        let skips = try workspace.database.events(since: 0, limit: 100_000).filter { $0.kind == "pump.skipped" && $0.ticketId == plain }
+        #expect(skips.map { $0.data["reason"]?.stringValue ?? "" } == ["budget-spent"])
+    }
 }

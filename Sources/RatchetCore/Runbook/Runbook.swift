@@ -187,13 +187,4 @@ public struct Runbook: Sendable, Equatable {
             }
         }
     }
-
-    /// The files (and keys) the runbook's steps name, for `service check`.
-    public var namedFiles: [(step: String, file: String, key: String?)] {
-        steps.values.sorted { $0.name < $1.name }.compactMap { step in
-            guard [.setKey, .replaceText].contains(step.action) || (step.action == .applyPatch && step.arguments["file"] != nil),
-                  let file = step.arguments["file"]?.text else { return nil }
-            return (step.name, file, step.action == .setKey ? step.arguments["key"]?.text : nil)
-        }
-    }
 }
