@@ -71,7 +71,8 @@ public enum Names {
     }
 
     private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
-        scalar != "\n" && scalar != "\t" && (scalar.properties.generalCategory == .control || isBidiControl(scalar)
+        if scalar.value >= 0x20 && scalar.value < 0x7F { return false }  // printable ASCII: most of every text
+        return scalar != "\n" && scalar != "\t" && (scalar.properties.generalCategory == .control || isBidiControl(scalar)
             || scalar == "\u{2028}" || scalar == "\u{2029}")
     }
 

@@ -114,7 +114,7 @@ public enum Quickstart {
         let reflection = try workspace.reflect()
         for finding in reflection.findings { print("\(finding.status) \(finding.kind) \(finding.subject): \(finding.count) (high \(finding.high))") }
         if reflection.findings.isEmpty { print("no patterns in the window") }
-        print("drift: \(reflection.drift)")
+        reflection.drift.forEach { print($0.line) }
         print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(looped) && ratchet trajectory show \(looped) && ratchet events")
         if workspace.stopDeployment(service: service.name) { print("(the deployed kv-cache was stopped: the quickstart leaves nothing running)") }
     }

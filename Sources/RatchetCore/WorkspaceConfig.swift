@@ -44,6 +44,7 @@ public struct WorkspaceConfig: Sendable, Equatable {
         reflect:                  # flag a pattern at high, clear it at low or below (docs/reflection.md)
           hysteresis: {high: 3, low: 1}        # one fingerprint fixed again and again
           oscillation: {high: 1, low: 0}       # a file or JSON value back to an earlier content
+          drift: {high: 1, low: 0}             # main fails its canary against main of a week earlier
           non_convergence: {high: 1, low: 0}   # tickets that used up their attempts
           escalations: {high: 3, low: 1}       # escalations of one service
         notify: []                # webhook URLs for escalations, approvals and findings (Slack-compatible)

@@ -23,3 +23,10 @@ extension Repository {
         try withTreeEntry(path, in: commit) { _ in true } ?? false
     }
 }
+
+extension Repository {
+    /// The object id of `path` (a blob or a tree) in the tree of `commit`; nil when absent.
+    public func entryID(_ path: String, in commit: ObjectID) throws -> ObjectID? {
+        try withTreeEntry(path, in: commit) { entry in ObjectID(git_tree_entry_id(entry)) }
+    }
+}

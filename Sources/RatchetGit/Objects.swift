@@ -157,9 +157,25 @@ extension Repository {
 
     private func diffTrees(_ old: ObjectID?, _ new: ObjectID?, prefix: String, into out: inout [TreeDifference]) throws {
         if old == new { return }
-        let before = try treeEntries(old), after = try treeEntries(new)
-        for name in Set(before.keys).union(after.keys).sorted() {
-            let x = before[name], y = after[name]
+        // Only the entries that differ get names as Swift strings (a busy folder of a
+        // thousand files changes by one or two per landing); they are then paired by name as
+        // Swift orders strings, so a file that became a folder is one name, as before.
+        let (before, after) = try differingEntries(old, new)
+        var i = 0, j = 0
+        while i < before.count || j < after.count {
+            var x: TreeEntryInfo?, y: TreeEntryInfo?
+            let name: String
+            if j == after.count || (i < before.count && before[i].name < after[j].name) {
+                (name, x) = (before[i].name, before[i].info)
+                i += 1
+            } else if i == before.count || after[j].name < before[i].name {
+                (name, y) = (after[j].name, after[j].info)
+                j += 1
+            } else {
+                (name, x, y) = (before[i].name, before[i].info, after[j].info)
+                i += 1
+                j += 1
+            }
             if x == y { continue }
             let path = prefix + name
             let xTree = x?.isTree ?? false, yTree = y?.isTree ?? false
@@ -171,6 +187,48 @@ extension Repository {
                 out.append(TreeDifference(path: path, old: x, new: y))
             }
         }
+    }
+
+    private typealias NamedEntry = (name: String, info: TreeEntryInfo)
+
+    /// The entries of two tree levels that are not in the other level with the same name,
+    /// id and mode, each side sorted by name as Swift orders strings. A merge walk in git's
+    /// own entry order (`git_tree_entry_cmp`) skips the equal ones without reading names.
+    private func differingEntries(_ old: ObjectID?, _ new: ObjectID?) throws -> (before: [NamedEntry], after: [NamedEntry]) {
+        let one = try lookupTree(old)
+        defer { git_tree_free(one) }
+        let two = try lookupTree(new)
+        defer { git_tree_free(two) }
+        let countOne = one.map { git_tree_entrycount($0) } ?? 0, countTwo = two.map { git_tree_entrycount($0) } ?? 0
+        var before: [NamedEntry] = [], after: [NamedEntry] = []
+        func named(_ entry: OpaquePointer) -> NamedEntry {
+            (String(cString: git_tree_entry_name(entry)), TreeEntryInfo(id: ObjectID(git_tree_entry_id(entry)), mode: git_tree_entry_filemode(entry).rawValue))
+        }
+        var i = 0, j = 0
+        while i < countOne || j < countTwo {
+            let x = i < countOne ? git_tree_entry_byindex(one, i) : nil, y = j < countTwo ? git_tree_entry_byindex(two, j) : nil
+            let order = x == nil ? 1 : y == nil ? -1 : git_tree_entry_cmp(x, y)
+            if order < 0 { before.append(named(x!)); i += 1; continue }
+            if order > 0 { after.append(named(y!)); j += 1; continue }
+            if git_tree_entry_filemode(x) != git_tree_entry_filemode(y) || git_oid_equal(git_tree_entry_id(x), git_tree_entry_id(y)) == 0 {
+                before.append(named(x!))
+                after.append(named(y!))
+            }
+            i += 1
+            j += 1
+        }
+        // Git's order puts a folder as if its name ended in `/`; Swift's order is plain.
+        if !before.indices.dropFirst().allSatisfy({ before[$0 - 1].name < before[$0].name }) { before.sort { $0.name < $1.name } }
+        if !after.indices.dropFirst().allSatisfy({ after[$0 - 1].name < after[$0].name }) { after.sort { $0.name < $1.name } }
+        return (before, after)
+    }
+
+    /// The tree `id` looked up (free it with `git_tree_free`), or nil for nil.
+    private func lookupTree(_ id: ObjectID?) throws -> OpaquePointer? {
+        guard var raw = id?.raw else { return nil }
+        var object: OpaquePointer?
+        try GitError.check(git_tree_lookup(&object, pointer, &raw), "tree \(ObjectID(raw).short)")
+        return object
     }
 
     /// The entries of one tree level by name (nil: the empty tree).

@@ -35,6 +35,9 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
     /// The string, when this is one.
     public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
 
+    /// The number, when this is one.
+    public var numberValue: Double? { if case .number(let n) = self { return n } else { return nil } }
+
     /// The elements, when this is an array.
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
 

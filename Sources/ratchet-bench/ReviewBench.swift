@@ -22,14 +22,24 @@ enum ReviewBench {
         let size = "\(Format.count(perService * services)) landings/\(services) services"
         var figures: [Figure] = []
         for format in [SummaryFormat.markdown, .json, .html] {
-            var times: [Double] = []
-            for _ in 0..<runs { times.append(try milliseconds { _ = try workspace.writeSummary(SummaryRequest(), format: format) }) }
-            figures.append(Figure(name: "summary", size: size, pipeline: "ratchet/\(format.rawValue)", samples: times))
+            figures += try measured("summary", size: size, pipeline: "ratchet/\(format.rawValue)", runs: runs) {
+                _ = try workspace.writeSummary(SummaryRequest(), format: format)
+            }
         }
-        var times: [Double] = []
-        for _ in 0..<runs { times.append(try milliseconds { _ = try workspace.reflect() }) }
-        figures.append(Figure(name: "reflect", size: size, pipeline: "ratchet/30d", samples: times))
+        figures += try measured("reflect", size: size, pipeline: "ratchet/30d", runs: runs) { _ = try workspace.reflect() }
         return figures
+    }
+
+    /// Two figures of `runs` runs: wall-clock time, and the process's CPU time (`… cpu`).
+    private static func measured(_ name: String, size: String, pipeline: String, runs: Int, _ body: () throws -> Void) throws -> [Figure] {
+        var wall: [Double] = [], cpu: [Double] = []
+        for _ in 0..<runs {
+            let time = try wallAndCPUMilliseconds(body)
+            wall.append(time.wall)
+            cpu.append(time.cpu)
+        }
+        return [Figure(name: name, size: size, pipeline: pipeline, samples: wall),
+                Figure(name: name, size: size, pipeline: pipeline + " cpu", samples: cpu)]
     }
 
     /// One service: a root commit, then `landings` step commits each merged as a landing

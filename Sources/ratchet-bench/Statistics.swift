@@ -29,6 +29,19 @@ func milliseconds(_ body: () throws -> Void) rethrows -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000_000
 }
 
+/// The wall-clock and CPU (user + system) milliseconds `body` takes in this process. On a
+/// machine shared with other work, CPU time is the steadier figure of the two.
+func wallAndCPUMilliseconds(_ body: () throws -> Void) rethrows -> (wall: Double, cpu: Double) {
+    func cpu() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
+    }
+    let before = cpu()
+    let wall = try milliseconds(body)
+    return (wall, cpu() - before)
+}
+
 enum Format {
     static func count(_ value: Int) -> String { value >= 1000 && value % 1000 == 0 ? "\(value / 1000)k" : "\(value)" }
     static func ms(_ value: Double) -> String { value >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value) }

@@ -87,12 +87,47 @@ struct ReviewCommandTests {
         let output = try ratchet(["reflect", "--json"], in: root)
         let report = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
         #expect(report["filed"] as? [String] == ["T-3"])
-        #expect((report["drift"] as? String)?.hasPrefix("not measured yet") == true)
+        let drift = try #require((report["drift"] as? [[String: Any]])?.first)
+        #expect(drift["status"] as? String == "skipped" && drift["reason"] as? String == "main's history is shorter than a week")
         expectOneErrorLine(try ratchet(["ticket", "resolve", "T-1", "--note", "done"], in: root), "T-1 is merged and cannot become resolved")
         let resolved = try ratchet(["ticket", "resolve", "T-3", "--note", "the agent needs a runbook", "--by", "alice"], in: root)
         #expect(resolved.status == 0 && resolved.stdout == "T-3 resolved\n")
         #expect(try ratchet(["ticket", "list", "--state", "resolved"], in: root).stdout.hasPrefix("T-3\tresolved"))
         let quiet = try ratchet(["reflect"], in: root)
         #expect(quiet.stdout.contains("quiet\tnon-convergence\tT-2"))
+    }
+
+    @Test func reviewStepsKilledAtTheirFailpointsConverge() throws {
+        let folder = ScratchFolder()
+        let root = try landedWorkspace(folder)
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Never works"], in: root).stdout == "T-2\n")
+        for _ in 0..<3 { _ = try ratchet(["work", "T-2", "--agent", "command:exit 1"], in: root) }
+        // reflect killed after filing its ticket, before saving the finding.
+        let killed = try ratchet(["reflect"], in: root, environment: ["RATCHET_FAILPOINTS": "reflect.filed=crash"])
+        #expect(killed.status == SIGKILL, "\(killed.stderr)")
+        let again = try #require(try JSONSerialization.jsonObject(with: Data(try ratchet(["reflect", "--json"], in: root).stdout.utf8)) as? [String: Any])
+        let finding = try #require((again["findings"] as? [[String: Any]])?.first { $0["kind"] as? String == "non-convergence" })
+        #expect(finding["ticket"] as? String == "T-3" && finding["status"] as? String == "filed")
+        #expect(try ratchet(["ticket", "list"], in: root).stdout.split(separator: "\n").count == 3, "a second reflection ticket was filed")
+
+        // reindex killed after restoring the first of the landings the store lost.
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Second landing"], in: root).stdout == "T-4\n")
+        #expect(try ratchet(["work", "T-4", "--agent", "command:echo two > two.txt"], in: root).status == 0)
+        #expect(try ratchet(["merge", "T-4"], in: root).status == 0)
+        let shown = { (id: String) throws -> [String: Any] in
+            try #require(try JSONSerialization.jsonObject(with: Data(try ratchet(["ticket", "show", id, "--json"], in: root).stdout.utf8)) as? [String: Any])
+        }
+        let landings = try ["T-1", "T-4"].map { try shown($0)["landing"] as? String }
+        let forget = "UPDATE attempt SET landing = NULL, state = 'failed' WHERE state = 'landed'; UPDATE ticket SET state = 'open' WHERE state = 'merged';"
+        #expect(try run(["sqlite3", root + "/ratchet.sqlite", forget], in: root).status == 0)
+        let crashed = try ratchet(["reindex"], in: root, environment: ["RATCHET_FAILPOINTS": "reindex.attempt=crash"])
+        #expect(crashed.status == SIGKILL, "\(crashed.stderr)")
+        #expect(try ["T-1", "T-4"].filter { try shown($0)["landing"] as? String != nil }.count == 1)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(try ratchet(["reindex", "--json"], in: root).stdout.utf8)) as? [String: Any])
+        #expect(report["updated"] as? Int == 1 && report["landings"] as? Int == 2)
+        #expect(try ["T-1", "T-4"].map { try shown($0)["landing"] as? String } == landings)
+        #expect(try ["T-1", "T-4"].map { try shown($0)["state"] as? String } == ["merged", "merged"])
+        #expect(try ratchet(["doctor"], in: root).status == 0)
+        #expect(try run(["git", "fsck", "--strict"], in: root + "/services/svc").status == 0)
     }
 }

@@ -106,7 +106,57 @@ struct ReflectionTests {
         let config = try WorkspaceConfig.parse("reflect:\n  hysteresis: {high: 5, low: 2}\n")
         #expect(config.reflect.hysteresis == FlapThresholds(high: 5, low: 2) && config.reflect.oscillation == FlapThresholds(high: 1, low: 0))
         #expect(message { _ = try WorkspaceConfig.parse("reflect:\n  hysteresis: {high: 2, low: 2}\n") }?.contains("must be below high") == true)
-        #expect(message { _ = try WorkspaceConfig.parse("reflect:\n  drift: {high: 2}\n") }?.contains("drift") == true)
+        #expect(try WorkspaceConfig.parse("reflect:\n  drift: {high: 2}\n").reflect.drift == FlapThresholds(high: 2, low: 0))
+        #expect(message { _ = try WorkspaceConfig.parse("reflect:\n  drifting: {high: 2}\n") }?.contains("drifting") == true)
         #expect(try WorkspaceConfig.parse(WorkspaceConfig.initialText).reflect == ReflectionThresholds())
+    }
+
+    @Test func driftIsAWeekOfSmallRegressionsEachInsideTheAllowance() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder, canary: .scripted(yaml: TestCanaryModule.yaml()))
+        let service = workspace.servicePath("svc")
+        // An adopted history: the first commit ten days ago, then latency creeping up by
+        // under 5% per commit (the canary allows 10%): the test module's `level` file.
+        func commit(level: String?, daysAgo: Double) throws {
+            let date = "@\(Int(Date().timeIntervalSince1970 - daysAgo * 86400)) +0000"
+            var arguments = ["git", "commit", "-q", "--date", date]
+            if let level {
+                try Data(level.utf8).write(to: URL(fileURLWithPath: service + "/level"))
+                try git(["add", "level"], in: service)
+                arguments += ["-m", "Latency level \(level)"]
+            } else {
+                arguments += ["--amend", "--no-edit"]
+            }
+            let output = try run(arguments, in: service, environment: ["GIT_COMMITTER_DATE": date])
+            #expect(output.status == 0, "\(output.stderr)")
+        }
+        try commit(level: nil, daysAgo: 10)
+        try commit(level: "10.4", daysAgo: 6)
+        try commit(level: "10.8", daysAgo: 4)
+
+        // +8% over the week: judged, passes, nothing filed.
+        let first = try workspace.reflect()
+        let judged = try #require(first.drift.first)
+        #expect(judged.status == "judged" && judged.verdict == "pass" && first.findings.allSatisfy { $0.kind != "drift" })
+        #expect(judged.baseline == (try git(["rev-list", "-n1", "main~2"], in: service)).trimmingCharacters(in: .whitespacesAndNewlines))
+        // Once a week: the next run does not start the canary again.
+        let reports = { try workspace.database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM canaryReport") } }
+        let before = try reports()
+        let second = try workspace.reflect()
+        #expect(second.drift.first?.status == "skipped" && second.drift.first?.reason.hasPrefix("judged ") == true)
+        #expect(try reports() == before)
+
+        // Two more small steps: each inside the allowance, +20% together.
+        try commit(level: "11.3", daysAgo: 2)
+        try commit(level: "12", daysAgo: 1)
+        let third = try workspace.reflect(drift: .force)
+        #expect(third.drift.first?.verdict == "fail")
+        let finding = try #require(third.findings.first { $0.kind == "drift" })
+        #expect(finding.status == "filed" && finding.subject == "svc" && finding.count == 1)
+        let ticket = try workspace.ticket(try #require(finding.ticket))
+        #expect(ticket.source == "reflection:drift" && ticket.assignee == "human")
+        #expect(ticket.context.contains("against main a week earlier") && ticket.objective.contains("passed its canary"))
+        #expect(try workspace.reflect(drift: .never).drift.isEmpty)
+        #expect(try run(["git", "fsck", "--strict"], in: service).status == 0)
     }
 }

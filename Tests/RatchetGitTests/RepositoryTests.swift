@@ -184,7 +184,11 @@ struct RepositoryTests {
         }
         var before: [String: String] = ["a/b/c": "1\n", "a/d": "2\n", "x": "file\n", "k/l/m": "3\n", "k/n": "4\n", "gone/g": "5\n"]
         for index in 0..<40 { before["same/s\(index)"] = "\(index)\n" }
+        // Names that git orders differently from plain strings around the folders x/ and k/.
+        for name in ["x.txt", "x-1", "x0", "k.md", "k-2", "k0"] { before[name] = name + "\n" }
         var after = before
+        after["x.txt"] = "changed\n"
+        after["k-2"] = nil
         after["a/b/c"] = "changed\n"
         after["a/e"] = "new\n"
         after["x"] = nil
@@ -200,7 +204,12 @@ struct RepositoryTests {
         let theirs = Set(try git(["diff-tree", "-r", "--no-renames", "--name-status", old.hex, new.hex], in: path)
             .split(separator: "\n").map { $0.replacingOccurrences(of: "\t", with: " ") })
         #expect(ours == theirs)
-        #expect(ours.count == 8)
+        #expect(ours.count == 10)
+        // An applier can follow the order: a file goes before the folder that takes its name
+        // is filled, and a folder is emptied before the file that takes its name.
+        let order = differences.map(\.path)
+        #expect(order.firstIndex(of: "x")! < order.firstIndex(of: "x/y")!)
+        #expect(order.firstIndex(of: "k/n")! < order.lastIndex(of: "k")!)
         #expect(try repository.changedPaths(from: try repository.commit(old).tree, to: try repository.commit(new).tree)
             == Array(Set(differences.map(\.path))).sorted())
 

@@ -89,14 +89,15 @@ public struct CanaryReport: Codable, Sendable, Equatable {
 }
 
 extension Workspace {
-    /// Runs main's canary (its `canary/` folder at `baseline`) comparing `candidate` with
-    /// `baseline`, judges it and stores the report. Returns nil when `baseline` has no
-    /// `canary/canary.yaml`. A canary that is invalid, crashes, hangs or prints garbage gives
+    /// Runs main's canary (its `canary/` folder at `judge`, by default `baseline`) comparing
+    /// `candidate` with `baseline`, judges it and stores the report. Returns nil when the
+    /// judge has no `canary/canary.yaml`. A canary that is invalid, crashes, hangs or prints garbage gives
     /// a `fail` report with the reason; only Ratchet's own failures (disk, git) throw.
-    func judgeCanary(service: String, repository: Repository, baseline: ObjectID, candidate: ObjectID, ticket: String?,
-                     attempt: Int?, progress: @Sendable (String) -> Void) throws -> CanaryReport? {
-        let data = try repository.fileContents(CanaryConfig.path, in: baseline)
-        let hasFolder = try repository.hasEntry("canary", in: baseline)
+    func judgeCanary(service: String, repository: Repository, baseline: ObjectID, candidate: ObjectID, judge: ObjectID? = nil,
+                     ticket: String?, attempt: Int?, progress: @Sendable (String) -> Void) throws -> CanaryReport? {
+        let judge = judge ?? baseline
+        let data = try repository.fileContents(CanaryConfig.path, in: judge)
+        let hasFolder = try repository.hasEntry("canary", in: judge)
         guard data != nil || hasFolder else { return nil }
         let started = Date()
         var report = CanaryReport(service: service, ticket: ticket, attempt: attempt, baseline: baseline.hex, candidate: candidate.hex,
@@ -123,7 +124,8 @@ extension Workspace {
             defer { close(lock) }
             progress("canary: running main's canary/ on baseline \(baseline.short) and candidate \(candidate.short) as neutral sides a and b"
                      + "\(config.isParallel ? " in parallel" : " in random order"), \(config.minRounds)–\(config.maxRounds) rounds")
-            let measured = try measureCanary(config, service: service, repository: repository, baseline: baseline, candidate: candidate) { round, before, after in
+            let measured = try measureCanary(config, service: service, repository: repository, baseline: baseline, candidate: candidate,
+                                             judge: judge) { round, before, after in
                 CanaryJudge.stopReason(CanaryJudge.judge(config, baseline: before, candidate: after), round: round)
             }
             report.runs = measured.runs

@@ -44,7 +44,7 @@ extension Workspace {
     /// with a writable layer of its own over its checkout (docs/canary.md). `decide` receives
     /// (baseline, candidate) samples after each round from the minimum on.
     func measureCanary(_ config: CanaryConfig, service: String, repository: Repository, baseline: ObjectID, candidate: ObjectID,
-                       decide: @escaping @Sendable (Int, SideSamples, SideSamples) -> String?) throws -> CanaryMeasurement {
+                       judge: ObjectID? = nil, decide: @escaping @Sendable (Int, SideSamples, SideSamples) -> String?) throws -> CanaryMeasurement {
         let folder = try makeScratchFolder("canary")
         defer { Self.removeScratch(folder) }
         let module = folder + "/module"
@@ -53,7 +53,8 @@ extension Workspace {
         var checkouts: [String: PooledCheckout] = [:]
         defer { checkouts.values.forEach { $0.release() } }
         for name in ["a", "b"] { checkouts[name] = try pooledCheckout(of: commits[name]!, service: service, repository: repository) }
-        try FileManager.default.copyItem(atPath: checkouts[names[0]]!.files + "/canary", toPath: module)
+        try copyCanaryModule(of: judge ?? baseline, sides: [(baseline, checkouts[names[0]]!.files), (candidate, checkouts[names[1]]!.files)],
+                             to: module, repository: repository)
         try Self.makeReadOnly(module)
         let network = (try? serviceConfig(service))?.verifyNetwork ?? false
         let sides = try ["a", "b"].map { name in
@@ -73,5 +74,17 @@ extension Workspace {
         let fault = runs.compactMap { run in run.fault.map { "\(run.role) run (side \(run.side ?? "?")) \($0)" } }.first
         return CanaryMeasurement(runs: runs, baseline: outcome.samples[baselineIndex], candidate: outcome.samples[1 - baselineIndex],
                                  fault: fault, rounds: outcome.rounds, stopReason: outcome.stopReason, endedEarly: outcome.endedEarly)
+    }
+
+    /// Copies the judge's `canary/` folder to `module` from the side whose checkout has the
+    /// same `canary/` tree: the baseline on every landing, the candidate (today's main) when
+    /// drift judges an older main with today's canary.
+    private func copyCanaryModule(of judge: ObjectID, sides: [(commit: ObjectID, files: String)], to module: String,
+                                  repository: Repository) throws {
+        let wanted = try repository.entryID("canary", in: judge)
+        guard let side = try sides.first(where: { try repository.entryID("canary", in: $0.commit) == wanted }) else {
+            throw RatchetError("neither side of the canary has the judge's canary/ folder (\(judge.short))")
+        }
+        try FileManager.default.copyItem(atPath: side.files + "/canary", toPath: module)
     }
 }

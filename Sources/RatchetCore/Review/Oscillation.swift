@@ -9,8 +9,12 @@ struct OscillationScan {
     let service: String
     /// Per subject, the contents it went through, each with the landing that set it (nil: not a landing).
     private var contents: [String: [(value: String, landing: String?)]] = [:]
+    /// Per subject, how many entries of `contents` hold each value (so a check is O(1)).
+    private var counts: [String: [String: Int]] = [:]
     private var touched: [String: [String]] = [:]
     private var found: [String: ReflectionObservation] = [:]
+    /// Parsed JSON blobs: a landing's new content is the next landing's old one.
+    private var parsed: [ObjectID: [String: String]?] = [:]
 
     init(repository: Repository, service: String) {
         self.repository = repository
@@ -29,7 +33,7 @@ struct OscillationScan {
         for commit in commits.reversed() where !commit.parents.isEmpty {
             let trailers = TrailerValues(commit.message)
             if commit.parents.count == 1, let reverted = trailers["Reverts"] {
-                for subject in touched[reverted] ?? [] { contents[subject]?.removeAll { $0.landing == reverted } }
+                for subject in touched[reverted] ?? [] { forget(reverted, in: subject) }
                 continue
             }
             let landing = commit.parents.count == 2 && trailers["Ticket"] != nil ? commit.id.hex : nil
@@ -41,26 +45,37 @@ struct OscillationScan {
     }
 
     private mutating func record(_ subject: String, old: String, new: String, commit: CommitInfo, ticket: String?, landing: String?) {
-        var history = contents[subject] ?? []
-        if history.last?.value != old { history.append((old, nil)) }
-        if let landing, history.dropLast().contains(where: { $0.value == new }) {
-            let earlier = history.compactMap(\.landing).suffix(3).map { String($0.prefix(12)) }
-            var observation = found[subject] ?? ReflectionObservation(
-                kind: "oscillation", subject: "\(service):\(subject)", service: service, times: [], evidence: [],
-                tried: "landings keep setting \(subject) back to a content it had before")
-            observation.times.append(commit.committer.time ?? Date())
-            observation.evidence.append("commit \(landing.prefix(12)) (\(ticket ?? "?")) sets \(subject) back to an earlier content"
-                                        + (earlier.isEmpty ? "" : "; latest earlier landings: \(earlier.joined(separator: ", "))"))
-            found[subject] = observation
+        // In place and O(1) per change: a subject's history grows with every landing that touches it.
+        if contents[subject]?.last?.value != old { append(old, landing: nil, to: subject) }
+        // `new` differs from `old`, the latest content, so any entry holding it is earlier.
+        if let landing, counts[subject]?[new, default: 0] ?? 0 > 0 {
+            let earlier = contents[subject]!.reversed().lazy.compactMap(\.landing).prefix(3).reversed().map { String($0.prefix(12)) }
+            if found[subject] == nil {
+                found[subject] = ReflectionObservation(kind: "oscillation", subject: "\(service):\(subject)", service: service, times: [],
+                                                       evidence: [], tried: "landings keep setting \(subject) back to a content it had before")
+            }
+            found[subject]!.times.append(commit.committer.time ?? Date())
+            found[subject]!.evidence.append("commit \(landing.prefix(12)) (\(ticket ?? "?")) sets \(subject) back to an earlier content"
+                                            + (earlier.isEmpty ? "" : "; latest earlier landings: \(earlier.joined(separator: ", "))"))
         }
-        history.append((new, landing))
-        contents[subject] = history
+        append(new, landing: landing, to: subject)
         if let landing { touched[landing, default: []].append(subject) }
+    }
+
+    private mutating func append(_ value: String, landing: String?, to subject: String) {
+        contents[subject, default: []].append((value, landing))
+        counts[subject, default: [:]][value, default: 0] += 1
+    }
+
+    /// A revert takes back what `landing` set.
+    private mutating func forget(_ landing: String, in subject: String) {
+        for entry in contents[subject] ?? [] where entry.landing == landing { counts[subject]?[entry.value]? -= 1 }
+        contents[subject]?.removeAll { $0.landing == landing }
     }
 
     /// The subjects a commit changes against its first parent: each path's blob, and each
     /// leaf value of a changed JSON file (`path#key/sub`).
-    private func changes(_ commit: CommitInfo) throws -> [(String, String, String)] {
+    private mutating func changes(_ commit: CommitInfo) throws -> [(String, String, String)] {
         var result: [(String, String, String)] = []
         for difference in try repository.treeDifferences(from: repository.commit(commit.parents[0]).tree, to: commit.tree) {
             if difference.old?.isTree == true || difference.new?.isTree == true { continue }
@@ -78,8 +93,16 @@ struct OscillationScan {
 
     /// The leaf values of a JSON blob of at most 64 KiB, by key path; `[:]` for no blob, nil
     /// when it is too large or not JSON.
-    private func leaves(_ blob: ObjectID?) throws -> [String: String]? {
+    private mutating func leaves(_ blob: ObjectID?) throws -> [String: String]? {
         guard let blob else { return [:] }
+        if let known = parsed[blob] { return known }
+        if parsed.count >= 4096 { parsed.removeAll(keepingCapacity: true) }
+        let result = try parseLeaves(blob)
+        parsed[blob] = .some(result)
+        return result
+    }
+
+    private func parseLeaves(_ blob: ObjectID) throws -> [String: String]? {
         guard try repository.blobSize(blob) <= 65_536, let data = try repository.blobContent(blob),
               let root = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
         var result: [String: String] = [:]

@@ -5,7 +5,7 @@ import RatchetStore
 
 /// One pattern `ratchet reflect` saw: its occurrences in the window and the evidence.
 public struct ReflectionObservation: Sendable, Equatable {
-    /// `hysteresis`, `oscillation`, `non-convergence` or `escalations`.
+    /// `hysteresis`, `oscillation`, `drift`, `non-convergence` or `escalations`.
     public var kind: String
     /// What it is about: a fingerprint, `svc:path`, `svc:path#key`, a ticket, a service.
     public var subject: String
@@ -20,10 +20,11 @@ public struct ReflectionObservation: Sendable, Equatable {
 }
 
 extension Workspace {
-    /// Every pattern of the window, before thresholds: hysteresis, oscillation,
+    /// Every pattern of the window, before thresholds: hysteresis, oscillation, drift,
     /// non-convergence and repeated escalations.
     func observeReflection(since: Date) throws -> [ReflectionObservation] {
-        var result = try fixedAgainAndAgain(since: since) + exhaustedTickets(since: since) + repeatedEscalations(since: since)
+        var result = try fixedAgainAndAgain(since: since) + driftFailures(since: since) + exhaustedTickets(since: since)
+            + repeatedEscalations(since: since)
         for service in try services().map(\.name).sorted() {
             var scan = OscillationScan(repository: try Repository.open(servicePath(service)), service: service)
             result += try scan.run(since: since)

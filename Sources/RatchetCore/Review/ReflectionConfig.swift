@@ -21,6 +21,8 @@ public struct ReflectionThresholds: Sendable, Equatable {
     public var hysteresis = FlapThresholds(high: 3, low: 1)
     /// A path's blob or a JSON config value returning to an earlier content this many times.
     public var oscillation = FlapThresholds(high: 1, low: 0)
+    /// Failed week-over-week canary judgements of one service's main (drift).
+    public var drift = FlapThresholds(high: 1, low: 0)
     /// Tickets of one service that used up their attempts.
     public var nonConvergence = FlapThresholds(high: 1, low: 0)
     /// Escalations of one service in the window.
@@ -29,11 +31,12 @@ public struct ReflectionThresholds: Sendable, Equatable {
     /// The defaults.
     public init() {}
 
-    /// The pair for `kind` (`hysteresis`, `oscillation`, `non-convergence`, `escalations`).
+    /// The pair for `kind` (`hysteresis`, `oscillation`, `drift`, `non-convergence`, `escalations`).
     public subscript(kind: String) -> FlapThresholds {
         switch kind {
         case "hysteresis": return hysteresis
         case "oscillation": return oscillation
+        case "drift": return drift
         case "non-convergence": return nonConvergence
         default: return escalations
         }
@@ -43,7 +46,7 @@ public struct ReflectionThresholds: Sendable, Equatable {
     static func parse(_ fields: YAMLFields?) throws -> ReflectionThresholds {
         var result = ReflectionThresholds()
         guard let fields else { return result }
-        try fields.rejectUnknown(["hysteresis", "oscillation", "non_convergence", "escalations"])
+        try fields.rejectUnknown(["hysteresis", "oscillation", "drift", "non_convergence", "escalations"])
         func pair(_ key: String, _ value: inout FlapThresholds) throws {
             guard let nested = try fields.nested(key) else { return }
             try nested.rejectUnknown(["high", "low"])
@@ -53,6 +56,7 @@ public struct ReflectionThresholds: Sendable, Equatable {
         }
         try pair("hysteresis", &result.hysteresis)
         try pair("oscillation", &result.oscillation)
+        try pair("drift", &result.drift)
         try pair("non_convergence", &result.nonConvergence)
         try pair("escalations", &result.escalations)
         return result

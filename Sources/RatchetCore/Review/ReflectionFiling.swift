@@ -25,19 +25,21 @@ public struct ReflectionReport: Codable, Sendable, Equatable {
     public var findings: [ReflectionFinding]
     /// Tickets filed by this run.
     public var filed: [String]
-    /// Drift needs a week-over-week canary run; not measured yet.
-    public var drift: String
+    /// This run's week-over-week drift judgements, one per service (empty with `--drift never`).
+    public var drift: [DriftJudgement]
 }
 
 extension Workspace {
-    /// Looks for hysteresis, oscillation, non-convergence and repeated escalations over
-    /// `window` seconds (default `reflect_window`), and files one deduplicated
-    /// `reflection:KIND` ticket for a person per pattern past its high threshold.
-    public func reflect(window: Double? = nil, now: Date = Date()) throws -> ReflectionReport {
+    /// Looks for hysteresis, oscillation, drift, non-convergence and repeated escalations
+    /// over `window` seconds (default `reflect_window`), and files one deduplicated
+    /// `reflection:KIND` ticket for a person per pattern past its high threshold. Drift is
+    /// judged first (once a week per service with `.auto`), by running the canary.
+    public func reflect(window: Double? = nil, now: Date = Date(), drift: DriftMode = .auto,
+                        progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> ReflectionReport {
         let since = now.addingTimeInterval(-(window ?? config.reflectWindow))
+        let judgements = try judgeDrift(mode: drift, now: now, progress: progress)
         let observations = try observeReflection(since: since)
-        var report = ReflectionReport(since: since, findings: [], filed: [],
-                                      drift: "not measured yet: drift needs a week-over-week canary run of main, which reflect does not start yet")
+        var report = ReflectionReport(since: since, findings: [], filed: [], drift: judgements)
         var seen = Set<String>()
         let records = try database.read { db in try ReflectionFindingRecord.fetchAll(db) }
         let stored = Dictionary(records.map { ($0.fingerprint, $0) }) { a, _ in a }
@@ -85,6 +87,8 @@ extension Workspace {
             if count <= thresholds.low { record.isActive = false; event = "reflection.cleared" }
         } else if count >= thresholds.high {
             let ticket = try fileReflectionTicket(observation, fingerprint: fingerprint, count: count)
+            // Killed here, the next run finds the open ticket by its fingerprint and files no other.
+            try Failpoints.hit("reflect.filed")
             record.isActive = true
             record.ticketId = ticket
             finding.status = "filed"

@@ -59,7 +59,7 @@ extension Workspace {
                                             data: ["landing": .string(sha), "revert": .optional(attempt.revert)])
             return true
         }
-        tally(changed, "\(service): landing \(sha.prefix(12)) of \(ticket) (trajectory \(trajectory) is not in the store)", &report)
+        try tally(changed, "\(service): landing \(sha.prefix(12)) of \(ticket) (trajectory \(trajectory) is not in the store)", &report)
     }
 
     private func reindexRevert(_ sha: String, of landing: String, service: String, ticket: String, report: inout ReindexReport) throws {
@@ -74,12 +74,15 @@ extension Workspace {
                                             data: ["landing": .string(landing), "revert": .string(sha)])
             return true
         }
-        tally(changed, "\(service): revert \(sha.prefix(12)) of \(ticket) (landing \(landing.prefix(12)) is not in the store)", &report)
+        try tally(changed, "\(service): revert \(sha.prefix(12)) of \(ticket) (landing \(landing.prefix(12)) is not in the store)", &report)
     }
 
-    private func tally(_ changed: Bool?, _ unknown: String, _ report: inout ReindexReport) {
+    private func tally(_ changed: Bool?, _ unknown: String, _ report: inout ReindexReport) throws {
         switch changed {
-        case true?: report.updated += 1
+        case true?:
+            report.updated += 1
+            // Each attempt is its own transaction: killed here, a second run finishes the rest.
+            try Failpoints.hit("reindex.attempt")
         case nil: report.unknown.append(unknown)
         default: break
         }

@@ -168,16 +168,17 @@ extension Workspace {
                                      errorBudget: "not measured yet", otherCommits: [], missing: [])
         let repository = try Repository.open(servicePath(name))
         let commits = try weekCommits(repository, week: week)
+        let commands = ReviewCommands(workspace: root.path, service: servicePath(name))
         var revertOf: [String: String] = [:]
         for commit in commits {
             let trailers = TrailerValues(commit.message)
             if commit.parents.count == 2, let ticket = trailers["Ticket"], trailers["Trajectory"] != nil {
-                summary.landings.append(landingFromTrailers(commit, ticket: ticket, trailers: trailers, service: name))
+                summary.landings.append(landingFromTrailers(commit, ticket: ticket, trailers: trailers, commands: commands))
             } else if commit.parents.count == 1, let ticket = trailers["Ticket"], let reverts = trailers["Reverts"] {
                 revertOf[reverts] = commit.id.hex
                 summary.reverts.append(RevertSummary(ticket: ticket, sha: commit.id.hex, reverts: reverts, reason: trailers["Reason"],
                                                      committedAt: commit.committer.time ?? week.start, by: nil,
-                                                     showCommand: showCommand(name, commit.id.hex)))
+                                                     showCommand: commands.show(commit.id.hex)))
             } else if commit.parents.count > 0 {
                 summary.otherCommits.append(CommitBrief(sha: commit.id.hex, subject: commit.subject, committedAt: commit.committer.time ?? week.start))
             }
@@ -200,7 +201,7 @@ extension Workspace {
     }
 
     /// A landing as its trailers tell it.
-    private func landingFromTrailers(_ commit: CommitInfo, ticket: String, trailers: TrailerValues, service: String) -> LandingSummary {
+    private func landingFromTrailers(_ commit: CommitInfo, ticket: String, trailers: TrailerValues, commands: ReviewCommands) -> LandingSummary {
         let subject = commit.subject
         let prefix = "Merge \(ticket): "
         let canary = trailers["Canary"]
@@ -211,16 +212,28 @@ extension Workspace {
                               objective: nil, sha: commit.id.hex, committedAt: commit.committer.time ?? Date(timeIntervalSince1970: 0),
                               agent: trailers["Agent"], trajectory: trailers["Trajectory"], canary: canary, verdict: verdict, score: score,
                               metricChanges: [], risk: trailers["Risk"], approvedBy: trailers["Approved-By"], approvalNote: nil,
-                              revertedBy: nil, showCommand: showCommand(service, commit.id.hex),
-                              revertCommand: "ratchet revert \(ticket) --workspace \(shellQuoted(root.path)) --reason 'WHY'", source: "trailers")
+                              revertedBy: nil, showCommand: commands.show(commit.id.hex), revertCommand: commands.revert(ticket),
+                              source: "trailers")
+    }
+}
+
+/// The commands a summary prints for a person, with the paths quoted once per service.
+struct ReviewCommands {
+    private let showPrefix: String
+    private let revertSuffix: String
+
+    init(workspace: String, service: String) {
+        showPrefix = "git -C \(Self.shellQuoted(service)) show "
+        revertSuffix = " --workspace \(Self.shellQuoted(workspace)) --reason 'WHY'"
     }
 
     /// `git -C WORKSPACE/services/S show SHA`.
-    private func showCommand(_ service: String, _ sha: String) -> String {
-        "git -C \(shellQuoted(servicePath(service))) show \(sha)"
-    }
+    func show(_ sha: String) -> String { showPrefix + sha }
 
-    private func shellQuoted(_ text: String) -> String {
+    /// `ratchet revert T-7 --workspace WORKSPACE --reason 'WHY'`.
+    func revert(_ ticket: String) -> String { "ratchet revert \(ticket)" + revertSuffix }
+
+    private static func shellQuoted(_ text: String) -> String {
         text.allSatisfy({ $0.isLetter || $0.isNumber || "/._-+".contains($0) }) ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }

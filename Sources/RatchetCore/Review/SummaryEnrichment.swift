@@ -9,26 +9,19 @@ extension Workspace {
     /// landing the store does not know, and says what is missing.
     func enrich(_ summary: inout ServiceSummary, repository: Repository, revertOf: [String: String]) throws {
         let shas = summary.landings.map(\.sha) + summary.reverts.map(\.sha)
-        let (attempts, tickets, reports) = try database.read { db in
-            let attempts = try AttemptRecord.filter(shas.contains(Column("landing")) || shas.contains(Column("revert"))).fetchAll(db)
-            let ids = Set(attempts.map(\.ticketId) + summary.landings.map(\.ticket) + summary.reverts.map(\.ticket))
-            let tickets = try TicketRecord.filter(keys: Array(ids)).fetchAll(db)
-            let trajectories = try TrajectoryRecord.filter(keys: attempts.map(\.trajectoryId)).fetchAll(db)
-            return (attempts, Dictionary(tickets.map { ($0.id, $0) }) { a, _ in a },
-                    Dictionary(trajectories.map { ($0.id, $0) }) { a, _ in a })
-        }
-        let byLanding = Dictionary(attempts.compactMap { a in a.landing.map { ($0, a) } }) { a, _ in a }
-        let byRevert = Dictionary(attempts.compactMap { a in a.revert.map { ($0, a) } }) { a, _ in a }
+        let ids = summary.landings.map(\.ticket) + summary.reverts.map(\.ticket)
+        let (known, titles) = try database.read { db in (try StoredLanding.fetch(db, shas: shas), try Self.ticketTitles(db, ids: ids)) }
+        let byLanding = Dictionary(known.compactMap { row in row.landing.map { ($0, row) } }) { a, _ in a }
+        let byRevert = Dictionary(known.compactMap { row in row.revert.map { ($0, row) } }) { a, _ in a }
         for index in summary.landings.indices {
             var landing = summary.landings[index]
-            if let title = tickets[landing.ticket]?.title, landing.title != title { landing.title = title }
-            if let attempt = byLanding[landing.sha] {
+            if let title = titles[landing.ticket], landing.title != title { landing.title = title }
+            if let row = byLanding[landing.sha] {
                 landing.source = "store"
-                landing.objective = tickets[attempt.ticketId]?.objective
-                landing.revertedBy = attempt.revert ?? revertOf[landing.sha]
-                let trajectory = reports[attempt.trajectoryId]
-                landing.approvalNote = trajectory?.labels.last { $0["kind"]?.stringValue == "approval" }?["note"]?.stringValue
-                landing.metricChanges = try storedMetricChanges(trajectory?.outcome, ticket: attempt.ticketId, attempt: attempt.number)
+                landing.objective = row.objective
+                landing.revertedBy = row.revert ?? revertOf[landing.sha]
+                landing.approvalNote = row.approvalNote
+                landing.metricChanges = row.metricChanges
             } else {
                 landing.revertedBy = revertOf[landing.sha]
                 if let problem = readNote(into: &landing, repository: repository) { summary.missing.append(problem) }
@@ -36,19 +29,15 @@ extension Workspace {
             summary.landings[index] = landing
         }
         for index in summary.reverts.indices {
-            let trajectory = byRevert[summary.reverts[index].sha].flatMap { reports[$0.trajectoryId] }
-            summary.reverts[index].by = trajectory?.labels.last { $0["kind"]?.stringValue == "revert" }?["by"]?.stringValue
+            summary.reverts[index].by = byRevert[summary.reverts[index].sha]?.revertBy
         }
     }
 
-    /// The metric changes of the canary report a landing's outcome names.
-    private func storedMetricChanges(_ outcome: JSONValue?, ticket: String, attempt: Int) throws -> [MetricChange] {
-        if let embedded = outcome?["canary"]?["report"], case .object = embedded { return Self.metricChanges(of: embedded) }
-        guard case .number(let id)? = outcome?["canary"]?["report"] else { return [] }
-        let report = try database.read { db in
-            try JSONValue.fetchOne(db, sql: "SELECT report FROM canaryReport WHERE id = ?", arguments: [Int64(id)])
-        }
-        return report.map(Self.metricChanges(of:)) ?? []
+    /// The titles of tickets `ids`.
+    private static func ticketTitles(_ db: Database, ids: [String]) throws -> [String: String] {
+        let json = String(decoding: try JSONEncoder().encode(ids), as: UTF8.self)
+        let rows = try Row.fetchAll(db, sql: "SELECT id, title FROM ticket WHERE id IN (SELECT value FROM json_each(?))", arguments: [json])
+        return Dictionary(rows.map { ($0["id"] as String, $0["title"] as String) }) { a, _ in a }
     }
 
     /// `metrics[]` of a canary report, read loosely (name, classification, change).
@@ -120,4 +109,43 @@ extension Workspace {
 
     /// States in which a ticket waits for nobody.
     static let endStates: Set<TicketState> = [.merged, .reverted, .cancelled, TicketState(rawValue: "resolved")]
+}
+
+/// What the store knows of one landed or reverted attempt, read in one query with only the
+/// fields the summary shows (decoding whole records and their JSON columns was most of a
+/// summary's time over 10,000 landings).
+struct StoredLanding {
+    var landing: String?
+    var revert: String?
+    var objective: String
+    var approvalNote: String?
+    var revertBy: String?
+    var metricChanges: [MetricChange]
+
+    /// The attempts whose landing or revert is one of `shas`.
+    static func fetch(_ db: Database, shas: [String]) throws -> [StoredLanding] {
+        let json = String(decoding: try JSONEncoder().encode(shas), as: UTF8.self)
+        return try Row.fetchAll(db, sql: sql, arguments: [json, json]).map { row in
+            let metrics = (row["metrics"] as String?).flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
+            return StoredLanding(landing: row["landing"], revert: row["revert"], objective: row["objective"],
+                                 approvalNote: row["approvalNote"], revertBy: row["revertBy"],
+                                 metricChanges: metrics.map { Workspace.metricChanges(of: ["metrics": $0]) } ?? [])
+        }
+    }
+
+    /// The canary report is embedded in the outcome, or named by its number in `canaryReport`.
+    private static let sql = """
+        SELECT a.landing, a.revert, t.objective,
+          (SELECT json_extract(l.value, '$.note') FROM json_each(tr.labels) l
+            WHERE json_extract(l.value, '$.kind') = 'approval' ORDER BY l.key DESC LIMIT 1) AS approvalNote,
+          (SELECT json_extract(l.value, '$.by') FROM json_each(tr.labels) l
+            WHERE json_extract(l.value, '$.kind') = 'revert' ORDER BY l.key DESC LIMIT 1) AS revertBy,
+          CASE json_type(tr.outcome, '$.canary.report')
+            WHEN 'object' THEN json_extract(tr.outcome, '$.canary.report.metrics')
+            WHEN 'integer' THEN (SELECT json_extract(c.report, '$.metrics') FROM canaryReport c
+                                 WHERE c.id = json_extract(tr.outcome, '$.canary.report'))
+          END AS metrics
+        FROM attempt a JOIN ticket t ON t.id = a.ticketId LEFT JOIN trajectory tr ON tr.id = a.trajectoryId
+        WHERE a.landing IN (SELECT value FROM json_each(?)) OR a.revert IN (SELECT value FROM json_each(?))
+        """
 }

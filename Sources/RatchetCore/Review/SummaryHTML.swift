@@ -71,15 +71,17 @@ struct SummaryHTML {
 
     /// Escapes text for HTML (and shows control characters escaped).
     private func e(_ text: String) -> String {
+        let shown = Names.escapedForTerminal(text)
+        guard shown.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) else { return shown }
         var out = ""
-        for character in Names.escapedForTerminal(text) {
-            switch character {
+        for scalar in shown.unicodeScalars {
+            switch scalar {
             case "&": out += "&amp;"
             case "<": out += "&lt;"
             case ">": out += "&gt;"
             case "\"": out += "&quot;"
             case "'": out += "&#39;"
-            default: out.append(character)
+            default: out.unicodeScalars.append(scalar)
             }
         }
         return out
