@@ -42,7 +42,7 @@ struct CommandLineTests {
                      "ok: nothing to repair", "== 9. the weekly summary", "$ ratchet summary", "### Landed (2)",
                      "- **T-2** Raise the cache capacity to 2048 entries", "### Reverted (1)", "### Rejected (2)",
                      "  - metric changes: latency_ms ",
-                     "== 10. reflection", "$ ratchet reflect", "drift: not measured yet"] {
+                     "== 10. reflection", "$ ratchet reflect", "drift kv-cache: "] {
             #expect(output.stdout.contains(line), "missing: \(line)")
         }
         #expect(output.stdout.split(separator: "\n").contains { $0.contains("latency_ms*") && $0.contains(" High ") })
@@ -53,7 +53,11 @@ struct CommandLineTests {
         let service = folder("qs/services/kv-cache")
         #expect(try git(["log", "--first-parent", "--format=%s", "main"], in: service).split(separator: "\n").count == 5)
         // Nothing the quickstart deployed is left running.
-        #expect(try run(["sh", "-c", "grep -lF '\(folder("qs"))/' /proc/[0-9]*/cmdline 2>/dev/null | wc -l"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        let running = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { Int32($0) != nil && Int32($0) != getpid() }.filter {
+            let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\($0)/cmdline"))) ?? Data()
+            return String(decoding: cmdline, as: UTF8.self).contains(folder("qs") + "/.ratchet/deploy")
+        } ?? []
+        #expect(running.isEmpty, "deployed sandboxes left running: \(running)")
         #expect(!FileManager.default.fileExists(atPath: service + "/.git/hooks/post-checkout"))
         try git(["fsck", "--strict"], in: service)
     }
