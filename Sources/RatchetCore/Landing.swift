@@ -134,7 +134,6 @@ extension Workspace {
         let id = try Names.ticketID(rawID)
         let run = try LandingRun(workspace: self, ticket: ticket(id), approval: approval, progress: progress)
         defer { run.release() }
-        if approval == nil { try requireLandingRate(run.serviceConfig) }
         try Failpoints.hit("merge.leased")
         // Under the store's write lock, so that another process's landing checkout is never seen half done.
         try database.write { _ in try requireCleanMain(run.ticket.service, repository: run.repository) }

@@ -14,15 +14,6 @@ extension Workspace {
         }
     }
 
-    /// Refuses a landing when the service already landed `max_landings_per_hour` times in the
-    /// last hour (a person's approval is not limited).
-    func requireLandingRate(_ config: ServiceConfig) throws {
-        let count = try landingsInLastHour(config.name)
-        guard count < config.maxLandingsPerHour else {
-            throw RatchetError("service \(config.name) landed \(count) time(s) in the last hour (max_landings_per_hour: \(config.maxLandingsPerHour)); try again later")
-        }
-    }
-
     /// The hold reasons for a candidate whose tree the post-landing watch already reverted.
     func watchRevertHolds(service: String, tree: ObjectID) throws -> [String] {
         guard let row = try database.read({ db in
