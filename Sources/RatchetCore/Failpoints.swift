@@ -50,11 +50,12 @@ public enum Failpoints {
     public static let all: [String] = [
         "claim.committed", "branch.created", "worktree.ready", "agent.finished", "step.flushed", "step.committed", "step.recorded",
         "attempt.proposed",
-        "merge.leased", "candidate.flushed", "candidate.written", "acceptance.done", "canary.judged", "land.flushed", "land.ref-moved",
+        "merge.leased", "candidate.flushed", "candidate.written", "checkout.switched", "acceptance.done", "canary.judged", "land.flushed", "land.ref-moved",
         "land.committed",
-        "note.written", "merge.cleaned",
+        "note.written", "checkout.files-written", "merge.cleaned",
         "revert.ref-moved", "revert.committed", "revert.noted",
         "pack.loose-written", "pack.combined",
+        "drift.judged", "reflect.filed", "reindex.attempt", "notify.posted",
         "deploy.started", "deploy.recorded",
         "pump.recovered", "pump.landed", "pump.watch-breached",
     ]

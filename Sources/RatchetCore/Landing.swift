@@ -228,7 +228,8 @@ extension Workspace {
     /// event) when local changes prevent it.
     func updateCheckout(_ db: Database, _ repository: Repository, service: String, ticket: String, from old: ObjectID, to new: ObjectID) -> String? {
         do {
-            if try repository.applyCheckoutDifference(from: try repository.commit(old).tree, to: try repository.commit(new).tree) { return nil }
+            if try repository.applyCheckoutDifference(from: try repository.commit(old).tree, to: try repository.commit(new).tree,
+                                                      afterFiles: { try Failpoints.hit("checkout.files-written") }) { return nil }
             try repository.safeCheckoutHead()
             return nil
         } catch {

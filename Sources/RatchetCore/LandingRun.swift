@@ -112,6 +112,10 @@ final class LandingRun {
             results[index].status = report?.verdict == .pass ? "passed" : "failed"
             results[index].detail = report.map { "canary report #\($0.id ?? 0): \($0.summary)" } ?? "service \(ticket.service) has no \(CanaryConfig.path) on main"
         }
+        try workspace.judgeInvariantCriteria(&results, service: ticket.service, report: report)
+        if let failed = results.first(where: { $0.criterion.hasPrefix("invariant:") && $0.status == "failed" }) {
+            try fail("acceptance criterion '\(failed.criterion)' failed on candidate \(commit.short): \(failed.detail)", acceptance: results)
+        }
         if report == nil, let failed = results.first(where: { $0.status == "failed" }) {
             try fail("acceptance criterion '\(failed.criterion)' failed: \(failed.detail)", acceptance: results)
         }
@@ -126,7 +130,7 @@ final class LandingRun {
         let report = verification.report
         if approval != nil && (verification.isReused || report?.verdict != .fail) { return }
         let unevaluated = verification.results.filter { $0.status == Acceptance.unevaluable }
-            .map { "criterion '\($0.criterion)' cannot be evaluated by Ratchet yet" }
+            .map { "criterion '\($0.criterion)' cannot be evaluated by Ratchet (\($0.detail))" }
         let holds = candidate.review.reasons + unevaluated + (try workspace.watchRevertHolds(service: ticket.service, tree: candidate.tree))
         if approval == nil, let report, report.verdict == .fail, candidate.review.protected.isEmpty {
             try workspace.rejectByCanary(attempt, report: report, acceptance: verification.results, maxAttempts: serviceConfig.maxAttempts)

@@ -244,15 +244,18 @@ extension Workspace {
     private func catchUpCheckout(service: String, repository: Repository, repair: Bool) throws -> DoctorFinding? {
         let changes = try repository.status()
         guard !changes.isEmpty, let main = try repository.resolveReference("refs/heads/main") else { return nil }
+        let localChanges = DoctorFinding(kind: "local-changes", service: service, ticket: nil,
+                                         detail: "services/\(service) has local changes (\(changes.prefix(3).map(\.path).joined(separator: ", "))); left alone",
+                                         repaired: false)
         guard let indexTree = try? repository.indexTree(),
-              try repository.firstParentHistory(from: main, limit: 50).dropFirst().contains(where: { $0.tree == indexTree }),
-              try repository.workingTreeMatchesIndex() else {
-            return DoctorFinding(kind: "local-changes", service: service, ticket: nil,
-                                 detail: "services/\(service) has local changes (\(changes.prefix(3).map(\.path).joined(separator: ", "))); left alone",
-                                 repaired: false)
+              try repository.firstParentHistory(from: main, limit: 50).dropFirst().contains(where: { $0.tree == indexTree }) else { return localChanges }
+        // Killed between a landing's files and its index, the files are part old, part new.
+        let halfway = try !repository.workingTreeMatchesIndex()
+        if halfway, !(try repository.finishCheckoutDifference(from: indexTree, to: repository.commit(main).tree, apply: repair)) {
+            return localChanges
         }
         if repair {
-            try repository.safeCheckoutHead()
+            if !halfway { try repository.safeCheckoutHead() }
             try database.write { db in try RatchetDatabase.appendEvent(db, kind: "recovery.checkout-updated", service: service) }
         }
         return DoctorFinding(kind: "checkout-updated", service: service, ticket: nil,

@@ -98,12 +98,13 @@ public struct Sandbox: Sendable {
         }
         arguments += ["--chdir", workingDirectory]
         // After the command, count the processes it left in the namespace (pid 1 is bubblewrap's
-        // init, $$ this shell); they die with the namespace when this shell exits.
+        // init, $$ this shell); they die with the namespace when this shell exits. `1<>` opens
+        // without blocking even when a process it left put a FIFO there.
         let wrapper = """
             "$@"; status=$?
             left=0
             for p in /proc/[0-9]*; do n=${p#/proc/}; [ "$n" = 1 ] || [ "$n" = $$ ] || left=$((left+1)); done
-            echo $left > /tmp/.ratchet-leftovers
+            rm -f /tmp/.ratchet-leftovers; echo $left 1<> /tmp/.ratchet-leftovers
             exit $status
             """
         arguments += ["--", "/bin/sh", "-c", isPersistent ? Self.persistentWrapper : wrapper, "ratchet-sandbox"] + argv
@@ -163,7 +164,23 @@ public struct Sandbox: Sendable {
     /// wrapper's; an agent could overwrite it, but whatever it left dies with the namespace.
     public func leftoverCount() -> Int {
         defer { try? FileManager.default.removeItem(atPath: leftoversFile) }
-        return Int((try? String(contentsOfFile: leftoversFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        guard let data = Self.readUntrusted(leftoversFile, limit: 32) else { return 0 }
+        return Int(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    /// Reads a file from a folder a sandbox can write, as hostile input: never through a
+    /// link, nothing but a regular file (a FIFO or device never blocks the open), and only
+    /// its last `limit` bytes. Nil when there is no such file.
+    public static func readUntrusted(_ path: String, limit: Int) -> Data? {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        let size = Int(info.st_size), count = min(size, limit)
+        var bytes = [UInt8](repeating: 0, count: count)
+        let read = count == 0 ? 0 : pread(fd, &bytes, count, off_t(size - count))
+        return read < 0 ? nil : Data(bytes[..<read])
     }
 
     /// Runs `argv` in the sandbox with `environment` (plus the fixed `HOME` and `TMPDIR`);

@@ -22,8 +22,9 @@ struct ChangeReview: Equatable {
 }
 
 extension Acceptance {
-    /// The status of a criterion Ratchet cannot evaluate yet (`invariant:` until observation
-    /// exists): it holds the ticket for a person instead of letting it land (SPEC §12).
+    /// The status of a criterion Ratchet cannot evaluate (an `invariant:` without exposition
+    /// snapshots of the candidate, or without data): it holds the ticket for a person instead
+    /// of letting it land (SPEC §12).
     static let unevaluable = "cannot-evaluate"
 }
 
@@ -59,7 +60,7 @@ extension Workspace {
                                                 detail: run.succeeded ? redact(run.output) : "\(redact(run.output))\n\(run.summary)"))
             case .invariant:
                 results.append(AcceptanceResult(criterion: criterion.text, status: Acceptance.unevaluable,
-                                                detail: "invariants are evaluated once observation lands (SPEC §8); a person judges this criterion"))
+                                                detail: "evaluated on the candidate's exposition snapshots after the canary"))
             case .canary:
                 results.append(AcceptanceResult(criterion: criterion.text, status: "not-evaluated", detail: "judged by the canary after the commands"))
             case .text:

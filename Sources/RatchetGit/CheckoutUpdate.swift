@@ -8,7 +8,9 @@ extension Repository {
     /// nothing), and no attributes or `core.autocrlf` could make a checkout differ from the
     /// raw blobs. Returns false, touching nothing, when it cannot prove that; the caller then
     /// uses `safeCheckoutHead()`, which also refuses to overwrite a person's change.
-    public func applyCheckoutDifference(from old: ObjectID, to new: ObjectID) throws -> Bool {
+    /// `afterFiles` runs between the files and the index (the crash suite's failpoint; a kill
+    /// there is finished by `finishCheckoutDifference`).
+    public func applyCheckoutDifference(from old: ObjectID, to new: ObjectID, afterFiles: () throws -> Void = {}) throws -> Bool {
         guard let workdir = workingDirectory, !(try usesCheckoutFilters(old) || usesCheckoutFilters(new)) else { return false }
         let root = String(workdir.dropLast())
         let differences = try treeDifferences(from: old, to: new)
@@ -21,6 +23,7 @@ extension Repository {
         defer { git_index_free(index) }
         try GitError.check(git_index_read(index, 0), "read index")
         try switchFolder(root, from: old, to: new)
+        try afterFiles()
         for difference in differences where difference.old != nil && difference.new?.mode != difference.old?.mode {
             try GitError.check(git_index_remove_bypath(index, difference.path), "index remove \(difference.path)")
         }
@@ -54,5 +57,59 @@ extension Repository {
         var value: Int32 = 0
         let rc = git_config_get_bool(&value, config, "core.autocrlf")
         return rc == 0 ? value != 0 : (rc != GIT_ENOTFOUND.rawValue)
+    }
+}
+
+extension Repository {
+    /// Finishes moving the checked-out files and index from tree `old` (the index's) to `new`
+    /// (HEAD's) after a kill stopped `applyCheckoutDifference` between the files and the
+    /// index. Only when nothing on disk can be a person's: every status path is one the
+    /// difference touches, and each such path holds exactly `old`'s or `new`'s content (or is
+    /// absent where one of them has nothing). Those paths are then checked out from HEAD by
+    /// force, with the index (unless `apply` is false: a check only). Returns false,
+    /// touching nothing, otherwise.
+    public func finishCheckoutDifference(from old: ObjectID, to new: ObjectID, apply: Bool = true) throws -> Bool {
+        guard let workdir = workingDirectory else { return false }
+        let root = String(workdir.dropLast())
+        let differences = try treeDifferences(from: old, to: new)
+        let touched = Set(differences.map(\.path))
+        let folders = Set(differences.flatMap { difference in
+            difference.path.split(separator: "/").dropLast().indices.map { difference.path.split(separator: "/")[...$0].joined(separator: "/") + "/" }
+        })
+        for entry in try status() where !touched.contains(entry.path) && !folders.contains(entry.path) { return false }
+        for difference in differences where !(try holdsEither(difference, root: root)) { return false }
+        if apply { try forceCheckoutHead(paths: differences.map(\.path), baseline: old) }
+        return true
+    }
+
+    /// Whether `difference.path` is on disk as `old` or as `new` has it (a folder there counts
+    /// as no file).
+    private func holdsEither(_ difference: TreeDifference, root: String) throws -> Bool {
+        var info = stat()
+        let path = root + "/" + difference.path
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFDIR else { return difference.old == nil || difference.new == nil }
+        let isLink = info.st_mode & S_IFMT == S_IFLNK
+        let mode: UInt32 = isLink ? 0o120000 : (info.st_mode & 0o111 != 0 ? 0o100755 : 0o100644)
+        let id = try blobID(of: workingFileContent(path, isLink: isLink))
+        return [difference.old, difference.new].contains { $0?.id == id && $0?.mode == mode }
+    }
+
+    /// Checks out `paths` from HEAD by force against `baseline` (the tree the index holds),
+    /// updating the index for them.
+    private func forceCheckoutHead(paths: [String], baseline: ObjectID) throws {
+        var options = git_checkout_options()
+        try GitError.check(git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION)))
+        options.checkout_strategy = GIT_CHECKOUT_FORCE.rawValue | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH.rawValue
+        var tree: OpaquePointer?
+        var raw = baseline.raw
+        try GitError.check(git_tree_lookup(&tree, pointer, &raw), "baseline tree")
+        defer { git_tree_free(tree) }
+        options.baseline = tree
+        var pointers = paths.map { strdup($0) }
+        defer { pointers.forEach { free($0) } }
+        try pointers.withUnsafeMutableBufferPointer { buffer in
+            options.paths = git_strarray(strings: buffer.baseAddress, count: buffer.count)
+            try GitError.check(git_checkout_head(pointer, &options), "checkout")
+        }
     }
 }

@@ -10,12 +10,12 @@ enum Binary {
             let (value, keep) = element(op, l, r)
             return .scalar(op.isComparison ? (keep ? 1 : 0) : value)
         case (.vector(let l), .scalar(let r)):
-            return .vector(withScalar(op, l, r, scalarOnLeft: false, returnsBool: modifiers.returnsBool))
+            return .vector(try requireUniqueLabels(withScalar(op, l, r, scalarOnLeft: false, returnsBool: modifiers.returnsBool)))
         case (.scalar(let l), .vector(let r)):
-            return .vector(withScalar(op, r, l, scalarOnLeft: true, returnsBool: modifiers.returnsBool))
+            return .vector(try requireUniqueLabels(withScalar(op, r, l, scalarOnLeft: true, returnsBool: modifiers.returnsBool)))
         case (.vector(let l), .vector(let r)):
             if op.isSetOperator { return .vector(setOperation(op, l, r, modifiers)) }
-            return .vector(try vectors(op, l, r, modifiers))
+            return .vector(try requireUniqueLabels(try vectors(op, l, r, modifiers)))
         default:
             throw EvaluationError("binary expression must contain only scalar and instant vector types")
         }
@@ -49,7 +49,7 @@ enum Binary {
             if op.isComparison && scalarOnLeft { value = r }
             if returnsBool { value = keep ? 1 : 0; keep = true }
             guard keep else { return nil }
-            let labels = (!op.isComparison || returnsBool) ? sample.labels.droppingName() : sample.labels
+            let labels = (op.dropsMetricName || returnsBool) ? sample.labels.droppingName() : sample.labels
             return InstantSample(labels: labels, value: value)
         }
     }
@@ -108,7 +108,7 @@ enum Binary {
     }
 
     private static func resultLabels(_ many: Labels, _ one: Labels, _ op: BinaryOperator, _ modifiers: BinaryModifiers) -> Labels {
-        var labels = op.isComparison ? many : many.droppingName()
+        var labels = op.dropsMetricName ? many.droppingName() : many
         if modifiers.grouping == .oneToOne {
             labels = modifiers.on ? labels.keeping(Set(modifiers.matchingLabels)) : labels.removing(Set(modifiers.matchingLabels))
         }

@@ -56,7 +56,7 @@ public struct Evaluator {
         case .negation(let inner):
             switch try value(inner, at: time) {
             case .scalar(let v): return .scalar(-v)
-            case .vector(let samples): return .vector(samples.map { InstantSample(labels: $0.labels.droppingName(), value: -$0.value) })
+            case .vector(let samples): return .vector(try requireUniqueLabels(samples.map { InstantSample(labels: $0.labels.droppingName(), value: -$0.value) }))
             default: throw EvaluationError("unary minus needs a scalar or an instant vector")
             }
         case .call(let function, let arguments):

@@ -283,6 +283,8 @@ struct LineReader {
 
     /// Go's strconv.ParseFloat for the spellings expositions use.
     static func parseFloat(_ token: String) -> Double? {
+        // The common case, a plain decimal, without lowercasing a copy first.
+        if let first = token.utf8.first, first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"), let value = Double(token) { return value }
         switch token.lowercased() {
         case "nan": return .nan
         case "+inf", "inf", "+infinity", "infinity": return .infinity

@@ -60,6 +60,8 @@ public struct BinaryOperator: Hashable, Sendable, CustomStringConvertible {
 
     /// ==, !=, >, <, >=, <=.
     public var isComparison: Bool { ["==", "!=", ">", "<", ">=", "<="].contains(symbol) }
+    /// +, -, *, /, %, ^: the result loses the metric name (comparisons and atan2 keep it, as in Prometheus 2.x).
+    public var dropsMetricName: Bool { ["+", "-", "*", "/", "%", "^"].contains(symbol) }
     /// and, or, unless.
     public var isSetOperator: Bool { ["and", "or", "unless"].contains(symbol) }
 

@@ -117,7 +117,8 @@ enum Functions {
         if values.isEmpty || q.isNaN { return .nan }
         if q < 0 { return -.infinity }
         if q > 1 { return .infinity }
-        let sorted = values.sorted()
+        // NaN sorts first, as Prometheus's vectorByValueHeap orders it.
+        let sorted = values.sorted { ($0.isNaN && !$1.isNaN) || $0 < $1 }
         let n = Double(sorted.count)
         let rank = q * (n - 1)
         let lower = Swift.max(0, Int(rank.rounded(.down)))

@@ -5,7 +5,7 @@ public struct Labels: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Makes a label set; empty values are dropped.
     public init(_ pairs: [String: String] = [:]) {
-        self.pairs = pairs.filter { !$0.value.isEmpty }
+        self.pairs = pairs.values.contains(where: \.isEmpty) ? pairs.filter { !$0.value.isEmpty } : pairs
     }
 
     /// Makes a label set from `pairs`; empty values are dropped.

@@ -12,15 +12,14 @@ enum RangeFunctions {
         case "irate", "idelta": return instantDelta(points, isRate: name == "irate")
         case "sum_over_time": return kahanSum(points.map(\.sum))
         case "count_over_time": return Double(points.reduce(0) { $0 + $1.count })
-        case "avg_over_time": return kahanSum(points.map(\.sum)) / Double(points.reduce(0) { $0 + $1.count })
+        case "avg_over_time": return average(points)
         case "min_over_time": return points.dropFirst().reduce(points[0].min) { $1.min < $0 || $0.isNaN ? $1.min : $0 }
         case "max_over_time": return points.dropFirst().reduce(points[0].max) { $1.max > $0 || $0.isNaN ? $1.max : $0 }
         case "last_over_time": return points.last!.value
         case "present_over_time", "absent_over_time": return 1
         case "stddev_over_time", "stdvar_over_time":
-            var count = 0.0, mean = 0.0, m2 = 0.0
-            for v in points.map(\.value) { count += 1; let delta = v - mean; mean += delta / count; m2 += delta * (v - mean) }
-            return name == "stdvar_over_time" ? m2 / count : (m2 / count).squareRoot()
+            let variance = kahanVariance(points.map(\.value))
+            return name == "stdvar_over_time" ? variance : variance.squareRoot()
         case "quantile_over_time": return Functions.quantile(parameter, points.map(\.value))
         case "changes", "resets":
             var count = 0.0
@@ -38,8 +37,8 @@ enum RangeFunctions {
         guard points.count >= 2, let first = points.first, let last = points.last else { return nil }
         var result = last.value - first.value
         if isCounter {
-            var previous = 0.0
-            for point in points {
+            var previous = first.value
+            for point in points.dropFirst() {
                 if point.value < previous { result += previous }
                 previous = point.value
             }
@@ -57,9 +56,9 @@ enum RangeFunctions {
         var extrapolateTo = sampledInterval
         extrapolateTo += durationToStart < threshold ? durationToStart : averageInterval / 2
         extrapolateTo += durationToEnd < threshold ? durationToEnd : averageInterval / 2
-        result *= extrapolateTo / sampledInterval
-        if isRate { result /= Double(end - start) / 1000 }
-        return result
+        var factor = extrapolateTo / sampledInterval
+        if isRate { factor /= Double(end - start) / 1000 }
+        return result * factor
     }
 
     /// irate/idelta: from the last two points.
@@ -74,14 +73,47 @@ enum RangeFunctions {
         return result
     }
 
+    /// avg_over_time: Prometheus's running mean with Kahan compensation over raw samples;
+    /// sum/count where rollups stand in for samples.
+    static func average(_ points: [Point]) -> Double {
+        if points.contains(where: { $0.count != 1 }) {
+            return kahanSum(points.map(\.sum)) / Double(points.reduce(0) { $0 + $1.count })
+        }
+        var mean = 0.0, compensation = 0.0, count = 0.0
+        for v in points.map(\.value) {
+            count += 1
+            if mean.isInfinite {
+                if v.isInfinite && (mean > 0) == (v > 0) { continue }
+                if !v.isInfinite && !v.isNaN { continue }
+            }
+            (mean, compensation) = kahanStep(v / count - mean / count, mean, compensation)
+        }
+        return mean.isInfinite ? mean : mean + compensation
+    }
+
+    /// stdvar_over_time: Welford's update with Kahan compensation, as Prometheus.
+    static func kahanVariance(_ values: [Double]) -> Double {
+        var count = 0.0, mean = 0.0, cMean = 0.0, aux = 0.0, cAux = 0.0
+        for v in values {
+            count += 1
+            let delta = v - (mean + cMean)
+            (mean, cMean) = kahanStep(delta / count, mean, cMean)
+            (aux, cAux) = kahanStep(delta * (v - (mean + cMean)), aux, cAux)
+        }
+        return (aux + cAux) / count
+    }
+
+    /// One Kahan–Babuška–Neumaier step (Prometheus's kahanSumInc).
+    static func kahanStep(_ increment: Double, _ sum: Double, _ compensation: Double) -> (Double, Double) {
+        let t = sum + increment
+        let c = Swift.abs(sum) >= Swift.abs(increment) ? compensation + ((sum - t) + increment) : compensation + ((increment - t) + sum)
+        return (t, c)
+    }
+
     /// Kahan–Babuška–Neumaier summation, as Prometheus's sum_over_time and avg_over_time.
     static func kahanSum(_ values: [Double]) -> Double {
         var sum = 0.0, compensation = 0.0
-        for v in values {
-            let t = sum + v
-            if Swift.abs(sum) >= Swift.abs(v) { compensation += (sum - t) + v } else { compensation += (v - t) + sum }
-            sum = t
-        }
+        for v in values { (sum, compensation) = kahanStep(v, sum, compensation) }
         return sum.isInfinite ? sum : sum + compensation
     }
 }

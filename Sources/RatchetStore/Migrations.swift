@@ -165,11 +165,12 @@ extension RatchetDatabase {
                 CREATE TABLE metricSample (seriesId INTEGER NOT NULL, time INTEGER NOT NULL, value REAL,
                                            PRIMARY KEY (seriesId, time)) WITHOUT ROWID
                 """)
-            // 5-minute rollups: the last sample's time and value, and count/sum/min/max of the bucket.
+            // Rollups of `step` ms (5 minutes and 1 hour): the bucket's last sample (time and value)
+            // and the count/sum/min/max of its samples (docs/metrics.md).
             try db.execute(sql: """
-                CREATE TABLE metricRollup (seriesId INTEGER NOT NULL, bucket INTEGER NOT NULL, time INTEGER NOT NULL,
+                CREATE TABLE metricRollup (seriesId INTEGER NOT NULL, step INTEGER NOT NULL, bucket INTEGER NOT NULL, time INTEGER NOT NULL,
                                            last REAL, samples INTEGER NOT NULL, total REAL, minimum REAL, maximum REAL,
-                                           PRIMARY KEY (seriesId, bucket)) WITHOUT ROWID
+                                           PRIMARY KEY (seriesId, step, bucket)) WITHOUT ROWID
                 """)
         }
         migrator.registerMigration("v7-observe") { db in

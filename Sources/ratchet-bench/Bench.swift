@@ -46,6 +46,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Only the review surface: summary and reflect over 10,000 landings across 20 services (quick: 1,000).")
     var reviewOnly = false
 
+    @Flag(help: "Only the metrics figures: exposition parsing, a week of samples imported, queried and sized, beside Prometheus.")
+    var metricsOnly = false
+
     @Flag(help: "With --worktrees-only: only the pooled worktree figure (for perf).")
     var pooledOnly = false
 
@@ -92,6 +95,9 @@ struct Bench: ParsableCommand {
         }
         if reviewOnly {
             return printTable(try ReviewBench.measure(services: 20, landings: quick ? 1000 : 10_000, runs: runs, scratch: scratch))
+        }
+        if metricsOnly {
+            return try MetricsBench.measure(quick: quick, runs: runs, scratch: scratch)
         }
         if sandboxOnly {
             for figure in try SandboxBench.measure(runs: runs, scratch: scratch) {

@@ -42,7 +42,7 @@ struct CommandLineTests {
                      "ok: nothing to repair", "== 9. the weekly summary", "$ ratchet summary", "### Landed (2)",
                      "- **T-2** Raise the cache capacity to 2048 entries", "### Reverted (1)", "### Rejected (2)",
                      "  - metric changes: latency_ms ",
-                     "== 10. reflection", "$ ratchet reflect", "drift kv-cache: "] {
+                     "== 10. reflection", "$ ratchet reflect", "drift kv-cache: skipped — main's history is shorter than a week"] {
             #expect(output.stdout.contains(line), "missing: \(line)")
         }
         #expect(output.stdout.split(separator: "\n").contains { $0.contains("latency_ms*") && $0.contains(" High ") })

@@ -6,8 +6,8 @@ import Testing
 private let workPoints = ["claim.committed", "branch.created", "worktree.ready", "agent.finished", "step.flushed", "step.committed", "step.recorded",
                           "attempt.proposed"]
 private let mergePoints = ["merge.leased", "candidate.flushed", "candidate.written", "checkout.switched", "acceptance.done", "land.flushed", "land.ref-moved",
-                           "land.committed", "note.written", "merge.cleaned"]
-private let revertPoints = ["revert.ref-moved", "revert.committed", "revert.noted"]
+                           "land.committed", "note.written", "checkout.files-written", "merge.cleaned"]
+private let revertPoints = ["revert.ref-moved", "revert.committed", "revert.noted", "checkout.files-written"]
 private let packPoints = ["pack.loose-written", "pack.combined"]
 
 /// A workspace with service `svc` whose main has no canary (merges are fast).

@@ -140,6 +140,23 @@ struct HostileAgentTests {
         #expect(try ws.expectOK(["ticket", "show", "T-1", "--json"]).stdout.contains("\"state\" : \"open\""))
     }
 
+    /// The count of leftover processes comes back through the sandbox's /tmp: a process the
+    /// agent leaves behind keeps putting a FIFO there, so that a blocking open (the
+    /// wrapper's or Ratchet's) would hang the attempt until its timeout, or forever. The
+    /// count is the agent's to forge (docs/security.md); what it left dies with the namespace.
+    @Test(arguments: Identity.all)
+    func aFIFOInPlaceOfTheLeftoverCountCannotHangRatchet(identity: Identity) throws {
+        let folder = ScratchFolder()
+        let ws = try identity.workspace(folder, edits: [("agent_timeout: 600s", "agent_timeout: 120s")])
+        let main = try ws.git(["rev-parse", "main"])
+        let marker = "fifo-\(UUID().uuidString.prefix(8))"
+        let loop = "( while :; do rm -f /tmp/.ratchet-leftovers; mkfifo /tmp/.ratchet-leftovers 2>/dev/null; : \(marker); done ) </dev/null >/dev/null 2>&1 &"
+        let output = try ws.attack(loop + " echo x > x.txt")
+        #expect(!output.stderr.contains("timed out"), "\(output.stderr)")
+        #expect(try run(["pgrep", "-f", marker]).status != 0, "the agent's loop outlived its sandbox")
+        try ws.expectIntact(main: main)
+    }
+
     @Test(arguments: Identity.all)
     func anUnsandboxedAgentThatRewritesItsLinkIsCaught(identity: Identity) throws {
         let folder = ScratchFolder()

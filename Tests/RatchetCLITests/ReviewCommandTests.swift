@@ -130,4 +130,27 @@ struct ReviewCommandTests {
         #expect(try ratchet(["doctor"], in: root).status == 0)
         #expect(try run(["git", "fsck", "--strict"], in: root + "/services/svc").status == 0)
     }
+
+    @Test func notificationsAreDeliveredAtLeastOnceAcrossACrash() throws {
+        let folder = ScratchFolder()
+        let receiver = try LoopbackReceiver(folder, failures: 0)
+        defer { receiver.stop() }
+        let root = try landedWorkspace(folder)
+        let config = root + "/ratchet.yaml"
+        let text = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "notify: []", with: "notify: [\"http://127.0.0.1:\(receiver.port)/hook\"]")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: config))
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Never works"], in: root).stdout == "T-2\n")
+        for _ in 0..<2 { _ = try ratchet(["work", "T-2", "--agent", "command:exit 1"], in: root) }
+        // The third failure escalates T-2; the process dies after the post, before its cursor moves.
+        let killed = try ratchet(["work", "T-2", "--agent", "command:exit 1"], in: root, environment: ["RATCHET_FAILPOINTS": "notify.posted=crash"])
+        #expect(killed.status == SIGKILL, "\(killed.stderr)")
+        #expect(receiver.received().count == 1)
+        // The next command that notifies posts it again: at least once, never lost.
+        #expect(try ratchet(["reflect", "--drift", "never"], in: root).status == 0)
+        let bodies = receiver.received()
+        #expect(bodies.filter { $0.contains("T-2 (svc) is escalated") }.count == 2, "\(bodies)")
+        // ...and then never again.
+        #expect(try ratchet(["reflect", "--drift", "never"], in: root).status == 0)
+        #expect(receiver.received().count == bodies.count)
+    }
 }

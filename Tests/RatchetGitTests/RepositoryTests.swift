@@ -174,6 +174,47 @@ struct RepositoryTests {
         try git(["fsck", "--strict"], in: path)
     }
 
+    /// A kill between a landing's files and its index leaves main's checkout part old, part
+    /// new; finishing it is safe exactly when no path holds anything else.
+    @Test func aHalfAppliedCheckoutIsFinishedOnlyWhenNothingIsAPersons() throws {
+        for personEdits in [false, true] {
+            let folder = ScratchFolder()
+            let path = folder("repo")
+            _ = try git(["init", "-q", "-b", "main", path], in: folder.path)
+            func write(_ file: String, _ text: String) throws {
+                try FileManager.default.createDirectory(atPath: (path + "/" + file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try Data(text.utf8).write(to: URL(fileURLWithPath: path + "/" + file))
+            }
+            for (file, text) in ["a.txt": "a1\n", "c.txt": "c\n", "dir/b.txt": "b\n", "x": "x is a file\n"] { try write(file, text) }
+            _ = try git(["add", "-A"], in: path)
+            _ = try git(["-c", "user.name=T", "-c", "user.email=t@x", "commit", "-qm", "A"], in: path)
+            try write("a.txt", "a2\n")
+            try write("f16.txt", "new\n")
+            try FileManager.default.removeItem(atPath: path + "/dir")
+            try FileManager.default.removeItem(atPath: path + "/x")
+            try write("x/y", "x is a folder\n")
+            _ = try git(["add", "-A"], in: path)
+            _ = try git(["-c", "user.name=T", "-c", "user.email=t@x", "commit", "-qm", "B"], in: path)
+            // HEAD is B, the index A, the files half-way: a.txt still A's, the rest B's.
+            _ = try git(["read-tree", "HEAD~1"], in: path)
+            try write("a.txt", "a1\n")
+            if personEdits { try write("c.txt", "a person's edit\n") }
+            let repository = try Repository.open(path)
+            let old = try #require(ObjectID(hex: try git(["rev-parse", "HEAD~1^{tree}"], in: path).trimmingCharacters(in: .whitespacesAndNewlines)))
+            let new = try #require(ObjectID(hex: try git(["rev-parse", "HEAD^{tree}"], in: path).trimmingCharacters(in: .whitespacesAndNewlines)))
+            #expect(try repository.finishCheckoutDifference(from: old, to: new, apply: false) == !personEdits)
+            #expect(try repository.finishCheckoutDifference(from: old, to: new) == !personEdits)
+            if personEdits {
+                #expect(try String(contentsOfFile: path + "/a.txt", encoding: .utf8) == "a1\n", "nothing touched")
+                #expect(try git(["status", "--porcelain"], in: path).contains(" M c.txt"))
+            } else {
+                let status = try git(["status", "--porcelain", "--untracked-files=all"], in: path)
+                #expect(status == "", "\(status)")
+                #expect(try String(contentsOfFile: path + "/a.txt", encoding: .utf8) == "a2\n")
+            }
+        }
+    }
+
     @Test func treeDifferencesMatchGitDiffTreeAndAPooledSwitchMatchesACheckout() throws {
         let folder = ScratchFolder()
         let path = folder("repo")

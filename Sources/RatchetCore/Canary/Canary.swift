@@ -30,6 +30,9 @@ public struct CanaryReport: Codable, Sendable, Equatable {
     public var rounds: Rounds?
     public var startedAt: Date
     public var durationS: Double
+    /// The candidate's exposition snapshots (not stored with the report): `invariant:NAME`
+    /// criteria are evaluated over them (Observe/CandidateInvariants.swift).
+    public var candidateExpositions: [ExpositionSnapshot] = []
 
     /// The rounds of a canary run.
     public struct Rounds: Codable, Sendable, Equatable {
@@ -129,6 +132,7 @@ extension Workspace {
                 CanaryJudge.stopReason(CanaryJudge.judge(config, baseline: before, candidate: after), round: round)
             }
             report.runs = measured.runs
+            report.candidateExpositions = measured.candidate.expositions
             report.rounds = .init(used: measured.rounds, min: config.minRounds, max: config.maxRounds, stop: measured.stopReason)
             if let fault = measured.fault {
                 report = finish(fault: fault)

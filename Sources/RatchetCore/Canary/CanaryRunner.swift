@@ -158,6 +158,8 @@ private struct CanaryLine: Decodable {
     var round: Int?
     var done: Bool?
     var labels: [String: JSONValueLabel]?
+    /// A Prometheus text exposition of the instance (`ExpositionSnapshot`).
+    var exposition: String?
 }
 
 /// A label value: any JSON value is accepted (labels are for people).
@@ -181,6 +183,7 @@ final class LineParser {
         if text.isEmpty { return nil }
         let current = asked > completed ? asked : 0
         guard text.hasPrefix("{"), let line = try? decoder.decode(CanaryLine.self, from: Data(text.utf8)) else { return notSample(text) }
+        if let exposition = line.exposition, line.metric == nil { return takeExposition(exposition, round: line.round, current: current) }
         if let metric = line.metric, let value = line.value {
             guard !metric.isEmpty, value.isFinite else { return notSample(text) }
             if let round = line.round, round != current {
@@ -195,6 +198,17 @@ final class LineParser {
         }
         completed = round
         return nil
+    }
+
+    /// Keeps an exposition snapshot printed in the running round.
+    private func takeExposition(_ text: String, round: Int?, current: Int) -> String? {
+        guard current > 0, round == nil || round == current else {
+            return "printed an exposition while \(current == 0 ? "no round was running" : "round \(current) was running") (line \(number))"
+        }
+        switch ExpositionSnapshot.make(round: current, text: text, count: samples.expositions.count) {
+        case .success(let snapshot): samples.expositions.append(snapshot); return nil
+        case .failure(let problem): return "\(problem.message) (line \(number))"
+        }
     }
 
     private func notSample(_ text: String) -> String {

@@ -4,6 +4,9 @@ import Foundation
 public struct SideSamples: Sendable, Equatable {
     /// metric → round → values, in the order printed.
     public var values: [String: [Int: [Double]]] = [:]
+    /// Exposition snapshots the module printed (`{"round": N, "exposition": TEXT}`), for
+    /// `invariant:NAME` criteria (Observe/CandidateInvariants.swift); the judge ignores them.
+    public var expositions: [ExpositionSnapshot] = []
 
     /// No samples.
     public init() {}

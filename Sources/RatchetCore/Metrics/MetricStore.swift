@@ -3,16 +3,27 @@ import GRDB
 import RatchetMetrics
 import RatchetStore
 
-/// The embedded time-series store: raw samples for `rawRetention`, 5-minute rollups for
-/// `rollupRetention` (docs/metrics.md has the numbers). All writes go through `append`,
-/// inside the caller's transaction, so samples and their event commit together.
+/// The embedded time-series store: raw samples for `rawRetention`, then rollup tiers (5-minute
+/// for 7 days, 1-hour for 35 days; docs/metrics.md has the numbers). All writes go through
+/// `append`, inside the caller's transaction, so samples and their event commit together.
 public enum MetricStore {
-    /// Width of one rollup bucket, milliseconds.
-    public static let rollupStep: Int64 = 5 * 60_000
-    /// How long raw samples are kept behind the newest write.
+    /// A rollup resolution and how long it is kept.
+    public struct Tier: Sendable, Equatable {
+        /// Bucket width, milliseconds.
+        public var step: Int64
+        /// How long the tier is kept behind now, milliseconds.
+        public var retention: Int64
+    }
+
+    /// How long raw samples are kept behind now (2 days: every window up to 1 day is raw).
     public static let rawRetention: Int64 = 2 * 86_400_000
-    /// How long rollups are kept (SLO windows reach 30 days; 5 days of margin).
-    public static let rollupRetention: Int64 = 35 * 86_400_000
+    /// Rollup tiers, finest first: 5 minutes for 7 days (burn-rate windows up to 3 days),
+    /// 1 hour for 35 days (30-day SLO windows with 5 days of margin).
+    public static let tiers = [Tier(step: 5 * 60_000, retention: 7 * 86_400_000), Tier(step: 3_600_000, retention: 35 * 86_400_000)]
+    /// The finest rollup step.
+    public static var rollupStep: Int64 { tiers[0].step }
+    /// How long the coarsest rollups are kept.
+    public static var rollupRetention: Int64 { tiers[tiers.count - 1].retention }
 
     /// What one append stored.
     public struct AppendResult: Sendable, Equatable {
@@ -27,36 +38,52 @@ public enum MetricStore {
     }
 
     /// Appends samples of `service` (each at its time) and updates the rollups. Samples older
-    /// than the raw retention go into rollups only.
-    static func append(_ db: Database, service: String, samples: [(labels: Labels, sample: Sample)], now: Int64) throws -> AppendResult {
+    /// than the raw retention go into rollups only, and only into buckets that hold nothing yet:
+    /// without their raw rows a repeated import could not tell them from samples rolled up before.
+    /// `progress(done)` is called every 50,000 samples.
+    static func append(_ db: Database, service: String, samples: [(labels: Labels, sample: Sample)], now: Int64,
+                       progress: ((Int) -> Void)? = nil) throws -> AppendResult {
         var result = AppendResult()
         var ids: [Labels: Int64] = [:]
-        var rollups: [RollupKey: Point] = [:]
-        let horizon = rawHorizon(now)
+        var fresh: [RollupKey: Point] = [:], old: [RollupKey: Point] = [:]
+        let rawStart = rawHorizon(now)
         let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO metricSample (seriesId, time, value) VALUES (?, ?, ?)")
-        for (labels, sample) in samples {
+        for (index, (labels, sample)) in samples.enumerated() {
+            if index % 50_000 == 0 && index > 0 { progress?(index) }
             let id = try ids[labels] ?? seriesID(db, service: service, labels: labels, created: &result.newSeries)
             ids[labels] = id
-            if sample.time >= horizon {
+            let isRaw = sample.time >= rawStart
+            if isRaw {
                 try insert.execute(arguments: [id, sample.time, sample.value.isNaN ? nil : sample.value])
                 guard db.changesCount > 0 else { result.duplicates += 1; continue }
                 result.stored += 1
             } else {
                 result.rolledUpOnly += 1
             }
-            merge(&rollups[RollupKey(series: id, bucket: bucket(sample.time)), default: Point(time: sample.time, value: .nan, count: 0, sum: 0, min: .nan, max: .nan)], sample)
+            for tier in tiers where sample.time >= horizon(now, tier) {
+                let key = RollupKey(series: id, step: tier.step, bucket: bucket(sample.time, tier.step))
+                if isRaw { merge(&fresh[key, default: .emptyRollup], sample) } else { merge(&old[key, default: .emptyRollup], sample) }
+            }
         }
-        try writeRollups(db, rollups)
+        try writeRollups(db, old, onlyNew: true)
+        try writeRollups(db, fresh, onlyNew: false)
         return result
     }
 
-    struct RollupKey: Hashable { var series: Int64; var bucket: Int64 }
+    struct RollupKey: Hashable { var series: Int64; var step: Int64; var bucket: Int64 }
 
-    /// The start of the rollup bucket holding `time`.
-    static func bucket(_ time: Int64) -> Int64 { time - ((time % rollupStep) + rollupStep) % rollupStep }
+    /// The start of the `step` bucket holding `time`.
+    static func bucket(_ time: Int64, _ step: Int64) -> Int64 { time - ((time % step) + step) % step }
 
-    /// Raw samples before this time are deleted (aligned to a bucket, so a bucket is either raw or rolled up).
-    static func rawHorizon(_ now: Int64) -> Int64 { bucket(now - rawRetention) }
+    /// Raw samples before this time are deleted. It is aligned to the finest rollup step, and
+    /// each tier's horizon to the next tier's step, so that a bucket is never half pruned.
+    static func rawHorizon(_ now: Int64) -> Int64 { bucket(now - rawRetention, tiers[0].step) }
+
+    /// Rollups of `tier` before this time are deleted.
+    static func horizon(_ now: Int64, _ tier: Tier) -> Int64 {
+        let index = tiers.firstIndex(of: tier)!
+        return bucket(now - tier.retention, index + 1 < tiers.count ? tiers[index + 1].step : tier.step)
+    }
 
     /// Adds a sample to a rollup point (NaN is kept out of min and max, as min_over_time does).
     static func merge(_ point: inout Point, _ sample: Sample) {
@@ -69,10 +96,13 @@ public enum MetricStore {
         }
     }
 
-    private static func writeRollups(_ db: Database, _ rollups: [RollupKey: Point]) throws {
-        let upsert = try db.cachedStatement(sql: """
-            INSERT INTO metricRollup (seriesId, bucket, time, last, samples, total, minimum, maximum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (seriesId, bucket) DO UPDATE SET
+    /// Writes rollups: merged into existing buckets, or (`onlyNew`) only where no bucket exists.
+    private static func writeRollups(_ db: Database, _ rollups: [RollupKey: Point], onlyNew: Bool) throws {
+        let upsert = try db.cachedStatement(sql: onlyNew ? """
+            INSERT OR IGNORE INTO metricRollup (seriesId, step, bucket, time, last, samples, total, minimum, maximum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """ : """
+            INSERT INTO metricRollup (seriesId, step, bucket, time, last, samples, total, minimum, maximum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (seriesId, step, bucket) DO UPDATE SET
               last = CASE WHEN excluded.time >= time THEN excluded.last ELSE last END,
               time = max(time, excluded.time),
               samples = samples + excluded.samples,
@@ -81,7 +111,7 @@ public enum MetricStore {
               maximum = CASE WHEN maximum IS NULL THEN excluded.maximum WHEN excluded.maximum IS NULL THEN maximum ELSE max(maximum, excluded.maximum) END
             """)
         for (key, point) in rollups {
-            try upsert.execute(arguments: [key.series, key.bucket, point.time, nullable(point.value), point.count,
+            try upsert.execute(arguments: [key.series, key.step, key.bucket, point.time, nullable(point.value), point.count,
                                            nullable(point.sum), nullable(point.min), nullable(point.max)])
         }
     }
@@ -114,17 +144,26 @@ public enum MetricStore {
         return Labels(object ?? [:])
     }
 
-    /// Deletes raw samples behind the raw retention and rollups behind the rollup retention.
+    /// Deletes raw samples behind the raw retention and each tier's rollups behind its retention.
     static func applyRetention(_ db: Database, service: String, now: Int64) throws -> (raw: Int, rollups: Int) {
         try db.execute(sql: """
             DELETE FROM metricSample WHERE seriesId IN (SELECT id FROM metricSeries WHERE service = ?) AND time < ?
             """, arguments: [service, rawHorizon(now)])
         let raw = db.changesCount
-        try db.execute(sql: """
-            DELETE FROM metricRollup WHERE seriesId IN (SELECT id FROM metricSeries WHERE service = ?) AND bucket < ?
-            """, arguments: [service, bucket(now - rollupRetention)])
-        return (raw, db.changesCount)
+        var rollups = 0
+        for tier in tiers {
+            try db.execute(sql: """
+                DELETE FROM metricRollup WHERE seriesId IN (SELECT id FROM metricSeries WHERE service = ?) AND step = ? AND bucket < ?
+                """, arguments: [service, tier.step, horizon(now, tier)])
+            rollups += db.changesCount
+        }
+        return (raw, rollups)
     }
+}
+
+extension Point {
+    /// A rollup of no samples yet.
+    static let emptyRollup = Point(time: 0, value: .nan, count: 0, sum: 0, min: .nan, max: .nan)
 }
 
 /// The store as a `SampleSource` for one service: raw samples where they are kept, rollups before them.
@@ -155,20 +194,26 @@ struct StoreSource: SampleSource {
         }
     }
 
-    /// Rollups before the first raw sample in the window, then the raw samples.
+    /// The raw samples in the window; before the first of them, the finest rollups; before the
+    /// first of those, the next tier's; and so on.
     private func points(_ db: Database, series: Int64, start: Int64, end: Int64) throws -> [Point] {
-        let raw = try Row.fetchAll(db, sql: "SELECT time, value FROM metricSample WHERE seriesId = ? AND time BETWEEN ? AND ? ORDER BY time",
-                                   arguments: [series, start, end]).map { row in
-            Point(time: row["time"], value: (row["value"] as Double?) ?? .nan)
+        // A cursor over a cached statement, columns by index: a raw window can be 100,000 rows.
+        var points: [Point] = []
+        let raw = try Row.fetchCursor(db.cachedStatement(sql: "SELECT time, value FROM metricSample WHERE seriesId = ? AND time BETWEEN ? AND ? ORDER BY time"),
+                                      arguments: [series, start, end])
+        while let row = try raw.next() { points.append(Point(time: row[0], value: (row[1] as Double?) ?? .nan)) }
+        for tier in MetricStore.tiers {
+            let before = points.first.map { $0.time - 1 } ?? end
+            guard before >= start else { break }
+            let rollups = try Row.fetchAll(db, sql: """
+                SELECT time, last, samples, total, minimum, maximum FROM metricRollup
+                WHERE seriesId = ? AND step = ? AND bucket BETWEEN ? AND ? AND time BETWEEN ? AND ? ORDER BY bucket
+                """, arguments: [series, tier.step, MetricStore.bucket(start, tier.step), before, start, before]).map { row in
+                Point(time: row["time"], value: (row["last"] as Double?) ?? .nan, count: row["samples"],
+                      sum: (row["total"] as Double?) ?? .nan, min: (row["minimum"] as Double?) ?? .nan, max: (row["maximum"] as Double?) ?? .nan)
+            }
+            points = rollups + points
         }
-        let rollupEnd = raw.first.map { $0.time - 1 } ?? end
-        let rollups = try Row.fetchAll(db, sql: """
-            SELECT time, last, samples, total, minimum, maximum FROM metricRollup
-            WHERE seriesId = ? AND bucket BETWEEN ? AND ? AND time BETWEEN ? AND ? ORDER BY bucket
-            """, arguments: [series, MetricStore.bucket(start), rollupEnd, start, rollupEnd]).map { row in
-            Point(time: row["time"], value: (row["last"] as Double?) ?? .nan, count: row["samples"],
-                  sum: (row["total"] as Double?) ?? .nan, min: (row["minimum"] as Double?) ?? .nan, max: (row["maximum"] as Double?) ?? .nan)
-        }
-        return rollups + raw
+        return points
     }
 }

@@ -56,15 +56,13 @@ extension Workspace {
                                   stored: 0, duplicates: 0, rolledUpOnly: 0, newSeries: 0)
         let now = Self.milliseconds(Date())
         try database.write { db in
-            for start in stride(from: 0, to: page.samples.count, by: 50_000) {
-                let batch = page.samples[start..<min(start + 50_000, page.samples.count)].map { ($0.labels, Sample(time: $0.time!, value: $0.value)) }
-                let result = try MetricStore.append(db, service: name, samples: batch, now: now)
-                report.stored += result.stored
-                report.duplicates += result.duplicates
-                report.rolledUpOnly += result.rolledUpOnly
-                report.newSeries += result.newSeries
-                progress?(start + batch.count, page.samples.count)
-            }
+            let samples = page.samples.map { ($0.labels, Sample(time: $0.time!, value: $0.value)) }
+            let result = try MetricStore.append(db, service: name, samples: samples, now: now) { progress?($0, samples.count) }
+            progress?(samples.count, samples.count)
+            report.stored = result.stored
+            report.duplicates = result.duplicates
+            report.rolledUpOnly = result.rolledUpOnly
+            report.newSeries = result.newSeries
             _ = try MetricStore.applyRetention(db, service: name, now: now)
             try Failpoints.hit("metrics.import-written")
             try RatchetDatabase.appendEvent(db, kind: "metrics.imported", service: name, data: [

@@ -104,10 +104,13 @@ extension Workspace {
     /// Scrapes and evaluates one service; its breaches keyed by fingerprint.
     private func observeService(_ name: String) throws -> (checks: [CheckStatus], breaches: [String: Breach], failures: [ObserveFailure]) {
         let files: ObservedFiles
-        do { files = try observedFiles(name) } catch {
+        let reader: MetricsReader
+        do {
+            files = try observedFiles(name)
+            reader = try metricsReader(name)
+        } catch {
             return ([], [:], [ObserveFailure(service: name, stage: "files", error: describe(error))])
         }
-        let reader = try metricsReader(name)
         do { try reader.scrape() } catch {
             let failure = ObserveFailure(service: name, stage: "scrape", error: describe(error))
             let unevaluated = files.invariants.map { CheckStatus(service: name, kind: "invariant", name: $0.name, error: failure.error,
@@ -157,7 +160,7 @@ extension Workspace {
         status.state = status.holds.map { $0 ? "ok" : "breach" } ?? (status.error?.hasPrefix("no data:") == true ? "no-data" : "error")
         status.value = finite(status.value)
         let breach = Breach(title: "Invariant \(invariant.name) of \(service) does not hold", description: invariant.description,
-                            expression: invariant.expr, runbook: invariant.runbook, acceptance: ["invariant:\(invariant.name)"])
+                            expression: invariant.expr, runbook: invariant.runbook, acceptance: [])
         return (status, breach)
     }
 
@@ -186,7 +189,9 @@ extension Workspace {
     private func finite(_ value: Double?) -> Double? { value.flatMap { $0.isFinite ? $0 : nil } }
 }
 
-/// What a ticket for a breach says besides its status.
+/// What a ticket for a breach says besides its status. Its acceptance is empty: the breach
+/// is about production, which the watch after the landing and the next `observe` judge; an
+/// `invariant:NAME` criterion would judge the canary's workload instead (adr/0028).
 struct Breach {
     var title: String
     var description: String

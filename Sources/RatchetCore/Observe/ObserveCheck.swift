@@ -20,6 +20,10 @@ extension Workspace {
         func record(_ file: String, _ problems: [RatchetError]) {
             findings += problems.map { CheckFinding(file: prefix + file, message: $0.message) }
         }
+        if try repository.hasEntry("canary", in: main), try fileOnMain(CanaryConfig.path) == nil {
+            findings.append(CheckFinding(file: prefix + CanaryConfig.path,
+                                         message: "\(prefix)\(CanaryConfig.path): missing: main has a canary/ folder without it, so every canary run fails"))
+        }
         var invariantNames: Set<String> = [], sloNames: Set<String> = []
         if let data = try fileOnMain(InvariantsFile.path) {
             do {

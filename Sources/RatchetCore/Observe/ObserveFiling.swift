@@ -59,6 +59,7 @@ extension Workspace {
                 "kind": .string(status.kind), "name": .string(status.name), "fingerprint": .string(status.fingerprint),
                 "severity": .optional(status.severity), "value": status.value.map(JSONValue.number) ?? .null,
                 "follows": .array(earlier.map(JSONValue.string))])
+            try Failpoints.hit("observe.breach-written")
             return (ticket.id, true)
         }
     }

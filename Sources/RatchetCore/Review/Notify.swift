@@ -7,9 +7,9 @@ import RatchetStore
 
 /// Posts escalations, needs-approval tickets and reflection findings to the webhooks of
 /// `notify` in ratchet.yaml as Slack-compatible JSON (`{"text": …}`). It reads the event
-/// log from a cursor per webhook, so a notification is never lost to a crashed command
-/// between the state change and the post; each is tried `attempts` times, and a delivery
-/// that still fails is recorded as a `notify.failed` event.
+/// log from a cursor per webhook that moves only past what was posted (or given up), so a
+/// notification is never lost to a crashed command: at least once. Each is tried
+/// `attempts` times, and a delivery that still fails is recorded as a `notify.failed` event.
 public struct Notifier: Sendable {
     /// The event kinds that tell a person.
     public static let kinds = ["ticket.escalated", "ticket.needs_approval", "reflection.flagged"]
@@ -78,44 +78,84 @@ public struct Notifier: Sendable {
 }
 
 extension Workspace {
-    /// Delivers what the event log holds for each `notify` webhook since its cursor.
+    /// Delivers what the event log holds for each `notify` webhook past its cursor, at
+    /// least once: the cursor passes an event only after its post (or its `notify.failed`,
+    /// in the same transaction), so a process killed in between posts it again next time.
+    /// One process delivers at a time (`.ratchet/notify.lock`); another finds it held and
+    /// leaves its events to the holder, which reads the log again until nothing is left.
     /// Returns the number of messages delivered.
     @discardableResult
     public func deliverNotifications(_ notifier: Notifier = Notifier()) throws -> Int {
+        guard !config.notify.isEmpty, let lock = try lockNotifications() else { return 0 }
+        defer { close(lock) }
         var delivered = 0
         for webhook in config.notify {
-            let events = try claimNotifications(for: webhook)
-            for event in events {
-                guard let text = Notifier.message(for: event, workspace: root.path) else { continue }
-                var error: String?
-                for attempt in 0..<notifier.attempts {
-                    if attempt > 0 { Thread.sleep(forTimeInterval: notifier.backoff * Double(1 << (attempt - 1))) }
-                    error = notifier.post(text, to: webhook)
-                    if error == nil { break }
+            while true {
+                let (events, last) = try pendingNotifications(for: webhook)
+                for event in events {
+                    if try deliver(event, to: webhook, notifier) { delivered += 1 }
                 }
-                guard let error else { delivered += 1; continue }
-                try database.write { db in
-                    try RatchetDatabase.appendEvent(db, kind: "notify.failed", service: event.service, ticket: event.ticketId, data: [
-                        "webhook": .string(webhook), "event": .number(Double(event.seq ?? 0)), "attempts": .number(Double(notifier.attempts)),
-                        "error": .string(error)])
-                }
+                try moveNotifyCursor(webhook, to: last)
+                if events.isEmpty { break }
             }
         }
         return delivered
     }
 
-    /// Moves `webhook`'s cursor past the events to notify and returns them (a new webhook
-    /// starts with the last hour), so that two processes never post the same event.
-    private func claimNotifications(for webhook: String) throws -> [EventRecord] {
+    /// Posts one event (with its tries); true when delivered. Moves the cursor past it,
+    /// together with its `notify.failed` when it could not be delivered.
+    private func deliver(_ event: EventRecord, to webhook: String, _ notifier: Notifier) throws -> Bool {
+        guard let seq = event.seq, let text = Notifier.message(for: event, workspace: root.path) else { return false }
+        var error: String?
+        for attempt in 0..<notifier.attempts {
+            if attempt > 0 { Thread.sleep(forTimeInterval: notifier.backoff * Double(1 << (attempt - 1))) }
+            error = notifier.post(text, to: webhook)
+            if error == nil { break }
+        }
+        // Killed here, the event is posted again by the next delivery (at least once).
+        try Failpoints.hit("notify.posted")
         try database.write { db in
+            if let error {
+                try RatchetDatabase.appendEvent(db, kind: "notify.failed", service: event.service, ticket: event.ticketId, data: [
+                    "webhook": .string(webhook), "event": .number(Double(seq)), "attempts": .number(Double(notifier.attempts)),
+                    "error": .string(error)])
+            }
+            try Self.setNotifyCursor(db, webhook, seq)
+        }
+        return error == nil
+    }
+
+    /// The events to notify past `webhook`'s cursor (a new webhook starts with the last
+    /// hour), and the log's last seq.
+    private func pendingNotifications(for webhook: String) throws -> ([EventRecord], Int64) {
+        try database.read { db in
             let cursor = try Int64.fetchOne(db, sql: "SELECT seq FROM notifyCursor WHERE webhook = ?", arguments: [webhook])
                 ?? (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM event WHERE time < ?", arguments: [Date().addingTimeInterval(-3600)]) ?? 0)
             let last = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM event") ?? cursor
             let events = try EventRecord.filter(EventRecord.Columns.seq > cursor && EventRecord.Columns.seq <= last)
                 .filter(Notifier.kinds.contains(Column("kind"))).order(EventRecord.Columns.seq).fetchAll(db)
-            try db.execute(sql: "INSERT INTO notifyCursor (webhook, seq) VALUES (?, ?) ON CONFLICT(webhook) DO UPDATE SET seq = excluded.seq",
-                           arguments: [webhook, last])
-            return events
+            return (events, max(cursor, last))
         }
+    }
+
+    private func moveNotifyCursor(_ webhook: String, to seq: Int64) throws {
+        try database.write { db in try Self.setNotifyCursor(db, webhook, seq) }
+    }
+
+    /// Moves the cursor forward only.
+    private static func setNotifyCursor(_ db: Database, _ webhook: String, _ seq: Int64) throws {
+        try db.execute(sql: """
+            INSERT INTO notifyCursor (webhook, seq) VALUES (?, ?)
+            ON CONFLICT(webhook) DO UPDATE SET seq = MAX(seq, excluded.seq)
+            """, arguments: [webhook, seq])
+    }
+
+    /// Holds `.ratchet/notify.lock` without waiting; nil when another process delivers.
+    private func lockNotifications() throws -> Int32? {
+        let path = root.appendingPathComponent(".ratchet/notify.lock").path
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RatchetError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return nil }
+        return fd
     }
 }

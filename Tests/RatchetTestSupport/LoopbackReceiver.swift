@@ -1,0 +1,50 @@
+import Foundation
+
+/// A webhook receiver on loopback (Python's http.server): answers 500 to the first `failures`
+/// posts, then 200, and appends every body as one line to a file. Stopped by `stop()`.
+public final class LoopbackReceiver {
+    let process = Process()
+    public let port: Int
+    let bodies: String
+
+    public init(_ folder: ScratchFolder, failures: Int) throws {
+        bodies = folder("bodies.txt")
+        let script = """
+            import http.server, sys
+            failures, out, seen = int(sys.argv[1]), sys.argv[2], [0]
+            class Hook(http.server.BaseHTTPRequestHandler):
+                def do_POST(self):
+                    body = self.rfile.read(int(self.headers['Content-Length']))
+                    seen[0] += 1
+                    with open(out, 'ab') as f: f.write(body + b'\\n')
+                    self.send_response(500 if seen[0] <= failures else 200)
+                    self.send_header('Content-Length', '0')
+                    self.end_headers()
+                def log_message(self, *args): pass
+            server = http.server.HTTPServer(('127.0.0.1', 0), Hook)
+            print(server.server_port, flush=True)
+            server.serve_forever()
+            """
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script, "\(failures)", bodies]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        // The port line is printed once the socket listens: reading it is the synchronisation.
+        var line = Data()
+        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
+        port = Int(String(decoding: line, as: UTF8.self)) ?? 0
+    }
+
+    /// Every body received, one per line.
+    public func received() -> [String] {
+        ((try? String(contentsOfFile: bodies, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    /// Kills it (SIGKILL: the child may inherit a mask that blocks SIGTERM) and waits.
+    public func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
