@@ -15,6 +15,13 @@ public enum PromQL {
 struct Parser {
     let tokens: [Token]
     var index = 0
+    /// Nesting and binary operations so far: an expression (an agent's, through the
+    /// `metrics` tool) must not recurse deep enough to overflow a thread's stack when parsed
+    /// or evaluated. Real expressions use a handful of each.
+    var depth = 0
+    var operations = 0
+    static let maximumDepth = 64
+    static let maximumOperations = 256
 
     var current: Token { tokens[index] }
 
@@ -44,8 +51,13 @@ struct Parser {
 
     /// `unary (op unary)*` with operators binding at least `minimumPrecedence`.
     mutating func expression(minimumPrecedence: Int) throws -> Expr {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maximumDepth else { throw fail("expression nested deeper than \(Self.maximumDepth) levels") }
         var lhs = try unary()
         while let op = binaryOperator, op.precedence >= minimumPrecedence {
+            operations += 1
+            guard operations <= Self.maximumOperations else { throw fail("more than \(Self.maximumOperations) binary operations") }
             let opToken = advance()
             let modifiers = try binaryModifiers(op, at: opToken)
             let rhs = op.isRightAssociative ? try expression(minimumPrecedence: op.precedence)

@@ -70,6 +70,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Only the canary power study: the shipped kv-cache canary on identical code, injected latency and a CPU-bound regression (docs/canary.md).")
     var canaryPower = false
 
+    @Option(help: "Only the canary replay study: verdicts of the shipped kv-cache judge replayed on recorded rounds (a JSON file like Tests/RatchetCoreTests/Golden/kv-cache-rounds.json).")
+    var canaryReplay: String?
+
     /// Merges with one `command:true` criterion (issue 11).
     func mergeFigures(shape: Generator.Shape, source: String, scratch: String) throws -> [Figure] {
         try Merges.measure(shape: shape, source: source, count: quick ? 5 : 50, scratch: scratch)
@@ -130,6 +133,10 @@ struct Bench: ParsableCommand {
             for figure in try JudgeBench.measure(runs: quick ? 3 : 21) {
                 print("\(figure.name): median \(Format.ms(figure.median)) ms, p90 \(Format.ms(figure.p90)) ms over \(figure.runs)")
             }
+            return
+        }
+        if let canaryReplay {
+            print(try CanaryPower.replayTable(CanaryPower.replay(path: canaryReplay, verdicts: 2000)))
             return
         }
         if canaryPower {

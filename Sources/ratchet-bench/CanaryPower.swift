@@ -21,8 +21,10 @@ enum CanaryPower {
         var pass: Int
         var marginal: Int
         var fail: Int
-        /// Median over runs of the latency effect the judge estimated.
+        /// Median over runs of the latency effect the judge estimated (of the round statistic).
         var latencyEffect: Double?
+        /// Median over runs of the change of the median latency (all samples): the effect achieved.
+        var medianLatencyEffect: Double?
         var cpuEffect: Double?
         var medianRounds: Double
         var medianSeconds: Double
@@ -90,38 +92,109 @@ enum CanaryPower {
             return values.isEmpty ? nil : SampleStatistics.median(values)
         }
         let seconds = reports.map(\.durationS).sorted()
+        let medians = reports.compactMap { report -> Double? in
+            guard let metric = report.metrics.first(where: { $0.name == "latency_ms" }),
+                  let before = metric.baseline.median, let after = metric.candidate.median, before > 0 else { return nil }
+            return after / before - 1
+        }
         return Row(condition: name, runs: reports.count, pass: reports.filter { $0.verdict == .pass }.count,
                    marginal: reports.filter { $0.verdict == .marginal }.count, fail: reports.filter { $0.verdict == .fail }.count,
-                   latencyEffect: effect("latency_ms"), cpuEffect: effect("cpu_us_per_request"),
+                   latencyEffect: effect("latency_ms"), medianLatencyEffect: medians.isEmpty ? nil : SampleStatistics.median(medians),
+                   cpuEffect: effect("cpu_us_per_request"),
                    medianRounds: SampleStatistics.median(reports.map { Double($0.rounds?.used ?? 0) }),
                    medianSeconds: SampleStatistics.quantile(seconds, 0.5), p90Seconds: SampleStatistics.quantile(seconds, 0.9))
     }
 
     /// Verdicts replayed from the identical-code rounds, drawn jointly (a round keeps all its
-    /// metrics): an alarm is any round metric that does not pass.
+    /// metrics): an alarm is any round metric that does not pass (`NoiseModel.replayVerdicts`).
     static func resample(_ reports: [CanaryReport], verdicts: Int) -> (Int, Int) {
         guard let first = reports.first,
               let config = try? CanaryConfig.parse(String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: shippedConfig()))) ?? Data(), as: UTF8.self)) else { return (0, 0) }
-        let names = first.metrics.filter { $0.unit == "round" }.map(\.name)
+        let metrics = first.metrics.filter { $0.unit == "round" }.compactMap { judged in config.metrics.first { $0.name == judged.name } }
         var rounds: [[Double]] = []
         for report in reports {
-            let columns = names.map { name in report.metrics.first { $0.name == name }?.observations ?? [] }
+            let columns = metrics.map { metric in report.metrics.first { $0.name == metric.name }?.observations ?? [] }
             guard let count = columns.map(\.count).min() else { continue }
             rounds += (0..<count).map { index in columns.map { $0[index] } }
         }
-        guard !rounds.isEmpty else { return (0, 0) }
-        var generator = SeededGenerator(seed: 2026)
-        var alarms = 0
-        for _ in 0..<verdicts {
-            let drawn = (0..<config.maxRounds).map { _ in rounds[Int(generator.next() % UInt64(rounds.count))] }
-            let alarm = names.enumerated().contains { column, name in
-                guard let metric = config.metrics.first(where: { $0.name == name }) else { return false }
-                let intervals = NoiseModel.intervals(drawn.map { $0[column] }, effect: metric.effect, config: config)
-                return NoiseModel.replay(intervals, direction: metric.direction, allowed: metric.allowedChange, minRounds: config.minRounds).classification != .pass
-            }
-            if alarm { alarms += 1 }
+        return (verdicts, NoiseModel.replayVerdicts(rounds, metrics: metrics, config: config, verdicts: verdicts).alarms)
+    }
+
+    /// Recorded rounds (Tests/RatchetCoreTests/Golden/kv-cache-rounds.json): per condition one
+    /// row per paired round, a column per name of `columns`, and the seconds a round took.
+    struct Recorded: Codable {
+        var recorded: String
+        var columns: [String]
+        var conditions: [String: [[Double]]]
+        var secondsPerRound: [String: Double]?
+    }
+
+    /// One replayed condition.
+    struct ReplayRow {
+        var condition: String
+        var recordedRounds: Int
+        var verdicts: Int
+        var notPass: Int
+        var bound: Double
+        var medianRounds: Double
+        var p90Rounds: Double
+        var secondsPerRound: Double?
+    }
+
+    /// Verdicts of the shipped judge replayed on each recorded condition, and on the identical
+    /// rounds with the latency statistic shifted by +10 % and +25 % (a known effect).
+    static func replay(path: String, verdicts: Int) throws -> (recorded: String, rows: [ReplayRow], advice: [String]) {
+        let recorded = try JSONDecoder().decode(Recorded.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        let config = try CanaryConfig.parse(String(contentsOfFile: shippedConfig(), encoding: .utf8))
+        let metrics = config.metrics.filter { $0.unit == .round }
+        let indices = try metrics.map { metric in
+            guard let index = recorded.columns.firstIndex(of: metric.name) else { throw Shell.Failure(description: "\(path) has no column \(metric.name)") }
+            return index
         }
-        return (verdicts, alarms)
+        var cases: [(String, [[Double]], [Double]?, Double?)] = recorded.conditions.keys.sorted().map { name in
+            (name, recorded.conditions[name]!.map { row in indices.map { row[$0] } }, nil, recorded.secondsPerRound?[name])
+        }
+        if let identical = cases.first(where: { $0.0 == "identical" }) {
+            for effect in [0.10, 0.25] {
+                let shift = metrics.map { $0.name == "latency_ms" ? log1p(effect) : 0 }
+                cases.append(("identical, latency \(metrics[0].statistic) shifted +\(Int(effect * 100))%", identical.1, shift, identical.3))
+            }
+        }
+        let rows = cases.map { name, rounds, shift, seconds in
+            let replayed = NoiseModel.replayVerdicts(rounds, metrics: metrics, config: config, verdicts: verdicts, shift: shift)
+            let used = replayed.rounds.map(Double.init).sorted()
+            return ReplayRow(condition: name, recordedRounds: rounds.count, verdicts: verdicts, notPass: replayed.alarms,
+                             bound: NoiseModel.upperBound(replayed.alarms, of: verdicts), medianRounds: SampleStatistics.quantile(used, 0.5),
+                             p90Rounds: SampleStatistics.quantile(used, 0.9), secondsPerRound: seconds)
+        }
+        // What `ratchet canary calibrate` would recommend from the identical rounds (its rule:
+        // the smallest allowance with at most 1 % of one metric's replays not passing).
+        let advice = metrics.enumerated().map { column, metric in
+            let pool = (recorded.conditions["identical"] ?? []).map { $0[indices[column]] }
+            let replays = NoiseModel.resampledIntervals(pool, metric: metric, config: config, resamples: verdicts)
+            let step = metric.effect == .ratio ? 0.005 : max(((pool.max() ?? 0) - (pool.min() ?? 0)) / 200, 1e-9)
+            let quiet = NoiseModel.alarmRate(replays, direction: metric.direction, allowed: 0, minRounds: config.minRounds) <= 0.01
+            let recommended = quiet ? 0 : NoiseModel.smallestAllowance(replays, direction: metric.direction, minRounds: config.minRounds,
+                                                                         target: 0.01, step: step)
+            return "\(metric.name) (\(metric.statistic)): shipped allowance \(CanaryFormat.number(metric.allowedChange)), calibrate's rule recommends \(CanaryFormat.number(recommended))"
+        }
+        return (recorded.recorded, rows, advice)
+    }
+
+    /// The replay study as a markdown table.
+    static func replayTable(_ study: (recorded: String, rows: [ReplayRow], advice: [String])) -> String {
+        var lines = ["| condition | rounds recorded | verdicts replayed | not pass | rate (95% upper bound) | rounds (median / p90) | s per verdict (median / p90) |",
+                     "|---|---|---|---|---|---|---|"]
+        for row in study.rows {
+            let seconds = row.secondsPerRound.map { String(format: "%.1f / %.1f", $0 * row.medianRounds, $0 * row.p90Rounds) } ?? "-"
+            lines.append("| \(row.condition) | \(row.recordedRounds) | \(row.verdicts) | \(row.notPass) | "
+                         + String(format: "%.2f%% (%.2f%%)", 100 * Double(row.notPass) / Double(max(row.verdicts, 1)), 100 * row.bound)
+                         + " | \(Int(row.medianRounds)) / \(Int(row.p90Rounds)) | \(seconds) |")
+        }
+        lines.append("")
+        lines += study.advice
+        lines.append("\nRecorded: \(study.recorded)")
+        return lines.joined(separator: "\n")
     }
 
     /// The shipped kv-cache canary.yaml (found like the templates: beside the binary's ancestors).
@@ -144,17 +217,17 @@ enum CanaryPower {
     static func describe(_ row: Row) -> String {
         let percent = { (x: Double?) in x.map { String(format: "%+.1f%%", $0 * 100) } ?? "-" }
         return "\(row.condition): pass \(row.pass), marginal \(row.marginal), fail \(row.fail) of \(row.runs); "
-            + "latency \(percent(row.latencyEffect)), cpu \(percent(row.cpuEffect)); rounds \(Int(row.medianRounds)); "
+            + "median latency \(percent(row.medianLatencyEffect)), judged latency \(percent(row.latencyEffect)), cpu \(percent(row.cpuEffect)); rounds \(Int(row.medianRounds)); "
             + String(format: "%.1f s median, %.1f s p90 per verdict", row.medianSeconds, row.p90Seconds)
     }
 
     /// The study as a markdown table (docs/canary.md, docs/performance.md).
     static func table(_ study: Study) -> String {
-        var lines = ["| condition | runs | pass | marginal | fail | latency effect | cpu effect | rounds (median) | s per verdict (median / p90) |",
-                     "|---|---|---|---|---|---|---|---|---|"]
+        var lines = ["| condition | runs | pass | marginal | fail | median latency effect | judged latency effect | cpu effect | rounds (median) | s per verdict (median / p90) |",
+                     "|---|---|---|---|---|---|---|---|---|---|"]
         let percent = { (x: Double?) in x.map { String(format: "%+.1f%%", $0 * 100) } ?? "-" }
         for row in study.rows {
-            lines.append("| \(row.condition) | \(row.runs) | \(row.pass) | \(row.marginal) | \(row.fail) | \(percent(row.latencyEffect)) | "
+            lines.append("| \(row.condition) | \(row.runs) | \(row.pass) | \(row.marginal) | \(row.fail) | \(percent(row.medianLatencyEffect)) | \(percent(row.latencyEffect)) | "
                          + "\(percent(row.cpuEffect)) | \(Int(row.medianRounds)) | " + String(format: "%.1f / %.1f |", row.medianSeconds, row.p90Seconds))
         }
         lines.append(String(format: "\nResampled identical-code verdicts: %d alarms in %d (%.2f%%, 95%% upper bound %.2f%%). Baseline median latency %.3f ms. %@.",

@@ -65,7 +65,7 @@ struct ReviewCommandTests {
         let dom = try run(chromium + ["--dump-dom", "file://\(page)"], in: folder.path)
         #expect(dom.status == 0)
         for text in ["<h1>Ratchet weekly summary", "<h2>svc</h2>", "Landed (1)", "Raise &lt;b&gt;capacity&lt;/b&gt; &amp; more",
-                     "objective: Serve more keys", "Error budget left: not measured yet", "git -C \(root)/services/svc show "] {
+                     "objective: Serve more keys", "Error budget left: availability no data yet, latency no data yet", "git -C \(root)/services/svc show "] {
             #expect(dom.stdout.contains(text), "page text lacks: \(text)")
         }
     }

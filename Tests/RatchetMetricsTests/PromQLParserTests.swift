@@ -57,4 +57,15 @@ import Testing
         #expect(inf == -.infinity && nan.isNaN)
         #expect(Lexer.duration("1h30m") == 5_400_000 && Lexer.duration("1m1h") == nil && Lexer.duration("250ms") == 250)
     }
+
+    /// An agent's expression (the `metrics` tool) cannot nest deep enough to overflow a stack.
+    @Test func deepNestingAndLongChainsAreRefusedWithAPosition() throws {
+        let nested = String(repeating: "(", count: 10_000) + "up" + String(repeating: ")", count: 10_000)
+        #expect(throws: PromQLError.self) { try PromQL.parse(nested) }
+        #expect(throws: PromQLError.self) { try PromQL.parse(String(repeating: "- ", count: 10_000) + "up") }
+        #expect(throws: PromQLError.self) { try PromQL.parse(Array(repeating: "up", count: 10_000).joined(separator: " + ")) }
+        do { _ = try PromQL.parse(nested) } catch let error as PromQLError { #expect(error.message.contains("nested deeper") && error.position == 64) }
+        _ = try PromQL.parse(String(repeating: "(", count: 60) + "up" + String(repeating: ")", count: 60))
+        _ = try PromQL.parse(Array(repeating: "up", count: 200).joined(separator: " + "))
+    }
 }

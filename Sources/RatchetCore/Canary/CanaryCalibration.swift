@@ -137,8 +137,8 @@ extension Workspace {
             if let fault = measured.fault { calibration.faults.append("run \(run): \(fault)"); continue }
             calibration.rounds.append(measured.rounds)
             for metric in config.metrics where metric.unit == .round {
-                let paired = RoundJudge.observations(metric, baseline: measured.baseline.roundMedians(metric.name),
-                                                     candidate: measured.candidate.roundMedians(metric.name))
+                let paired = RoundJudge.observations(metric, baseline: measured.baseline.roundValues(metric.name, quantile: metric.quantile),
+                                                     candidate: measured.candidate.roundValues(metric.name, quantile: metric.quantile))
                 observations[metric.name, default: []].append(paired.values)
             }
         }
@@ -162,7 +162,7 @@ extension Workspace {
         let mean = pool.reduce(0, +) / Double(pool.count)
         noise.roundDeviation = (pool.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(pool.count - 1)).squareRoot()
         noise.noiseFloor = noise.runEffects.map(abs).max()
-        let replays = NoiseModel.resampledIntervals(pool, effect: metric.effect, config: config, resamples: resamples)
+        let replays = NoiseModel.resampledIntervals(pool, metric: metric, config: config, resamples: resamples)
         let step = metric.effect == .ratio ? 0.005 : max((pool.max()! - pool.min()!) / 200, 1e-9)
         noise.recommended = NoiseModel.alarmRate(replays, direction: metric.direction, allowed: 0, minRounds: config.minRounds) <= CanaryCalibration.target
             ? 0 : NoiseModel.smallestAllowance(replays, direction: metric.direction, minRounds: config.minRounds, target: CanaryCalibration.target, step: step)

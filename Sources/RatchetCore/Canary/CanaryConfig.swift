@@ -32,6 +32,24 @@ public struct CanaryConfig: Sendable, Equatable {
         /// How the effect is measured: a ratio of medians, or an absolute difference
         /// (for rates whose baseline is often 0).
         public var effect: Effect = .ratio
+        /// What a round's samples come down to before the two sides are paired (unit round):
+        /// `median` (the default), `min`, or a percentile `p1` … `p99`.
+        public var statistic = "median"
+
+        /// The statistic as a quantile: 0 for `min`, 0.5 for `median`, 0.1 for `p10`.
+        public var quantile: Double { CanaryConfig.quantile(of: statistic) ?? 0.5 }
+    }
+
+    /// The quantile a round statistic names (`min`, `median`, `p1` … `p99`), or nil.
+    static func quantile(of statistic: String) -> Double? {
+        switch statistic {
+        case "min": return 0
+        case "median": return 0.5
+        default:
+            guard statistic.hasPrefix("p"), let percent = Int(statistic.dropFirst()), (1...99).contains(percent),
+                  statistic == "p\(percent)" else { return nil }
+            return Double(percent) / 100
+        }
     }
 
     /// The unit of evidence of a metric (docs/canary.md).
@@ -106,7 +124,7 @@ public struct CanaryConfig: Sendable, Equatable {
         }
         var seen = Set<String>()
         for metric in metrics {
-            try metric.rejectUnknown(["name", "direction", "allowed_change", "critical", "weight", "unit", "effect"])
+            try metric.rejectUnknown(["name", "direction", "allowed_change", "critical", "weight", "unit", "effect", "statistic"])
             let name = try metric.requiredString("name")
             guard name.range(of: #"^[A-Za-z_:][A-Za-z0-9_:.\-]{0,127}\z"#, options: .regularExpression) != nil else {
                 throw metric.fail("name", "'\(Names.printable(name))' is not a metric name (letters, digits, _ : . -)")
@@ -128,8 +146,14 @@ public struct CanaryConfig: Sendable, Equatable {
             guard [.ratio, .difference].contains(effect) else {
                 throw metric.fail("effect", "must be ratio or difference, not '\(Names.printable(effect.rawValue))'")
             }
+            let statistic = try metric.string("statistic") ?? "median"
+            guard quantile(of: statistic) != nil else {
+                throw metric.fail("statistic", "must be median, min or a percentile p1 … p99, not '\(Names.printable(statistic))'")
+            }
+            guard unit == .round || statistic == "median" else { throw metric.fail("statistic", "applies to unit: round only") }
             config.metrics.append(Metric(name: name, direction: direction, allowedChange: allowed,
-                                         isCritical: try metric.bool("critical") ?? false, weight: weight, unit: unit, effect: effect))
+                                         isCritical: try metric.bool("critical") ?? false, weight: weight, unit: unit, effect: effect,
+                                         statistic: statistic))
         }
         if let thresholds = try fields.nested("thresholds") {
             try thresholds.rejectUnknown(["pass", "marginal"])

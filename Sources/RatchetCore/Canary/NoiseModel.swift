@@ -27,8 +27,11 @@ public enum NoiseModel {
     }
 
     /// The confidence sequence in effect space after each round from `minRounds` to the
-    /// end of `observations`: (low, high) per round.
-    public static func intervals(_ observations: [Double], effect: CanaryConfig.Effect, config: CanaryConfig) -> [(Double, Double)] {
+    /// end of `observations`: (low, high) per round. For a metric with a direction each end
+    /// is a one-sided bound at level α (a false High and a false Pass each have at most α);
+    /// for `direction: either` the interval is two-sided at α (adr/0017).
+    public static func intervals(_ observations: [Double], metric: CanaryConfig.Metric, config: CanaryConfig) -> [(Double, Double)] {
+        let alpha = metric.direction == .either ? config.alpha : 2 * config.alpha
         var sum = 0.0, squares = 0.0
         var result: [(Double, Double)] = []
         for (index, x) in observations.enumerated() {
@@ -38,8 +41,8 @@ public enum NoiseModel {
             guard index + 1 >= config.minRounds else { continue }
             let mean = sum / n
             let deviation = max(0, (squares - n * mean * mean) / (n - 1)).squareRoot()
-            let r = ConfidenceSequence.radius(count: index + 1, deviation: deviation, alpha: config.alpha, tunedFor: Double(config.minRounds * 2))
-            let map = { (v: Double) in effect == .ratio ? exp(v) - 1 : v }
+            let r = ConfidenceSequence.radius(count: index + 1, deviation: deviation, alpha: alpha, tunedFor: Double(config.minRounds * 2))
+            let map = { (v: Double) in metric.effect == .ratio ? exp(v) - 1 : v }
             result.append((map(mean - r), map(mean + r)))
         }
         return result
@@ -61,14 +64,40 @@ public enum NoiseModel {
 
     /// `resamples` streams of `config.maxRounds` observations drawn with replacement from
     /// `pool`, as intervals (drawn once, replayed for any allowance).
-    public static func resampledIntervals(_ pool: [Double], effect: CanaryConfig.Effect, config: CanaryConfig, resamples: Int,
+    public static func resampledIntervals(_ pool: [Double], metric: CanaryConfig.Metric, config: CanaryConfig, resamples: Int,
                                           seed: UInt64 = 42) -> [[(Double, Double)]] {
         guard !pool.isEmpty else { return [] }
         var generator = SeededGenerator(seed: seed)
         return (0..<resamples).map { _ in
             let stream = (0..<config.maxRounds).map { _ in pool[Int(generator.next() % UInt64(pool.count))] }
-            return intervals(stream, effect: effect, config: config)
+            return intervals(stream, metric: metric, config: config)
         }
+    }
+
+    /// Whole verdicts replayed on identical-code rounds: `verdicts` streams of `config.maxRounds`
+    /// rounds drawn with replacement from `rounds` (each row: one paired round, a column per
+    /// metric of `metrics`, drawn together so a round keeps its metrics), each metric judged
+    /// sequentially; an alarm is a verdict in which any metric does not pass (Inconclusive
+    /// included: a marginal holds a landing). `shift` is added to every observation (a
+    /// known effect in log space, for power). Returns the alarms and the rounds each verdict used.
+    public static func replayVerdicts(_ rounds: [[Double]], metrics: [CanaryConfig.Metric], config: CanaryConfig, verdicts: Int,
+                                      shift: [Double]? = nil, seed: UInt64 = 2026) -> (alarms: Int, rounds: [Int]) {
+        guard !rounds.isEmpty, !metrics.isEmpty else { return (0, []) }
+        var generator = SeededGenerator(seed: seed)
+        var alarms = 0, used: [Int] = []
+        for _ in 0..<verdicts {
+            let drawn = (0..<config.maxRounds).map { _ in rounds[Int(generator.next() % UInt64(rounds.count))] }
+            let outcomes = metrics.enumerated().map { column, metric in
+                let stream = drawn.map { $0[column] + (shift?[column] ?? 0) }
+                return replay(intervals(stream, metric: metric, config: config), direction: metric.direction,
+                              allowed: metric.allowedChange, minRounds: config.minRounds)
+            }
+            if outcomes.contains(where: { $0.classification != .pass }) { alarms += 1 }
+            // The judge stops at a critical metric's High or Low, else when every metric is clear.
+            let failed = zip(metrics, outcomes).filter { $0.0.isCritical && [.high, .low].contains($0.1.classification) }.map(\.1.rounds)
+            used.append(failed.min() ?? outcomes.map(\.rounds).max() ?? 0)
+        }
+        return (alarms, used)
     }
 
     /// The share of replays that do not pass (false alarms when the pool is identical code).

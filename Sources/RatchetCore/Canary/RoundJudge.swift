@@ -29,8 +29,11 @@ public struct SideSamples: Sendable, Equatable {
     }
 
     /// Each round's median of a metric.
-    public func roundMedians(_ metric: String) -> [Int: Double] {
-        (values[metric] ?? [:]).filter { $0.key > 0 }.compactMapValues { $0.isEmpty ? nil : SampleStatistics.median($0) }
+    public func roundMedians(_ metric: String) -> [Int: Double] { roundValues(metric, quantile: 0.5) }
+
+    /// Each round's `quantile` of a metric (0.5: the median, 0: the minimum; round 0 excluded).
+    public func roundValues(_ metric: String, quantile: Double) -> [Int: Double] {
+        (values[metric] ?? [:]).filter { $0.key > 0 }.compactMapValues { $0.isEmpty ? nil : SampleStatistics.quantile($0.sorted(), quantile) }
     }
 
     /// The samples of rounds `1...last` only.
@@ -87,7 +90,8 @@ public enum ConfidenceSequence {
 /// sequence, classified by the interval against `allowed_change`.
 enum RoundJudge {
     /// The paired observations of a metric: per round present on both sides, the log ratio
-    /// (effect `ratio`) or the difference (effect `difference`) of the round medians.
+    /// (effect `ratio`) or the difference (effect `difference`) of the round statistics
+    /// (`statistic`, the median by default).
     /// Returns nil and a reason when a ratio is undefined (a round median of 0 or less).
     static func observations(_ metric: CanaryConfig.Metric, baseline: [Int: Double], candidate: [Int: Double]) -> (values: [Double], problem: String?) {
         var values: [Double] = []
@@ -106,9 +110,13 @@ enum RoundJudge {
     /// Classifies `result` (whose summaries are set) from the round medians of both sides.
     static func judge(_ metric: CanaryConfig.Metric, baseline: SideSamples, candidate: SideSamples, config: CanaryConfig,
                       into result: inout MetricJudgement) {
-        let before = baseline.roundMedians(metric.name), after = candidate.roundMedians(metric.name)
-        result.baseline.median = before.isEmpty ? nil : SampleStatistics.median(Array(before.values))
-        result.candidate.median = after.isEmpty ? nil : SampleStatistics.median(Array(after.values))
+        let before = baseline.roundValues(metric.name, quantile: metric.quantile)
+        let after = candidate.roundValues(metric.name, quantile: metric.quantile)
+        // The report's medians are of all samples (what a reader expects of "median"); the
+        // reason line shows the medians of the round statistics, which the judge compares.
+        result.baseline.median = before.isEmpty ? nil : SampleStatistics.median(baseline.pooled(metric.name))
+        result.candidate.median = after.isEmpty ? nil : SampleStatistics.median(candidate.pooled(metric.name))
+        let typical = [before, after].map { $0.isEmpty ? 0 : SampleStatistics.median(Array($0.values)) }
         let (values, problem) = observations(metric, baseline: before, candidate: after)
         result.rounds = values.count
         result.observations = values.map { ($0 * 1e6).rounded() / 1e6 }
@@ -122,22 +130,23 @@ enum RoundJudge {
             result.reason = "\(values.count) paired round(s); at least \(config.minRounds) are needed"
             return
         }
-        let sequence = NoiseModel.intervals(values, effect: metric.effect, config: config)
+        let sequence = NoiseModel.intervals(values, metric: metric, config: config)
         guard let (low, high) = ConfidenceSequence.intersection(sequence) else { return }
         let mean = values.reduce(0, +) / Double(values.count)
         let estimate = min(max(metric.effect == .ratio ? exp(mean) - 1 : mean, low), high)
         result.change = estimate
         result.interval = [low, high].map { $0.isFinite ? $0 : nil }
-        classify(metric, estimate: estimate, low: low, high: high, into: &result)
+        classify(metric, estimate: estimate, low: low, high: high, typical: (typical[0], typical[1]), into: &result)
     }
 
     /// High / Low when the whole interval is beyond the allowance in a bad direction,
     /// Pass when it lies within (or on the good side), otherwise Inconclusive.
-    static func classify(_ metric: CanaryConfig.Metric, estimate: Double, low: Double, high: Double, into result: inout MetricJudgement) {
+    static func classify(_ metric: CanaryConfig.Metric, estimate: Double, low: Double, high: Double, typical: (Double, Double),
+                         into result: inout MetricJudgement) {
         let allowed = metric.allowedChange
         let show = { (x: Double) in metric.effect == .ratio ? CanaryJudge.percent(x) : CanaryFormat.signed(x) }
         let limit = metric.effect == .ratio ? CanaryJudge.percent(allowed, signed: false) : CanaryFormat.number(allowed)
-        let movement = "round medians \(CanaryFormat.number(result.baseline.median ?? 0)) → \(CanaryFormat.number(result.candidate.median ?? 0))"
+        let movement = "round \(metric.statistic)s \(CanaryFormat.number(typical.0)) → \(CanaryFormat.number(typical.1))"
             + " (\(show(estimate)), interval \(show(low))…\(show(high))), \(result.rounds ?? 0) paired rounds"
         let watchesUp = metric.direction != .decrease, watchesDown = metric.direction != .increase
         let upOK = !watchesUp || high <= allowed, downOK = !watchesDown || low >= -allowed

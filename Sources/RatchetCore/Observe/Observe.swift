@@ -199,3 +199,16 @@ struct Breach {
     var runbook: String?
     var acceptance: [String]
 }
+
+extension Workspace {
+    /// Each SLO of `service` evaluated now over the samples already stored (no scrape, nothing
+    /// filed, no event): its error budget left and burn rates. Empty without slos.yaml.
+    public func sloStatus(service rawName: String) throws -> [CheckStatus] {
+        let name = try service(rawName).name
+        let slos = try observedFiles(name).slos
+        guard !slos.isEmpty else { return [] }
+        let reader = try metricsReader(name)
+        let now = Date()
+        return slos.map { evaluate($0, service: name, reader: reader, at: now).status }
+    }
+}

@@ -42,7 +42,7 @@ public struct ServiceSummary: Codable, Sendable, Equatable {
     public var findings: [TicketBrief]
     /// Tickets not yet in an end state, as of now.
     public var openTickets: [TicketBrief]
-    /// The error budget left, or `not measured yet` while the service has no measured SLOs.
+    /// Each SLO's error budget left now (`availability 93.1% (now)`), or why there is none.
     public var errorBudget: String
     /// Commits on main in the week without Ratchet's trailers (made by hand).
     public var otherCommits: [CommitBrief]
@@ -165,7 +165,7 @@ extension Workspace {
 
     private func serviceSummary(_ name: String, week: ISOWeek) throws -> ServiceSummary {
         var summary = ServiceSummary(name: name, landings: [], reverts: [], rejected: [], escalated: [], findings: [], openTickets: [],
-                                     errorBudget: "not measured yet", otherCommits: [], missing: [])
+                                     errorBudget: errorBudgetLine(name), otherCommits: [], missing: [])
         let repository = try Repository.open(servicePath(name))
         let commits = try weekCommits(repository, week: week)
         let commands = ReviewCommands(workspace: root.path, service: servicePath(name))
@@ -186,6 +186,20 @@ extension Workspace {
         try enrich(&summary, repository: repository, revertOf: revertOf)
         try addTickets(&summary, week: week)
         return summary
+    }
+
+    /// Each SLO's error budget left now (`availability 93.1%`), from the samples in the store.
+    private func errorBudgetLine(_ service: String) -> String {
+        do {
+            let slos = try sloStatus(service: service)
+            if slos.isEmpty { return "no SLOs (slos.yaml)" }
+            return slos.map { slo in
+                if let left = slo.budgetRemaining { return "\(slo.name) \(String(format: "%.1f", left * 100))% (now)" }
+                return "\(slo.name) " + (slo.state == "error" ? "unknown: \(slo.error ?? "error")" : "no data yet")
+            }.joined(separator: ", ")
+        } catch {
+            return "unknown (\(describe(error)))"
+        }
     }
 
     /// First-parent commits of main committed in `week`, oldest first.
