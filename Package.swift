@@ -41,7 +41,8 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            exclude: ["README.md", "Canary/README.md", "Review/README.md", "Metrics/README.md", "Observe/README.md", "Tools/README.md", "Trajectory/README.md"]
+            exclude: ["README.md", "Canary/README.md", "Review/README.md", "Metrics/README.md", "Observe/README.md",
+                      "Tools/README.md", "Trajectory/README.md", "Runbook/README.md", "Pump/README.md"]
         ),
         // The executable: one file per command, no logic.
         .executableTarget(

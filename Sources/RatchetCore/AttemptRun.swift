@@ -120,9 +120,14 @@ struct AttemptRun {
         guard let head else { try fail("agent made no changes") }
         let proposed = try propose(head)
         try Failpoints.hit("attempt.proposed")
+        cleanUp()
+        return proposed
+    }
+
+    /// Removes the brief and the private folder.
+    func cleanUp() {
         try? FileManager.default.removeItem(atPath: briefPath)
         try? FileManager.default.removeItem(atPath: privateFolder)
-        return proposed
     }
 
     /// Fails the attempt when a reference other than its branch moved, or its worktree no
@@ -139,12 +144,15 @@ struct AttemptRun {
     /// Reads the worktree against the branch's head and commits the difference as one step
     /// commit on the attempt's branch (compare-and-swap); nil when nothing changed. An agent
     /// that committed on its own branch (unsandboxed) has its head kept as the base.
-    mutating func commitWorktree(agent: AgentSpec, progress: @Sendable (String) -> Void) throws -> ObjectID? {
+    /// `summary` is the commit's subject (default: the ticket's title); with `recording`
+    /// false the caller records the step that made the change, with the commit on it.
+    mutating func commitWorktree(agent: AgentSpec, summary: String? = nil, recording: Bool = true,
+                                 progress: @Sendable (String) -> Void) throws -> ObjectID? {
         let limits = FolderLimits(fileBytes: serviceConfig.agentFileBytes, changeBytes: serviceConfig.agentChangeBytes,
                                   changeCount: serviceConfig.agentChangeFiles)
         let step: StepCommit?
         do {
-            step = try workspace.commitStep(attempt: attempt, worktree: worktreePath, link: link, limits: limits, summary: nil)
+            step = try workspace.commitStep(attempt: attempt, worktree: worktreePath, link: link, limits: limits, summary: summary)
         } catch {
             try fail(describe(error))
         }
@@ -152,6 +160,7 @@ struct AttemptRun {
             guard let branchHead = try repository.resolveReference(branchRef) else { try fail("tampered: \(branchRef) was deleted") }
             return branchHead == ObjectID(hex: attempt.base) ? nil : branchHead
         }
+        guard recording else { return step.head }
         try workspace.recordStep(trajectory: attempt.trajectoryId, ticket: id, service: attempt.service, attempt: attempt.number,
                                  tool: "commit", arguments: ["message": .string(step.message)], risk: "low", effect: "commit", ok: true,
                                  output: "committed \(step.head.short): \(step.paths.count) path(s) changed",
@@ -181,13 +190,13 @@ struct AttemptRun {
 
     /// Ends the attempt as failed (the ticket open again or escalated) and throws. A
     /// tampered worktree is deleted rather than returned to the pool.
-    mutating func fail(_ message: String, state: AttemptState = .failed, discardWorktree: Bool = false) throws -> Never {
+    /// `escalate` moves the ticket to escalated at once (an agent's `escalate`).
+    mutating func fail(_ message: String, state: AttemptState = .failed, discardWorktree: Bool = false, escalate: Bool = false) throws -> Never {
         ended = true
         if discardWorktree { workspace.discardWorktree(at: worktreePath, service: attempt.service) }
         try? workspace.removeWorktree(of: attempt)
-        try? FileManager.default.removeItem(atPath: briefPath)
-        try? FileManager.default.removeItem(atPath: privateFolder)
-        let next = try workspace.endAttempt(attempt, as: state, error: message, maxAttempts: serviceConfig.maxAttempts)
+        cleanUp()
+        let next = try workspace.endAttempt(attempt, as: state, error: message, maxAttempts: serviceConfig.maxAttempts, escalate: escalate)
         throw RatchetError("attempt \(id)/\(attempt.number) failed: \(message); ticket \(id) is \(next)")
     }
 }

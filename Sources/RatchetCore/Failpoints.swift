@@ -56,5 +56,7 @@ public enum Failpoints {
         "revert.ref-moved", "revert.committed", "revert.noted",
         "pack.loose-written", "pack.combined",
         "drift.judged", "reflect.filed", "reindex.attempt", "notify.posted",
+        "deploy.started", "deploy.recorded",
+        "pump.recovered", "pump.landed", "pump.watch-breached",
     ]
 }

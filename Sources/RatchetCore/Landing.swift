@@ -30,6 +30,8 @@ public struct LandingResult: Sendable, Equatable {
     public var canary: CanaryReport? = nil
     /// Protected paths the landing changes (approved by a person).
     public var protectedPaths: [String] = []
+    /// What the service's `deploy` did after the landing (nil: the service has none).
+    public var deploy: DeployOutcome? = nil
 }
 
 /// A merge that verified the candidate but did not land it: the gate held it for a
@@ -140,7 +142,9 @@ extension Workspace {
             let verification = try run.verify(candidate)
             try run.gate(candidate, verification)
             guard let landing = try run.commit(candidate, verification) else { continue }
-            return try run.finish(landing, candidate: candidate, verification: verification)
+            var result = try run.finish(landing, candidate: candidate, verification: verification)
+            result.deploy = deployAfterChange(run.ticket.service, trigger: "landing \(id)", ticket: id, progress: progress)
+            return result
         }
     }
 

@@ -9,15 +9,23 @@ public enum Quickstart {
     /// printing what a person would look at.
     public static func run(in directory: String, print: (String) -> Void) throws {
         print("== 1. a workspace and a service from the kv-cache template")
-        let workspace = try Workspace.create(at: directory)
+        var workspace = try Workspace.create(at: directory)
+        // A short watch window, so that the pump's watch of the loop's landing ends within the quickstart.
+        let configPath = workspace.root.appendingPathComponent(Workspace.configFileName).path
+        let configText = try String(contentsOfFile: configPath, encoding: .utf8)
+        try Data(configText.replacingOccurrences(of: "watch_window: 10m", with: "watch_window: 3s").utf8).write(to: URL(fileURLWithPath: configPath))
+        workspace = try Workspace.locate(explicit: workspace.root.path)
         let service = try workspace.addService(name: "kv-cache", template: "kv-cache")
         let servicePath = workspace.servicePath(service.name)
         print("workspace \(workspace.root.path)")
         print("service   \(service.name) in \(service.path)")
+        let port = try freeLoopbackPort()
+        defer { workspace.stopDeployment(service: service.name) }
+        let looped = try loopScene(workspace, service: service.name, port: port, print: print)
 
-        print("\n== 2. a ticket")
-        var draft = TicketDraft(service: service.name, title: "Double the cache capacity to 2048 entries")
-        draft.objective = "The hit ratio is low under the current working set; give the cache room for 2048 entries."
+        print("\n== 2. a ticket by hand")
+        var draft = TicketDraft(service: service.name, title: "Raise the cache capacity to 2048 entries")
+        draft.objective = "Give the cache room for 2048 entries, far above the working set."
         draft.acceptance = [
             "command:python3 -m unittest discover -s tests -q",
             "command:grep -q '\"capacity\": 2048' config/cache.json",
@@ -29,7 +37,7 @@ public enum Quickstart {
         for criterion in ticket.acceptance { print("  accept: \(criterion)") }
 
         print("\n== 3. a command agent makes the change on branch ticket/\(ticket.id)/1")
-        let agent = #"command:sed -i 's/"capacity": 1024/"capacity": 2048/' config/cache.json && echo raised capacity to 2048"#
+        let agent = #"command:sed -i 's/"capacity": [0-9]*/"capacity": 2048/' config/cache.json && echo raised capacity to 2048"#
         print("$ ratchet work \(ticket.id) --agent '\(agent)'")
         let attempt = try workspace.work(ticket: ticket.id, agent: agent)
         print("attempt \(attempt.number) proposed: \(attempt.branch) at \(attempt.head!.prefix(7)), trajectory \(attempt.trajectoryId)")
@@ -107,7 +115,8 @@ public enum Quickstart {
         for finding in reflection.findings { print("\(finding.status) \(finding.kind) \(finding.subject): \(finding.count) (high \(finding.high))") }
         if reflection.findings.isEmpty { print("no patterns in the window") }
         reflection.drift.forEach { print($0.line) }
-        print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(ticket.id) && ratchet events")
+        print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(looped) && ratchet trajectory show \(looped) && ratchet events")
+        if workspace.stopDeployment(service: service.name) { print("(the deployed kv-cache was stopped: the quickstart leaves nothing running)") }
     }
 
     /// An agent that tries to land without being judged: it points its worktree at `main`,
@@ -138,12 +147,12 @@ public enum Quickstart {
         print("\(ticket.id) is \(try workspace.ticket(ticket.id).state); main is unchanged")
     }
 
-    private static func indent(_ text: String) -> String {
+    static func indent(_ text: String) -> String {
         text.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n")
     }
 
     /// What `git args` prints in `directory`, for display only.
-    private static func git(_ arguments: [String], in directory: String) -> String {
+    static func git(_ arguments: [String], in directory: String) -> String {
         guard let result = try? ProcessRunner.run(["/usr/bin/env", "git"] + arguments, directory: directory,
                                                   environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": "/tmp", "GIT_PAGER": "cat"],
                                                   limits: ProcessLimits(timeout: 30, outputBytes: 64 * 1024)),

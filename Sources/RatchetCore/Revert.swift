@@ -5,14 +5,17 @@ import RatchetStore
 
 extension Workspace {
     /// Undoes ticket `id`'s landing with a commit on main (`git revert -m 1` semantics).
+    /// `reopensTicket` is the post-landing watch's revert (SPEC §4, §8): the ticket returns to
+    /// open instead of `reverted`, and the landed tree is recorded so that it lands again only
+    /// with a person's approval.
     @discardableResult
-    public func revert(ticket rawID: String, reason rawReason: String? = nil, by person: String? = nil,
+    public func revert(ticket rawID: String, reason rawReason: String? = nil, by person: String? = nil, reopensTicket: Bool = false,
                        progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> ObjectID {
         let id = try Names.ticketID(rawID)
         let by = person ?? ProcessInfo.processInfo.environment["USER"] ?? "operator"
         let reason = try Names.line(redact(rawReason ?? "requested by \(by)"), what: "reason")
         let ticket = try ticket(id)
-        try TicketLifecycle.check(id, from: ticket.state, to: .reverted)
+        try TicketLifecycle.check(id, from: ticket.state, to: reopensTicket ? .open : .reverted)
         guard let attempt = try database.read({ db in
             try StateChange.latestAttempt(db, ticket: id, in: .landed)
         }), let landingHex = attempt.landing, let landing = ObjectID(hex: landingHex) else {
@@ -28,7 +31,8 @@ extension Workspace {
             try batch.flush(roots: [revert])
             let checkoutWarning: String?
             do {
-                checkoutWarning = try recordRevert(revert, of: landing, main: main, attempt: attempt, reason: reason, by: by, repository: repository)
+                checkoutWarning = try recordRevert(revert, of: landing, main: main, attempt: attempt, reason: reason, by: by, reopens: reopensTicket,
+                                                   repository: repository)
             } catch is MainMoved {
                 continue
             }
@@ -39,6 +43,7 @@ extension Workspace {
             try Failpoints.hit("revert.noted")
             startBackgroundPacking(repository, service: ticket.service)
             if let checkoutWarning { progress("warning: \(checkoutWarning)") }
+            deployAfterChange(ticket.service, trigger: "revert \(id)", ticket: id, progress: progress)
             return revert
         }
         throw RatchetError("main of \(ticket.service) kept moving; gave up reverting \(id) after 20 tries")
@@ -64,12 +69,13 @@ extension Workspace {
     /// `reverted`, a revert label, the event; one transaction. Throws `MainMoved` when main
     /// moved; returns a warning when the checked-out main could not be updated.
     private func recordRevert(_ revert: ObjectID, of landing: ObjectID, main: ObjectID, attempt: AttemptRecord, reason: String,
-                              by: String, repository: Repository) throws -> String? {
-        try database.write { db in
+                              by: String, reopens: Bool, repository: Repository) throws -> String? {
+        let landedTree = try repository.commit(landing).tree
+        return try database.write { db in
             var (current, ticket) = try StateChange.load(db, attempt: attempt.id)
             guard current.state == .landed else { throw RatchetError("attempt \(ticket.id)/\(current.number) is \(current.state), not landed") }
             let now = Date()
-            try StateChange.moveTicket(&ticket, to: .reverted, at: now)
+            try StateChange.moveTicket(&ticket, to: reopens ? .open : .reverted, at: now)
             try moveMain(repository, to: revert, from: main, message: "ratchet: revert \(ticket.id)")
             try Failpoints.hit("revert.ref-moved")
             StateChange.moveAttempt(&current, to: .reverted, at: now)
@@ -79,7 +85,14 @@ extension Workspace {
             try StateChange.updateTrajectory(db, current.trajectoryId, label: [
                 "kind": "revert", "by": .string(by), "at": .string(StateChange.stamp(now)), "reason": .string(reason), "revert": .string(revert.hex)])
             try RatchetDatabase.appendEvent(db, kind: "ticket.reverted", service: ticket.service, ticket: ticket.id, attempt: current.number,
-                                            data: ["landing": .string(landing.hex), "revert": .string(revert.hex), "reason": .string(reason)])
+                                            data: ["landing": .string(landing.hex), "revert": .string(revert.hex), "reason": .string(reason),
+                                                   "reopened": .bool(reopens)])
+            if reopens {
+                try db.execute(sql: "INSERT OR REPLACE INTO watchRevert (service, tree, ticketId, landing, revert, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               arguments: [ticket.service, landedTree.hex, ticket.id, landing.hex, revert.hex, reason, now])
+                try RatchetDatabase.appendEvent(db, kind: "ticket.reopened", service: ticket.service, ticket: ticket.id,
+                                                data: ["reason": .string(reason), "revert": .string(revert.hex)])
+            }
             return updateCheckout(db, repository, service: ticket.service, ticket: ticket.id, from: main, to: revert)
         }
     }

@@ -59,6 +59,12 @@ public struct Sandbox: Sendable {
     public let privateFolder: String
     /// The working directory inside.
     public var workingDirectory: String
+    /// Whether the sandbox outlives its command while processes it started run (a deployed
+    /// instance, `Deploy.swift`): no `--die-with-parent`; the in-sandbox wrapper sends the
+    /// command's exit status to its stdout, then stays while anything else runs in the
+    /// sandbox's pid namespace. The sandbox ends when the last such process does, or when
+    /// Ratchet kills it (the next deploy).
+    public var isPersistent = false
 
     /// A sandbox for one run; creates the private `tmp/` and `home/` folders.
     public init(executable: String, mounts: [Mount], network: Bool, privateFolder: String, workingDirectory: String) throws {
@@ -80,7 +86,7 @@ public struct Sandbox: Sendable {
 
     /// The argument vector that runs `argv` inside the sandbox.
     public func arguments(for argv: [String]) -> [String] {
-        var arguments = overlayPrefix() + [executable, "--die-with-parent", "--new-session", "--unshare-user", "--uid", "\(Self.innerID)",
+        var arguments = overlayPrefix() + [executable] + (isPersistent ? [] : ["--die-with-parent"]) + ["--new-session", "--unshare-user", "--uid", "\(Self.innerID)",
                          "--gid", "\(Self.innerID)", "--disable-userns", "--cap-drop", "ALL",
                          "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
         if !hasNetwork { arguments.append("--unshare-net") }
@@ -101,9 +107,28 @@ public struct Sandbox: Sendable {
             rm -f /tmp/.ratchet-leftovers; echo $left 1<> /tmp/.ratchet-leftovers
             exit $status
             """
-        arguments += ["--", "/bin/sh", "-c", wrapper, "ratchet-sandbox"] + argv
+        arguments += ["--", "/bin/sh", "-c", isPersistent ? Self.persistentWrapper : wrapper, "ratchet-sandbox"] + argv
         return arguments
     }
+
+    /// The line the persistent wrapper prints with the command's exit status.
+    public static let statusPrefix = "ratchet-sandbox-status "
+
+    /// The wrapper of a persistent sandbox: the command's output goes to `/tmp/command.log`
+    /// (so that nothing it leaves running holds Ratchet's pipe), its status to stdout; then
+    /// the wrapper stays while any other process of the namespace runs.
+    static let persistentWrapper = """
+        "$@" </dev/null >/tmp/command.log 2>&1; status=$?
+        echo "\(statusPrefix)$status"
+        exec >/dev/null 2>&1
+        [ "$status" = 0 ] || exit "$status"
+        while :; do
+          left=0
+          for p in /proc/[0-9]*; do n=${p#/proc/}; [ "$n" = 1 ] || [ "$n" = $$ ] || left=$((left+1)); done
+          [ "$left" = 0 ] && exit 0
+          sleep 2
+        done
+        """
 
     /// Where the overlays of a run are mounted (inside its own mount namespace only).
     var overlayFolder: String { privateFolder + "/overlay" }

@@ -29,6 +29,13 @@ public struct ServiceConfig: Sendable, Equatable {
     public var allowUnsandboxed: Bool
     /// Paths whose existing files an attempt may change only with approval (adding is free).
     public var testPaths: [String]
+    /// Whether `deploy` shares the host's network (`sandbox.deploy_network: host`), e.g. to
+    /// serve on the host's loopback; default `none`.
+    public var deployNetwork = false
+    /// Wall-clock limit of one `deploy` run, seconds (`limits.deploy_timeout`, default 120 s).
+    public var deployTimeout: Double = 120
+    /// Environment variables passed through to `deploy` (`deploy_env`; never `RATCHET_*`).
+    public var deployEnv: [String] = []
     /// Wall-clock limit of one agent run, seconds.
     public var agentTimeout: Double
     /// Output kept from one agent run, bytes.
@@ -44,13 +51,13 @@ public struct ServiceConfig: Sendable, Equatable {
     public var ticketSpendUSD: Double?
 
     /// The protected paths when `service.yaml` names none.
-    public static let defaultProtectedPaths = ["canary/", "invariants.yaml", "slos.yaml", "service.yaml", "runbooks/"]
+    public static let defaultProtectedPaths = ["canary/", "invariants.yaml", "slos.yaml", "service.yaml", "runbooks/", "deploy/"]
 
     /// Parses and validates `service.yaml`; errors name the key that is wrong.
     public static func parse(_ text: String, file: String = "service.yaml") throws -> ServiceConfig {
         let fields = try YAMLFields.parse(text, file: file)
         try fields.rejectUnknown(["name", "description", "owners", "test", "deploy", "metrics", "protected_paths", "max_attempts",
-                                  "max_landings_per_hour", "agent_env", "sandbox", "limits", "test_paths"])
+                                  "max_landings_per_hour", "agent_env", "sandbox", "limits", "test_paths", "deploy_env"])
         let name = try fields.requiredString("name")
         do { _ = try Names.serviceName(name) } catch { throw fields.fail("name", describe(error)) }
         var config = ServiceConfig(
@@ -71,6 +78,11 @@ public struct ServiceConfig: Sendable, Equatable {
                 throw fields.fail("metrics", "give one of scrape or prometheus, not both")
             }
         }
+        config.deployEnv = try fields.stringList("deploy_env") ?? []
+        for (index, variable) in config.deployEnv.enumerated()
+        where variable.range(of: #"^[A-Za-z_][A-Za-z0-9_]*\z"#, options: .regularExpression) == nil || variable.hasPrefix("RATCHET_") {
+            throw fields.fail("deploy_env[\(index)]", "'\(variable)' is not an environment variable name deploy may receive")
+        }
         for (index, variable) in config.agentEnv.enumerated()
         where variable.range(of: #"^[A-Za-z_][A-Za-z0-9_]*\z"#, options: .regularExpression) == nil || variable.hasPrefix("RATCHET_") {
             throw fields.fail("agent_env[\(index)]", "'\(variable)' is not an environment variable name an agent may receive")
@@ -81,7 +93,8 @@ public struct ServiceConfig: Sendable, Equatable {
             }
         }
         if let sandbox = try fields.nested("sandbox") {
-            try sandbox.rejectUnknown(["network", "verify_network", "allow_unsandboxed"])
+            try sandbox.rejectUnknown(["network", "verify_network", "allow_unsandboxed", "deploy_network"])
+            config.deployNetwork = try networkSetting(sandbox, "deploy_network")
             config.declaresNetwork = try sandbox.string("network") != nil
             config.sandboxNetwork = try networkSetting(sandbox, "network")
             config.verifyNetwork = try networkSetting(sandbox, "verify_network")
@@ -89,7 +102,9 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         if let limits = try fields.nested("limits") {
             try limits.rejectUnknown(["agent_timeout", "agent_output_bytes", "agent_file_bytes", "agent_change_bytes", "agent_change_files",
-                                     "ticket_spend_usd"])
+                                      "deploy_timeout", "ticket_spend_usd"])
+            config.deployTimeout = try limits.duration("deploy_timeout") ?? config.deployTimeout
+            if config.deployTimeout <= 0 { throw limits.fail("deploy_timeout", "must be more than 0") }
             config.agentTimeout = try limits.duration("agent_timeout") ?? config.agentTimeout
             if config.agentTimeout <= 0 { throw limits.fail("agent_timeout", "must be more than 0") }
             config.agentOutputBytes = try limits.int("agent_output_bytes", range: 1024...(1 << 30)) ?? config.agentOutputBytes
@@ -111,8 +126,21 @@ public struct ServiceConfig: Sendable, Equatable {
         }
     }
 
-    /// Whether `path` (a file path in the repository) is protected.
-    public func isProtected(_ path: String) -> Bool { Self.matches(path, protectedPaths) }
+    /// Whether `path` (a file path in the repository) is protected: a protected path, or a
+    /// file the `deploy` command names (deploy runs landed code after each landing).
+    public func isProtected(_ path: String) -> Bool { Self.matches(path, protectedPaths) || deployPaths.contains(path) }
+
+    /// The repository files the `deploy` command names (`sh deploy/run.sh` names `deploy/run.sh`).
+    public var deployPaths: [String] {
+        guard let deploy else { return [] }
+        return deploy.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ";" || $0 == "&" || $0 == "|" }).compactMap { word in
+            var token = String(word).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+            if token.hasPrefix("./") { token.removeFirst(2) }
+            guard !token.isEmpty, !token.hasPrefix("-"), !token.hasPrefix("/"), !token.hasPrefix("$"), !token.contains(".."),
+                  token.contains("/") || token.contains(".") else { return nil }
+            return token
+        }
+    }
 
     /// Whether `path` lies under one of the `test_paths`.
     public func isTestPath(_ path: String) -> Bool { Self.matches(path, testPaths) }

@@ -74,9 +74,6 @@ extension Workspace {
             throw RatchetError("no agent for \(id): pass --agent 'command:SHELL', set the ticket's agent, or default_agent in ratchet.yaml")
         }
         let agent = try AgentSpec.parse(spec, config: config)
-        guard let command = agent.command else {
-            throw RatchetError("the built-in runbook agent is not available yet; use --agent 'command:SHELL'")
-        }
         let serviceConfig = try serviceConfig(ticket.service)
         let bubblewrap = try sandboxChoice(serviceConfig, unsandboxed: unsandboxed)
         let repository = try openService(ticket.service)
@@ -98,6 +95,9 @@ extension Workspace {
             let text = "agent \(agent.name) of \(id)/\(attempt.number) runs UNSANDBOXED: it can read and write anything this user can (sandbox.allow_unsandboxed)"
             warning(text)
             try run.recordUnsandboxed(text)
+        }
+        guard let command = agent.command else {
+            return try workRunbook(&run, ticket: ticketView(id), agent: agent, bubblewrap: bubblewrap, progress: progress)
         }
         let result: ProcessResult
         do {

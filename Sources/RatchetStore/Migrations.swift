@@ -178,6 +178,31 @@ extension RatchetDatabase {
             // person) may land while the service's error budget is spent.
             try db.alter(table: "ticket") { t in t.add(column: "restores", .boolean).notNull().defaults(to: false) }
         }
+        migrator.registerMigration("v8-loop") { db in
+            // The post-landing watch of the pump: one open window per service (SPEC §8), kept
+            // in the store so that a restarted pump goes on watching.
+            try db.create(table: "watch") { t in
+                t.column("service", .text).primaryKey()
+                t.column("ticketId", .text).notNull()
+                t.column("attemptNumber", .integer).notNull()
+                t.column("landing", .text).notNull()
+                t.column("startedAt", .datetime).notNull()
+                t.column("endsAt", .datetime).notNull()
+                // Fingerprints already breached before the landing: they do not count against it.
+                t.column("baseline", .jsonText).notNull()
+            }
+            // Trees the watch reverted: they land again only with a person's approval.
+            try db.create(table: "watchRevert") { t in
+                t.column("service", .text).notNull()
+                t.column("tree", .text).notNull()
+                t.column("ticketId", .text).notNull()
+                t.column("landing", .text).notNull()
+                t.column("revert", .text).notNull()
+                t.column("reason", .text).notNull()
+                t.column("at", .datetime).notNull()
+                t.primaryKey(["service", "tree", "landing"])
+            }
+        }
         return migrator
     }
 }

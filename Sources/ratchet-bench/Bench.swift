@@ -70,6 +70,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "With --lifecycles-only: write each durable step's objects as one pack (ObjectBatch).")
     var packed = false
 
+    @Flag(help: "Only the pump: 50 tickets (quick: 10) at concurrency 2, each worked, landed and deployed.")
+    var pumpOnly = false
+
     @Flag(help: "Only the canary judge figures (Mann-Whitney and round metrics).")
     var judgeOnly = false
 
@@ -103,6 +106,9 @@ struct Bench: ParsableCommand {
         if trajectoryOnly {
             return printTable(try TrajectoryBench.measure(calls: quick ? 20 : 200, steps: quick ? 1000 : 100_000,
                                                           trajectories: quick ? 500 : 10_000, scratch: scratch))
+        }
+        if pumpOnly {
+            return printTable(try PumpBench.measure(tickets: quick ? 10 : 50, concurrency: 2, scratch: scratch))
         }
         if reviewOnly {
             return printTable(try ReviewBench.measure(services: 20, landings: quick ? 1000 : 10_000, runs: runs, scratch: scratch))

@@ -14,7 +14,8 @@ struct RatchetCommand: ParsableCommand {
                       SummaryCommand.self, ReindexCommand.self, ReflectCommand.self,
                       MetricsCommand.self, QueryCommand.self,
                       ObserveCommand.self,
-                      ToolCommand.self, MCPCommand.self, TrajectoryCommand.self])
+                      ToolCommand.self, MCPCommand.self, TrajectoryCommand.self,
+                      PumpCommand.self])
 
     /// Runs the command line; every failure is one `error:` line on stderr and a non-zero exit.
     static func main() {

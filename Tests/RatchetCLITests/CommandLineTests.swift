@@ -28,13 +28,20 @@ struct CommandLineTests {
         // From an unrelated working directory: templates are found from the binary's location.
         let output = try ratchet(["quickstart", folder("qs")], in: "/")
         #expect(output.status == 0, "\(output.stderr)")
-        for line in ["Merge T-1: Double the cache capacity to 2048 entries", "Revert T-1: Double the cache capacity to 2048 entries",
-                     "Ticket: T-1", "Reverts: ", "passed: command:python3 -m unittest", "T-1 is reverted",
-                     "verdict fail score=0", "T-2 is open; main is unchanged", "main is still", "no hook was planted",
-                     "T-3 needs approval because", "it changes protected path(s) canary/canary.yaml", "T-3 is open; main is unchanged",
-                     "ok: nothing to repair", "== 9. the weekly summary", "$ ratchet summary", "### Landed (1)",
-                     "- **T-1** Double the cache capacity to 2048 entries", "### Reverted (1)", "### Rejected (2)",
-                     "  - metric changes: latency_ms ", "Error budget left: availability no data yet, latency no data yet.",
+        // The loop: a misconfigured deploy, a breach observed and filed, the runbook agent's fix landed and deployed.
+        for line in ["clients: 72 GETs, 0 hits", "invariant hit_ratio_floor: BREACH (value 0) -> T-1", "source invariant:hit_ratio_floor, restores true",
+                     "set_key (risk low, write-worktree) commit ", "config/cache.json: capacity 16 -> 32", "Merge T-1: Invariant hit_ratio_floor",
+                     "\"capacity\": 32,", "invariant hit_ratio_floor: ok", "T-1 is merged",
+                     "(the deployed kv-cache was stopped: the quickstart leaves nothing running)"] {
+            #expect(output.stdout.contains(line), "missing: \(line)")
+        }
+        for line in ["Merge T-2: Raise the cache capacity to 2048 entries", "Revert T-2: Raise the cache capacity to 2048 entries",
+                     "Ticket: T-2", "Reverts: ", "passed: command:python3 -m unittest", "T-2 is reverted",
+                     "verdict fail score=0", "T-3 is open; main is unchanged", "main is still", "no hook was planted",
+                     "T-4 needs approval because", "it changes protected path(s) canary/canary.yaml", "T-4 is open; main is unchanged",
+                     "ok: nothing to repair", "== 9. the weekly summary", "$ ratchet summary", "### Landed (2)",
+                     "- **T-2** Raise the cache capacity to 2048 entries", "### Reverted (1)", "### Rejected (2)",
+                     "  - metric changes: latency_ms ",
                      "== 10. reflection", "$ ratchet reflect", "drift kv-cache: skipped — main's history is shorter than a week"] {
             #expect(output.stdout.contains(line), "missing: \(line)")
         }
@@ -44,7 +51,13 @@ struct CommandLineTests {
                 || (output.stdout.contains("Canary: marginal score=") && output.stdout.contains("Approved-By: quickstart")), "\(output.stdout)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder("qs/reports")).contains { $0.hasSuffix(".md") })
         let service = folder("qs/services/kv-cache")
-        #expect(try git(["log", "--first-parent", "--format=%s", "main"], in: service).split(separator: "\n").count == 3)
+        #expect(try git(["log", "--first-parent", "--format=%s", "main"], in: service).split(separator: "\n").count == 5)
+        // Nothing the quickstart deployed is left running.
+        let running = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { Int32($0) != nil && Int32($0) != getpid() }.filter {
+            let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\($0)/cmdline"))) ?? Data()
+            return String(decoding: cmdline, as: UTF8.self).contains(folder("qs") + "/.ratchet/deploy")
+        } ?? []
+        #expect(running.isEmpty, "deployed sandboxes left running: \(running)")
         #expect(!FileManager.default.fileExists(atPath: service + "/.git/hooks/post-checkout"))
         try git(["fsck", "--strict"], in: service)
     }

@@ -438,4 +438,72 @@ private final class OutputsBox: @unchecked Sendable {
     private var values: [Output] = []
     func append(_ output: Output?) { lock.withLock { if let output { values.append(output) } } }
     var outputs: [Output] { lock.withLock { values } }
+
+    /// The runbook agent's file actions run in Ratchet's own process: a symbolic link that a
+    /// person (or an earlier landing) committed on main must not lead them out of the worktree.
+    @Test(arguments: Identity.all)
+    func theRunbookAgentNeverFollowsACommittedSymlinkOutOfTheWorktree(identity: Identity) throws {
+        let folder = ScratchFolder()
+        let ws = try identity.workspace(folder)
+        let outside = folder("outside.json")
+        let original = "{\n  \"capacity\": 1\n}\n"
+        try Data(original.utf8).write(to: URL(fileURLWithPath: outside))
+        if !identity.prefix.isEmpty { _ = try run(["chown", "65534:65534", outside]) }
+        try FileManager.default.removeItem(atPath: ws.service + "/config/cache.json")
+        try FileManager.default.createSymbolicLink(atPath: ws.service + "/config/cache.json", withDestinationPath: outside)
+        let runbook = """
+            name: evil
+            triggers: [invariant:evil]
+            start: raise
+            steps:
+              raise: {action: set_key, args: {file: config/cache.json, key: capacity, value: 999}, risk: low, effect: write-worktree, next: finish}
+              finish: {action: done, args: {summary: x}, risk: none, effect: end}
+            """
+        try Data(runbook.utf8).write(to: URL(fileURLWithPath: ws.service + "/runbooks/evil.yaml"))
+        if !identity.prefix.isEmpty { _ = try run(["chown", "-R", "65534:65534", ws.service]) }
+        try ws.git(["add", "-A"])
+        try ws.git(["commit", "-qm", "Person: a link out of the repository"])
+        let main = try ws.git(["rev-parse", "main"])
+        let ticketFile = folder("ticket.yaml")
+        try Data("service: svc\ntitle: Evil\nsource: invariant:evil\n".utf8).write(to: URL(fileURLWithPath: ticketFile))
+        if !identity.prefix.isEmpty { _ = try run(["chown", "65534:65534", ticketFile]) }
+        try ws.expectOK(["ticket", "new", "--file", ticketFile])
+        let worked = try ws.ratchet(["work", "T-1", "--agent", "runbook"])
+        #expect(worked.status != 0 && worked.stderr.contains("symbolic link"), "\(worked.stderr)")
+        #expect(try String(contentsOfFile: outside, encoding: .utf8) == original)
+        try ws.expectIntact(main: main)
+    }
+
+    /// `deploy` runs landed code: it sees the checkout read-only and without `.git`, never the
+    /// store, and cannot signal a process outside its sandbox.
+    @Test(arguments: Identity.all)
+    func aDeployIsContained(identity: Identity) throws {
+        let folder = ScratchFolder()
+        let marker = "sleep 301.\(Int.random(in: 100_000...999_999))"
+        // A process of the same user outside the sandbox, in a session of its own.
+        let sentinel = Process()
+        sentinel.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        sentinel.arguments = identity.prefix + ["setsid"] + marker.split(separator: " ").map(String.init)
+        sentinel.standardInput = FileHandle.nullDevice
+        sentinel.standardOutput = FileHandle.nullDevice
+        sentinel.standardError = FileHandle.nullDevice
+        try sentinel.run()
+        defer { _ = try? run(["pkill", "-f", marker]) }
+        let found = try run(["pgrep", "-f", marker]).stdout.split(separator: "\n").first.map(String.init) ?? "0"
+        let probe = "echo x >> README.md || echo no-write; cat \(folder("ws"))/ratchet.sqlite >/dev/null 2>&1 || echo no-store; "
+            + "test -e .git/config || echo no-git; kill -9 \(found) 2>/dev/null || echo no-kill; echo probed"
+        let ws = try identity.workspace(folder, edits: [("deploy: null ", "deploy: \(probe) ")])
+        try ws.expectOK(["ticket", "new", "--service", "svc", "--title", "Deploy me"])
+        try ws.expectOK(["work", "T-1", "--agent", "command:echo note > note.txt"])
+        let merged = try ws.ratchet(["merge", "T-1"])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        let main = try ws.git(["rev-parse", "main"])
+        let events = try ws.ratchet(["events"]).stdout
+        let deploy = events.split(separator: "\n").first { $0.contains("\tdeploy.") } ?? ""
+        #expect(deploy.contains("\tdeploy.succeeded\t"), "\(deploy)")
+        for word in ["no-write", "no-store", "no-git", "no-kill", "probed"] { #expect(deploy.contains(word), "\(word) missing from \(deploy)") }
+        #expect(try run(["pgrep", "-f", marker]).status == 0, "deploy killed a process outside its sandbox")
+        #expect(try ws.git(["status", "--porcelain"]) == "")
+        try ws.expectIntact(main: main)
+    }
 }

@@ -28,4 +28,16 @@ struct sqlite3;
     fsyncing) on the way out. Returns SQLite's result code. */
 int ratchet_sqlite_no_checkpoint_on_close(struct sqlite3 *db, int on);
 
+/** openat2(dirfd, path, {flags, mode, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS}):
+    opens `path` beneath the folder `dirfd` only, refusing `..` out of it, absolute paths and
+    every symbolic link on the way (Linux 5.6+). Returns the descriptor, or -1 with errno
+    (ENOSYS on an older kernel, ELOOP for a symbolic link, EXDEV for an escape). */
+int ratchet_open_beneath(int dirfd, const char *path, int flags, unsigned int mode);
+
+/** O_PATH (a GNU extension Glibc's module map hides): open a folder only to resolve beneath it. */
+int ratchet_o_path(void);
+
+/** pidfd_open(pid, 0) (Linux 5.3+): a descriptor that becomes readable when `pid` exits. */
+int ratchet_pidfd_open(int pid);
+
 #endif

@@ -10,7 +10,7 @@ import Yams
 struct RunbookCheck {
     /// The actions a runbook step may name: the agent tools (SPEC §6) and the file actions.
     static let actions: Set<String> = ["ticket", "invariants", "metrics", "test", "commit", "note", "done", "escalate",
-                                       "edit_json", "set_key", "replace_text", "apply_patch", "run"]
+                                       "set_key", "replace_text", "apply_patch", "run"]
     static let risks: Set<String> = ["none", "low", "medium", "high"]
     static let effects: Set<String> = ["read", "write-worktree", "commit", "end"]
 
@@ -24,7 +24,7 @@ struct RunbookCheck {
         let fields: YAMLFields
         do {
             fields = try YAMLFields.parse(text, file: file)
-            try fields.rejectUnknown(["name", "description", "triggers", "start", "steps"])
+            try fields.rejectUnknown(["name", "description", "triggers", "start", "max_steps", "steps"])
             _ = try fields.requiredString("name")
         } catch { return [asRatchetError(error)] }
         var problems: [RatchetError] = []
@@ -65,7 +65,7 @@ struct RunbookCheck {
     private func stepProblems(_ step: YAMLFields, steps: Set<String>) -> [RatchetError] {
         var problems: [RatchetError] = []
         func collect(_ body: () throws -> Void) { do { try body() } catch { problems.append(asRatchetError(error)) } }
-        collect { try step.rejectUnknown(["action", "args", "risk", "effect", "next"]) }
+        collect { try step.rejectUnknown(["action", "args", "risk", "effect", "next", "description"]) }
         collect {
             let action = try step.requiredString("action")
             guard Self.actions.contains(action) else { throw step.fail("action", "unknown action '\(Names.printable(action))' (known: \(Self.actions.sorted().joined(separator: ", ")))") }
@@ -102,7 +102,7 @@ struct RunbookCheck {
             let target = try branch.requiredString("goto")
             guard steps.contains(target) else { throw branch.fail("goto", "names no step ('\(Names.printable(target))')") }
             if let condition = try branch.string("when") {
-                guard Self.isCondition(condition) else { throw branch.fail("when", "expected 'value|exit_code|verdict OP NUMBER', got '\(Names.printable(condition))'") }
+                guard Self.isCondition(condition) else { throw branch.fail("when", "expected 'value|exit_code|count|failing|changed OP NUMBER', got '\(Names.printable(condition))'") }
             } else if index != branches.count - 1 {
                 throw branch.fail("when", "only the last branch may omit when")
             }
@@ -110,7 +110,7 @@ struct RunbookCheck {
     }
 
     static func isCondition(_ text: String) -> Bool {
-        text.range(of: #"^\s*(value|exit_code|verdict)\s*(==|!=|<=|>=|<|>)\s*-?[0-9]+(\.[0-9]+)?\s*$"#, options: .regularExpression) != nil
+        text.range(of: #"^\s*(value|exit_code|count|failing|changed)\s*(==|!=|<=|>=|<|>)\s*-?[0-9]+(\.[0-9]+)?\s*$"#, options: .regularExpression) != nil
     }
 
     /// `expr` parses; `file` exists on main and, for key actions, `key` is one of its keys.

@@ -1,0 +1,33 @@
+import Foundation
+import GRDB
+import RatchetGit
+import RatchetStore
+
+/// The rules that decide whether a service may land now (SPEC §8): the landing rate limit,
+/// the error-budget gate, and trees the post-landing watch reverted.
+extension Workspace {
+    /// How many landings `service` had in the hour before `now` (reverted ones included).
+    public func landingsInLastHour(_ service: String, now: Date = Date()) throws -> Int {
+        try database.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM attempt WHERE service = ? AND landing IS NOT NULL AND endedAt >= ?",
+                             arguments: [service, now.addingTimeInterval(-3600)]) ?? 0
+        }
+    }
+
+    /// The hold reasons for a candidate whose tree the post-landing watch already reverted.
+    func watchRevertHolds(service: String, tree: ObjectID) throws -> [String] {
+        guard let row = try database.read({ db in
+            try Row.fetchOne(db, sql: "SELECT ticketId, reason FROM watchRevert WHERE service = ? AND tree = ? ORDER BY at DESC LIMIT 1",
+                             arguments: [service, tree.hex])
+        }) else { return [] }
+        let ticket: String = row["ticketId"], reason: String = row["reason"]
+        return ["the post-landing watch reverted this exact tree before (\(ticket): \(reason))"]
+    }
+
+    /// The SLOs of `service` whose error budget is spent (from a status-only observation);
+    /// empty when the service has none or they cannot be evaluated.
+    func spentBudgets(_ service: String) -> [String] {
+        guard let report = try? observe(service: service, file: false) else { return [] }
+        return report.checks.filter { $0.kind == "slo" && ($0.budgetRemaining ?? 1) <= 0 }.map(\.name)
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+@testable import RatchetCore
+import RatchetGit
+import RatchetStore
+import RatchetTestSupport
+import Testing
+
+/// A workspace for the pump: watch window `window`, `svc`'s metrics pointed at a port where
+/// nothing listens (observe records a failure, files nothing), `settings` replaced in service.yaml.
+func pumpWorkspace(_ folder: ScratchFolder, window: String = "0s", scrape: String? = nil, settings: [(String, String)] = []) throws -> Workspace {
+    let first = try makeWorkspace(folder)
+    let path = first.servicePath("svc")
+    var yaml = try String(contentsOfFile: path + "/service.yaml", encoding: .utf8)
+    let target = scrape ?? "http://127.0.0.1:\(freePort())/metrics"
+    for (old, new) in [("http://127.0.0.1:8080/metrics", target)] + settings { yaml = yaml.replacingOccurrences(of: old, with: new) }
+    try Data(yaml.utf8).write(to: URL(fileURLWithPath: path + "/service.yaml"))
+    try git(["commit", "-qam", "Pump settings"], in: path)
+    let config = first.root.appendingPathComponent("ratchet.yaml").path
+    let text = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "watch_window: 10m", with: "watch_window: \(window)")
+    try Data(text.utf8).write(to: URL(fileURLWithPath: config))
+    return try Workspace.locate(explicit: first.root.path)
+}
+
+/// Files a ticket for `svc` worked by `agent`.
+func fileWithAgent(_ workspace: Workspace, _ title: String, agent: String?, source: String? = nil, assignee: String = "agent") throws -> String {
+    var draft = TicketDraft(service: "svc", title: title)
+    draft.agent = agent
+    draft.assignee = assignee
+    if let source { draft.source = source }
+    return try workspace.createTicket(draft).id
+}
+
+func eventKinds(_ workspace: Workspace, prefix: String) throws -> [String] {
+    try workspace.database.events(since: 0, limit: 100_000).map(\.kind).filter { $0.hasPrefix(prefix) }
+}
+
+@Suite("The pump", .serialized)
+struct PumpTests {
+    @Test func thePumpWorksAndLandsAgentTicketsAndLeavesPeoplesTicketsAlone() throws {
+        let folder = ScratchFolder()
+        let workspace = try pumpWorkspace(folder)
+        let first = try fileWithAgent(workspace, "Add a note", agent: "command:echo one > one.txt")
+        let second = try fileWithAgent(workspace, "Add another note", agent: "command:echo two > two.txt")
+        let person = try fileWithAgent(workspace, "For a person", agent: "command:echo x > x.txt", assignee: "human")
+        let finding = try fileWithAgent(workspace, "A reflection finding", agent: "command:echo y > y.txt", source: "reflection:hysteresis")
+        let summary = try Pump(workspace: workspace, options: PumpOptions(once: true, concurrency: 2)).run()
+        #expect(summary.landed == 2 && summary.worked == 2, "\(summary)")
+        for id in [first, second] { #expect(try workspace.ticket(id).state.rawValue == "merged") }
+        for id in [person, finding] {
+            #expect(try workspace.ticket(id).state.rawValue == "open")
+            #expect(try workspace.ticketView(id).attempts.isEmpty)
+        }
+        #expect(try eventKinds(workspace, prefix: "pump.").filter { $0 != "pump.observe-failed" } == ["pump.started", "pump.stopped"])
+        #expect(try eventKinds(workspace, prefix: "watch.").sorted() == ["watch.passed", "watch.passed", "watch.started", "watch.started"])
+        try expectConsistent(workspace)
+    }
+
+    @Test func aPausedServiceAndTheLandingRateLimitAreHonoured() throws {
+        let folder = ScratchFolder()
+        let workspace = try pumpWorkspace(folder, settings: [("max_landings_per_hour: 6", "max_landings_per_hour: 2")])
+        let ids = try (1...3).map { try fileWithAgent(workspace, "Note \($0)", agent: "command:echo \($0) > n\($0).txt") }
+        _ = try workspace.setPaused("svc", true, reason: "test")
+        _ = try Pump(workspace: workspace, options: PumpOptions(once: true)).run()
+        #expect(try ids.map { try workspace.ticket($0).state.rawValue } == ["open", "open", "open"])
+        _ = try workspace.setPaused("svc", false, reason: nil)
+        let summary = try Pump(workspace: workspace, options: PumpOptions(once: true)).run()
+        #expect(summary.landed == 2)
+        #expect(try ids.map { try workspace.ticket($0).state.rawValue } == ["merged", "merged", "open"])
+        let skips = try workspace.database.events(since: 0, limit: 100_000).filter { $0.kind == "pump.skipped" }.map { $0.data["reason"]?.stringValue ?? "" }
+        #expect(skips == ["paused", "rate-limited"])
+        try expectConsistent(workspace)
+    }
+
+    /// A failed deploy counts as a breach: the watch reverts the landing through a commit and
+    /// reopens the ticket; the same tree then needs a person's approval, so a deterministic
+    /// agent cannot loop.
+    @Test func aFailedDeployRevertsTheLandingAndTheSameTreeThenNeedsApproval() throws {
+        let folder = ScratchFolder()
+        let workspace = try pumpWorkspace(folder, settings: [("deploy: null ", "deploy: exit 7 ")])
+        let id = try fileWithAgent(workspace, "Add a note", agent: "command:echo one > one.txt")
+        let summary = try Pump(workspace: workspace, options: PumpOptions(once: true)).run()
+        #expect(summary.landed == 1 && summary.reverted == 1, "\(summary)")
+        let view = try workspace.ticketView(id)
+        #expect(view.state == "open")
+        #expect(view.attempts.map(\.state) == ["reverted"])
+        let path = workspace.servicePath("svc")
+        let subjects = try git(["log", "--first-parent", "--format=%s", "-2", "main"], in: path)
+        #expect(subjects == "Revert \(id): Add a note\nMerge \(id): Add a note")
+        #expect(try git(["log", "-1", "--format=%(trailers:key=Reason,valueonly)", "main"], in: path).hasPrefix("watch: deploy failed"))
+        #expect(try eventKinds(workspace, prefix: "watch.") == ["watch.started", "watch.breached"])
+        let second = try Pump(workspace: workspace, options: PumpOptions(once: true)).run()
+        #expect(second.landed == 0 && second.held == 1, "\(second)")
+        #expect(try workspace.ticket(id).state.rawValue == "needs-approval")
+        #expect(try workspace.ticketView(id).attempts.count == 2)
+        try expectConsistent(workspace)
+    }
+
+    /// A landing whose watch sees a new breach is reverted; a breach already present before it is not its doing.
+    @Test func onlyABreachNewAfterTheLandingCounts() throws {
+        let folder = ScratchFolder()
+        let workspace = try pumpWorkspace(folder, window: "1h")
+        let pump = Pump(workspace: workspace, options: PumpOptions(once: true))
+        let id = try fileWithAgent(workspace, "Add a note", agent: "command:echo one > one.txt")
+        try workspace.work(ticket: id, agent: nil)
+        let landing = try workspace.merge(ticket: id)
+        try pump.openWatch(PumpJob(ticket: id, service: "svc", agent: nil), landing: landing, baseline: ["invariant:svc:already"])
+        // Nothing breached (observe cannot scrape, so nothing is known to be in breach): the window stays open.
+        try pump.checkWatches()
+        #expect(try workspace.openWatches() == 1)
+        #expect(try workspace.ticket(id).state.rawValue == "merged")
+        #expect(try workspace.watches().first?.baseline == ["invariant:svc:already"])
+        try pump.breach(service: "svc", ticket: id, landing: landing.landing.hex, reason: "invariant x breached", checks: ["invariant:svc:x"])
+        #expect(try workspace.ticket(id).state.rawValue == "open")
+        #expect(try workspace.openWatches() == 0)
+        #expect(try workspace.watchRevertHolds(service: "svc", tree: try workspace.openService("svc").commit(landing.landing).tree).count == 1)
+        try expectConsistent(workspace)
+    }
+
+    /// When an SLO's error budget is spent, only tickets with `restores: true` land.
+    @Test func whenTheErrorBudgetIsSpentOnlyTicketsThatRestoreLand() throws {
+        let folder = ScratchFolder()
+        // What a scrape reads now: 100 of 1,000 requests failed since the samples an hour ago.
+        try Data("kvcache_requests_total{op=\"get\",code=\"200\"} 900\nkvcache_requests_total{op=\"get\",code=\"500\"} 100\n".utf8)
+            .write(to: URL(fileURLWithPath: folder("now.prom")))
+        let workspace = try pumpWorkspace(folder, scrape: folder("now.prom"))
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var text = ""
+        for (offset, good, bad) in [(7_200_000, 0, 0), (3_600_000, 0, 0)] as [(Int64, Int, Int)] {
+            text += "kvcache_requests_total{op=\"get\",code=\"200\"} \(good) \(now - offset)\n"
+            text += "kvcache_requests_total{op=\"get\",code=\"500\"} \(bad) \(now - offset)\n"
+        }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: folder("samples.prom")))
+        _ = try workspace.importMetrics(service: "svc", file: folder("samples.prom"))
+        #expect(workspace.spentBudgets("svc") == ["availability"])
+        let plain = try fileWithAgent(workspace, "An improvement", agent: "command:echo a > a.txt")
+        var draft = TicketDraft(service: "svc", title: "A fix that restores reliability")
+        draft.agent = "command:echo b > b.txt"
+        draft.restores = true
+        let restoring = try workspace.createTicket(draft).id
+        _ = try Pump(workspace: workspace, options: PumpOptions(once: true)).run()
+        #expect(try workspace.ticket(restoring).state.rawValue == "merged")
+        #expect(try workspace.ticket(plain).state.rawValue == "open")
+        #expect(try workspace.ticketView(plain).attempts.isEmpty)
+        let skips = try workspace.database.events(since: 0, limit: 100_000).filter { $0.kind == "pump.skipped" && $0.ticketId == plain }
+        #expect(skips.map { $0.data["reason"]?.stringValue ?? "" } == ["budget-spent"])
+    }
+}
