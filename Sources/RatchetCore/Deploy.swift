@@ -167,7 +167,8 @@ enum DeployLaunch {
         var status: String
         var exitStatus: Int?
         var duration: Double
-        func log(in folder: String) -> Data { FileManager.default.contents(atPath: folder + "/tmp/command.log") ?? Data() }
+        /// The deploy's output: its sandbox's /tmp is the landed code's to write, so read as hostile.
+        func log(in folder: String) -> Data { Sandbox.readUntrusted(folder + "/tmp/command.log", limit: 64 * 1024) ?? Data() }
     }
 
     /// Spawns `arguments` in a new session and reads its stdout until the wrapper's status

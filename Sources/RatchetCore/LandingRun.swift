@@ -131,7 +131,7 @@ final class LandingRun {
         if approval != nil && (verification.isReused || report?.verdict != .fail) { return }
         let unevaluated = verification.results.filter { $0.status == Acceptance.unevaluable }
             .map { "criterion '\($0.criterion)' cannot be evaluated by Ratchet (\($0.detail))" }
-        let holds = candidate.review.reasons + unevaluated + (try workspace.watchRevertHolds(service: ticket.service, tree: candidate.tree))
+        let holds = candidate.review.reasons + unevaluated + (try workspace.watchRevertHolds(service: ticket.service, ticket: ticket.id, tree: candidate.tree))
         if approval == nil, let report, report.verdict == .fail, candidate.review.protected.isEmpty {
             try workspace.rejectByCanary(attempt, report: report, acceptance: verification.results, maxAttempts: serviceConfig.maxAttempts)
             leaseHeld = false

@@ -14,14 +14,15 @@ extension Workspace {
         }
     }
 
-    /// The hold reasons for a candidate whose tree the post-landing watch already reverted.
-    func watchRevertHolds(service: String, tree: ObjectID) throws -> [String] {
-        guard let row = try database.read({ db in
-            try Row.fetchOne(db, sql: "SELECT ticketId, reason FROM watchRevert WHERE service = ? AND tree = ? ORDER BY at DESC LIMIT 1",
-                             arguments: [service, tree.hex])
-        }) else { return [] }
-        let ticket: String = row["ticketId"], reason: String = row["reason"]
-        return ["the post-landing watch reverted this exact tree before (\(ticket): \(reason))"]
+    /// The hold reasons for a candidate whose tree the post-landing watch already reverted,
+    /// or whose ticket it did: a changed byte does not make a reverted fix new, so every later
+    /// candidate of that ticket waits for a person too (a deterministic runbook cannot loop).
+    func watchRevertHolds(service: String, ticket: String, tree: ObjectID) throws -> [String] {
+        let sql = "SELECT ticketId, tree, reason FROM watchRevert WHERE service = ? AND (tree = ? OR ticketId = ?) ORDER BY at DESC LIMIT 1"
+        guard let row = try database.read({ db in try Row.fetchOne(db, sql: sql, arguments: [service, tree.hex, ticket]) }) else { return [] }
+        let reverted: String = row["ticketId"], reason: String = row["reason"], revertedTree: String = row["tree"]
+        let what = revertedTree == tree.hex ? "this exact tree" : "a landing of \(ticket)"
+        return ["the post-landing watch reverted \(what) before (\(reverted): \(reason))"]
     }
 
     /// The SLOs of `service` whose error budget is spent (from a status-only observation);

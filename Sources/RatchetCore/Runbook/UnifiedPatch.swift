@@ -68,7 +68,11 @@ struct UnifiedPatch {
         }
         let oldCount = old.count > 1 ? (old[1] ?? -1) : 1
         let newCount = new.count > 1 ? (new[1] ?? -1) : 1
-        guard oldCount >= 0, newCount >= 0 else { throw RatchetError("patch: bad hunk header '\(Names.printable(header))'") }
+        // Line numbers a file can have: a patch is input, and overflowing arithmetic traps.
+        let limit = 100_000_000
+        guard oldCount >= 0, newCount >= 0, oldCount <= limit, newCount <= limit, (0...limit).contains(oldStart) else {
+            throw RatchetError("patch: bad hunk header '\(Names.printable(header))'")
+        }
         var hunk = Hunk(oldStart: oldStart, lines: [])
         var (seenOld, seenNew) = (0, 0)
         var index = start + 1
@@ -130,6 +134,7 @@ struct UnifiedPatch {
     static func find(_ wanted: [String], in lines: [String], near start: Int) -> Int? {
         let last = lines.count - wanted.count
         guard last >= 0 else { return nil }
+        let start = min(max(start, 0), last)
         for distance in 0...max(last, 0) {
             for candidate in [start - distance, start + distance] where candidate >= 0 && candidate <= last {
                 if Array(lines[candidate..<(candidate + wanted.count)]) == wanted { return candidate }
