@@ -112,7 +112,11 @@ struct PumpTests {
         try pump.breach(service: "svc", ticket: id, landing: landing.landing.hex, reason: "invariant x breached", checks: ["invariant:svc:x"])
         #expect(try workspace.ticket(id).state.rawValue == "open")
         #expect(try workspace.openWatches() == 0)
-        #expect(try workspace.watchRevertHolds(service: "svc", tree: try workspace.openService("svc").commit(landing.landing).tree).count == 1)
+        #expect(try workspace.watchRevertHolds(service: "svc", ticket: id, tree: try workspace.openService("svc").commit(landing.landing).tree).count == 1)
+        // Any later candidate of the ticket is held too: a changed byte does not make the fix new.
+        let other = try workspace.openService("svc").commit(landing.landing).parents[0]
+        #expect(try workspace.watchRevertHolds(service: "svc", ticket: id, tree: try workspace.openService("svc").commit(other).tree).first?.contains("a landing of \(id)") == true)
+        #expect(try workspace.watchRevertHolds(service: "svc", ticket: "T-99", tree: try workspace.openService("svc").commit(other).tree).isEmpty)
         try expectConsistent(workspace)
     }
 
