@@ -80,8 +80,10 @@ struct AttemptRun {
         self.tools = tools
         let server = try ToolServer(path: workspace.toolSocketPath(ticket: id, attempt: attempt.number), tools: tools)
         defer { server.stop() }
-        if let folder = ToolServer.binaryFolder { environment["PATH"] = folder + ":" + (environment["PATH"] ?? "/usr/bin:/bin") }
+        let path = environment["PATH"] ?? "/usr/bin:/bin"
+        environment["PATH"] = Sandbox.binaryFolder + ":" + path
         guard let bubblewrap else {
+            if let folder = ToolServer.binaryFolder { environment["PATH"] = folder + ":" + path }
             for folder in ["tmp", "home"] { try FileManager.default.createDirectory(atPath: privateFolder + "/" + folder, withIntermediateDirectories: true) }
             environment["RATCHET_SOCKET"] = server.path
             return try ProcessRunner.runShell(command, directory: worktreePath, environment: environment, limits: limits,

@@ -210,8 +210,16 @@ public struct Sandbox: Sendable {
         }
         for file in etcAllowList { arguments += ["--ro-bind", "/etc/" + file, "/etc/" + file] }
         for folder in runtimeFolders { arguments += ["--ro-bind", folder, folder] }
+        if let binary = ratchetBinary { arguments += ["--ro-bind", binary, binaryFolder + "/ratchet"] }
         return arguments
     }
+
+    /// Where the `ratchet` binary is inside every sandbox (first on an agent's PATH): a fixed
+    /// path, because its own may lie under a folder the sandbox replaces (a clone in /tmp).
+    public static let binaryFolder = "/run/ratchet/bin"
+
+    /// This process's own binary.
+    static let ratchetBinary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
 
     /// What a toolchain reads from `/etc` (never `shadow`, `sudoers`, keys or credentials),
     /// as far as this machine has it (each mount costs about 0.2 ms per run).
@@ -222,13 +230,10 @@ public struct Sandbox: Sendable {
                                "ca-certificates.conf", "alternatives", "mime.types", "protocols", "services", "os-release",
                                "debian_version", "python3", "python3.11", "gitconfig", "inputrc", "terminfo"]
 
-    /// The `ratchet` binary and the folders of its shared libraries outside the system folders
-    /// (the Swift runtime), so that `ratchet tool` works inside.
+    /// The folders of the `ratchet` binary's shared libraries outside the system folders (the
+    /// Swift runtime), so that `ratchet tool` works inside.
     static let runtimeFolders: [String] = {
         var folders: Set<String> = []
-        if let binary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            folders.insert(binary)
-        }
         // /proc files report size 0: read to the end rather than by the file's size.
         if let maps = FileHandle(forReadingAtPath: "/proc/self/maps").flatMap({ try? $0.readToEnd() }).map({ String(decoding: $0, as: UTF8.self) }) {
             for line in maps.split(separator: "\n") {
