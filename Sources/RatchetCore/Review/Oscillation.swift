@@ -49,7 +49,7 @@ struct OscillationScan {
         if contents[subject]?.last?.value != old { append(old, landing: nil, to: subject) }
         // `new` differs from `old`, the latest content, so any entry holding it is earlier.
         if let landing, counts[subject]?[new, default: 0] ?? 0 > 0 {
-            let earlier = contents[subject]!.reversed().lazy.compactMap(\.landing).prefix(3).reversed().map { String($0.prefix(12)) }
+            let earlier = latestLandings(of: subject)
             if found[subject] == nil {
                 found[subject] = ReflectionObservation(kind: "oscillation", subject: "\(service):\(subject)", service: service, times: [],
                                                        evidence: [], tried: "landings keep setting \(subject) back to a content it had before")
@@ -60,6 +60,17 @@ struct OscillationScan {
         }
         append(new, landing: landing, to: subject)
         if let landing { touched[landing, default: []].append(subject) }
+    }
+
+    /// The latest three landings that set `subject`, oldest first, as short shas.
+    private func latestLandings(of subject: String) -> [String] {
+        var result: [String] = []
+        for entry in (contents[subject] ?? []).reversed() {
+            guard let landing = entry.landing else { continue }
+            result.append(String(landing.prefix(12)))
+            if result.count == 3 { break }
+        }
+        return result.reversed()
     }
 
     private mutating func append(_ value: String, landing: String?, to subject: String) {
