@@ -31,4 +31,7 @@ ratchet_install_deps() {
   $sudo apt-get update -qq
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+  # Debian's python3-jsonschema serves /usr/bin/python3 only; a python3 of its own on PATH
+  # (pyenv) gets it from PyPI.
+  python3 -c 'import jsonschema' >/dev/null 2>&1 || python3 -m pip install -q jsonschema >/dev/null 2>&1 || true
 }
