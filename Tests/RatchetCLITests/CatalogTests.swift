@@ -45,4 +45,46 @@ struct CatalogTests {
         let untested = points.subtracting(tested).sorted()
         #expect(untested.isEmpty, "failpoints no test kills at: \(untested)")
     }
+
+    /// Every command path the binary's help lists, with that command's help text.
+    private func commands(_ path: [String] = []) throws -> [(path: [String], help: String)] {
+        let help = try ratchet(["help"] + path, in: repositoryRoot).stdout
+        guard let start = help.range(of: "SUBCOMMANDS:\n") else { return [(path, help)] }
+        let names = help[start.upperBound...].split(separator: "\n")
+            .filter { $0.hasPrefix("  ") && !$0.hasPrefix("   ") && !$0.contains("See '") }
+            .compactMap { $0.split(separator: " ").first.map(String.init) }
+        return try names.flatMap { try commands(path + [$0]) }
+    }
+
+    /// The section of docs/commands.md for a command: its heading names it
+    /// (`## ratchet service pause NAME … / resume NAME …` covers both; the default
+    /// subcommand `canary run` is documented as `ratchet canary`).
+    private func section(of path: [String], in reference: [Substring]) -> Substring? {
+        let name = "ratchet " + path.joined(separator: " ")
+        let parent = "ratchet " + path.dropLast().joined(separator: " ")
+        return reference.first { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "\n") }
+            ?? reference.first { $0.hasPrefix(parent + " ") && $0.contains(" / \(path.last ?? "") ") }
+            ?? (path == ["canary", "run"] ? reference.first { $0.hasPrefix("ratchet canary (") } : nil)
+    }
+
+    @Test func everyCommandAndOptionIsInTheReference() throws {
+        let reference = try doc("commands.md").components(separatedBy: "\n## ").dropFirst().map { Substring($0) }
+        let all = try commands()
+        #expect(all.count > 30, "the help no longer lists Ratchet's commands")
+        for (path, help) in all {
+            let name = "ratchet " + path.joined(separator: " ")
+            guard let text = section(of: path, in: reference) else {
+                Issue.record("\(name) has no section in docs/commands.md")
+                continue
+            }
+            let options = Set(help.split(separator: "\n").compactMap { line -> String? in
+                let trimmed = line.drop { $0 == " " }
+                guard trimmed.hasPrefix("--"), line.hasPrefix("  ") else { return nil }
+                return String(trimmed.prefix { $0 != " " && $0 != "," && $0 != "=" && $0 != "<" })
+            }).subtracting(["--help", "--workspace", "--version"])
+            for option in options.sorted() where !text.contains(option) {
+                Issue.record("\(name): \(option) is not in its section of docs/commands.md")
+            }
+        }
+    }
 }
