@@ -13,7 +13,7 @@ struct MCPCommand: ParsableCommand {
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         guard let socket = environment["RATCHET_SOCKET"], !socket.isEmpty else {
-            throw RatchetError("no attempt to act for: RATCHET_SOCKET is not set ('ratchet mcp' runs inside an agent's attempt)")
+            throw ToolRefusalError.outsideAnAttempt(command: "mcp", tool: nil)
         }
         let trajectory = environment["RATCHET_TRAJECTORY"]
         let finished = DispatchSemaphore(value: 0)

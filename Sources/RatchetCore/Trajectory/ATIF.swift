@@ -7,7 +7,7 @@ import RatchetStore
 /// under `extra`.
 public enum ATIF {
     /// The pinned version, written as every document's `schema_version`.
-    public static let version = "ATIF-v1.4"
+    public static let version = "ATIF-v1.6"
 
     /// One trajectory as an ATIF document: a `user` step with the ticket, then one `agent`
     /// step per Ratchet step (its tool call and observation, usage as metrics).
