@@ -241,6 +241,30 @@ struct ToolSurfaceTests {
         #expect((trajectory["steps"] as? [[String: Any]])?.first.flatMap { ($0["action"] as? [String: Any])?["tool"] as? String } == "note")
     }
 
+    /// limits.trajectory_steps: the call that reaches it fails and ends the attempt; calls
+    /// after it are answered but not recorded (adr/0043). limits.trajectory_bytes likewise.
+    @Test func aTrajectoryAtItsLimitEndsTheAttemptAndGrowsNoFurther() throws {
+        let folder = ScratchFolder()
+        let ws = try Identity.caller.workspace(folder, edits: [("agent_change_files: 2000 ", "agent_change_files: 2000\n  trajectory_steps: 10 ")])
+        let work = try ws.attack("echo x > x.txt; for i in $(seq 30); do ratchet tool note n$i 2>> /tmp/notes.txt; done; exit 0")
+        #expect(work.status != 0 && work.stderr.contains("trajectory limit reached"), "\(work.stderr)")
+        let recorded = try steps(ws)
+        let notes = recorded.filter { ($0["action"] as? [String: Any])?["tool"] as? String == "note" }
+        #expect(notes.count == 10, "\(notes.count) notes recorded")
+        let last = notes.last?["observation"] as? [String: Any]
+        #expect(last?["ok"] as? Bool == false && (last?["output"] as? String)?.contains("limits.trajectory_steps") == true)
+        // Only Ratchet's own closing steps follow (the agent's output, the final step commit).
+        #expect(recorded.count <= 12, "\(recorded.count) steps")
+        #expect(try object(ws.expectOK(["ticket", "show", "T-1", "--json"]))["state"] as? String != "proposed")
+
+        let bytes = ScratchFolder()
+        let big = try Identity.caller.workspace(bytes, edits: [("agent_change_files: 2000 ", "agent_change_files: 2000\n  trajectory_bytes: 65536 ")])
+        let text = String(repeating: "b", count: 30_000)
+        let flood = try big.attack("echo x > x.txt; for i in 1 2 3 4; do ratchet tool note \(text); done; exit 0")
+        #expect(flood.status != 0 && flood.stderr.contains("limits.trajectory_bytes"), "\(flood.stderr)")
+        #expect(try steps(big).filter { ($0["action"] as? [String: Any])?["tool"] as? String == "note" }.count == 3)
+    }
+
     @Test func aSpendBudgetEndsTheAttempt() throws {
         let folder = ScratchFolder()
         let ws = try Identity.caller.workspace(folder, edits: [("agent_change_files: 2000 ", "agent_change_files: 2000\n  ticket_spend_usd: 0.05 ")])
