@@ -13,19 +13,6 @@ import RatchetTerminalText
 // (docs/performance.md, adr/0042).
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 3, arguments[1] == "tool", !arguments[2].hasPrefix("-"),
-      let socketPath = getenv("RATCHET_SOCKET").map({ String(cString: $0) }), !socketPath.isEmpty else { handOver() }
-let request = ToolWire.request(tool: arguments[2], argv: Array(arguments.dropFirst(3)),
-                               trajectory: getenv("RATCHET_TRAJECTORY").map { String(cString: $0) })
-guard let fd = ToolWire.connect(socketPath) else { handOver() }
-guard ToolWire.send(fd, request + "\n") else { fail("the tool socket closed the connection") }
-shutdown(fd, Int32(SHUT_WR))
-guard let answer = ToolWire.readAll(fd, limit: 256 << 20), let observation = ToolWire.observation(answer) else {
-    fail("the tool socket \(TerminalText.escaped(socketPath)) answered something that is not a tool observation")
-}
-let text = TerminalText.escaped(observation.output) + "\n"
-ToolWire.write(observation.ok ? 1 : 2, text)
-exit(observation.ok ? 0 : 1)
 
 /// The full `ratchet` binary answers everything else (same arguments, same environment).
 func handOver() -> Never {
@@ -40,3 +27,17 @@ func fail(_ message: String) -> Never {
     ToolWire.write(2, "error: " + message + "\n")
     exit(1)
 }
+
+guard arguments.count >= 3, arguments[1] == "tool", !arguments[2].hasPrefix("-"),
+      let socketPath = getenv("RATCHET_SOCKET").map({ String(cString: $0) }), !socketPath.isEmpty else { handOver() }
+let request = ToolWire.request(tool: arguments[2], argv: Array(arguments.dropFirst(3)),
+                               trajectory: getenv("RATCHET_TRAJECTORY").map { String(cString: $0) })
+guard let fd = ToolWire.connect(socketPath) else { handOver() }
+guard ToolWire.send(fd, request + "\n") else { fail("the tool socket closed the connection") }
+shutdown(fd, Int32(SHUT_WR))
+guard let answer = ToolWire.readAll(fd, limit: 256 << 20), let observation = ToolWire.observation(answer) else {
+    fail("the tool socket \(TerminalText.escaped(socketPath)) answered something that is not a tool observation")
+}
+let text = TerminalText.escaped(observation.output) + "\n"
+ToolWire.write(observation.ok ? 1 : 2, text)
+exit(observation.ok ? 0 : 1)

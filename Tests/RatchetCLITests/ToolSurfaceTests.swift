@@ -70,6 +70,11 @@ struct ToolSurfaceTests {
         let validation = try validateATIF([file])
         #expect(validation.status == 0, "\(validation.stdout)")
         #expect(validation.stdout.contains("1 document(s), 0 invalid"))
+        let document = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any]
+        #expect(document?["schema_version"] as? String == "ATIF-v1.6")
+        let definitions = (document?["agent"] as? [String: Any])?["tool_definitions"] as? [[String: Any]] ?? []
+        #expect(definitions.compactMap { ($0["function"] as? [String: Any])?["name"] as? String }
+                == ["ticket", "metrics", "invariants", "test", "canary", "commit", "note", "escalate", "done"])
     }
 
     /// An MCP-driven attempt inside the sandbox, as root and as nobody: the scripted agent is
