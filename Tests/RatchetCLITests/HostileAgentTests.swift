@@ -103,6 +103,25 @@ struct HostileWorkspace {
 
 @Suite("Hostile agents")
 struct HostileAgentTests {
+    /// Candidate code that writes samples into the canary module's own stdout (through
+    /// `/proc/PPID/fd/1` or the sandbox's other holders of that pipe) to pass a 50 ms-per-GET
+    /// regression: the module is non-dumpable and alone holds its stream (`--as-pid-1`, the
+    /// wrapper lets go), so the forgery reaches nothing and the regression fails (a hostile
+    /// review's finding: before, this verdict was pass with score 100).
+    @Test(arguments: Identity.all)
+    func candidateCodeCannotWriteTheCanarysEvidence(identity: Identity) throws {
+        let folder = ScratchFolder()
+        let ws = try identity.workspace(folder)
+        try ws.git(["checkout", "-q", "-b", "forge"])
+        try ws.git(["apply", repositoryRoot + "/Tests/RatchetCLITests/Fixtures/canary-forge.patch"])
+        try ws.git(["-c", "user.name=Agent", "-c", "user.email=agent@example.invalid", "commit", "-qam", "50 ms per GET, forged samples"])
+        try ws.git(["checkout", "-q", "main"])
+        let judged = try ws.ratchet(["canary", "--service", "svc", "--ref", "forge", "--json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(judged.stdout.utf8)) as? [String: Any], "\(judged.stderr)")
+        #expect(report["verdict"] as? String == "fail", "\(judged.stdout.prefix(1500))")
+        withExtendedLifetime(folder) {}
+    }
+
     @Test(arguments: Identity.all)
     func aRewrittenWorktreeLinkCannotCommitToMain(identity: Identity) throws {
         let folder = ScratchFolder()

@@ -58,10 +58,11 @@ extension Workspace {
         try Self.makeReadOnly(module)
         let network = (try? serviceConfig(service))?.verifyNetwork ?? false
         let sides = try ["a", "b"].map { name in
-            CanarySide(name: name, checkout: checkouts[name]!.files,
-                       sandbox: try verificationSandbox(checkout: checkouts[name]!.files, layered: true,
-                                                        readOnly: [Sandbox.Mount(module, at: CanaryRunner.modulePath)],
-                                                        network: network, privateFolder: folder + "/private-" + name))
+            var sandbox = try verificationSandbox(checkout: checkouts[name]!.files, layered: true,
+                                                  readOnly: [Sandbox.Mount(module, at: CanaryRunner.modulePath)],
+                                                  network: network, privateFolder: folder + "/private-" + name)
+            sandbox.guardsStreams = true // the module's stdout is the evidence; its children run branch code
+            return CanarySide(name: name, checkout: checkouts[name]!.files, sandbox: sandbox)
         }
         let environment = childEnvironment(allowing: [], extra: ["RATCHET_SERVICE": service])
         let baselineIndex = names[0] == "a" ? 0 : 1
