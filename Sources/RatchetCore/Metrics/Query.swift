@@ -26,17 +26,23 @@ extension Workspace {
     /// `RatchetError` when Prometheus cannot be reached (nothing is written either way).
     public func query(service: String, expression: String, at time: Date) throws -> QueryValue {
         let name = try self.service(service).name
+        return try query(service: name, config: try serviceConfig(name), expression: expression, at: time)
+    }
+
+    /// The same for a service whose name and service.yaml the caller already holds (observe
+    /// evaluates dozens of expressions per service).
+    func query(service name: String, config: ServiceConfig, expression: String, at time: Date) throws -> QueryValue {
         let expr = try PromQL.parse(expression)
-        let config = try serviceConfig(name)
         if let server = config.metricsPrometheus {
             return try PrometheusClient(baseURL: server).query(expression, at: time)
         }
         return try Evaluator(source: StoreSource(database: database, service: name)).evaluate(expr, at: Self.milliseconds(time))
     }
 
-    /// The embedded store of `service` as a sample source (for evaluating expressions in place).
-    public func metricSource(service: String) throws -> any SampleSource {
-        StoreSource(database: database, service: try self.service(service).name)
+    /// The embedded store of `service` as a sample source (for evaluating expressions in place);
+    /// `useRollups: false` reads raw samples wherever they are kept (to compare, and in benchmarks).
+    public func metricSource(service: String, useRollups: Bool = true) throws -> any SampleSource {
+        StoreSource(database: database, service: try self.service(service).name, useRollups: useRollups)
     }
 
     /// Backfills timestamped samples (OpenMetrics ending in `# EOF`, or text format 0.0.4 with
