@@ -11,7 +11,7 @@ extension PromQL {
         case .call(let function, let arguments): return "\(function)(\(arguments.map(render).joined(separator: ", ")))"
         case .aggregate(let op, let inner, let parameter, let grouping):
             let by = grouping.labels.isEmpty && !grouping.without ? "" : " \(grouping.without ? "without" : "by") (\(grouping.labels.joined(separator: ", ")))"
-            return "\(op.name)\(by) (" + (parameter.map { render($0) + ", " } ?? "") + render(inner) + ")"
+            return "\(op.name)\(by)\(by.isEmpty ? "" : " ")(" + (parameter.map { render($0) + ", " } ?? "") + render(inner) + ")"
         case .binary(let op, let left, let right, let modifiers):
             return "\(operand(left)) \(op.symbol)\(modifierText(modifiers)) \(operand(right))"
         case .negation(let inner): return "-" + operand(inner)

@@ -39,6 +39,21 @@ struct MetricsStoreTests {
         #expect(try workspace.database.events().filter { $0.kind == "metrics.scraped" }.count == 1)
     }
 
+    @Test func tenThousandLabelSetsOfOneMetricAreStoredAndQueried() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let page = (0..<10_000).map { "requests_total{path=\"/p/\($0)\",code=\"\($0 % 5)00\"} \($0)" }.joined(separator: "\n") + "\n"
+        try Data(page.utf8).write(to: URL(fileURLWithPath: folder("page.prom")))
+        try setMetrics(workspace, "metrics:\n  scrape: \(folder("page.prom"))\n")
+        let report = try workspace.scrape(service: "svc", timeout: 5)
+        #expect(report.up && report.samplesScraped == 10_000 && report.samplesStored == 10_003)
+        let now = Date()
+        #expect(values(try workspace.query(service: "svc", expression: "count(requests_total)", at: now)).values.first == 10_000)
+        #expect(values(try workspace.query(service: "svc", expression: #"count(requests_total{path=~"/p/1.*"})"#, at: now)).values.first == 1111)
+        let sums = values(try workspace.query(service: "svc", expression: "sum by (code) (max_over_time(requests_total[1h]))", at: now))
+        #expect(sums.count == 5 && sums.values.reduce(0, +) == Double((0..<10_000).reduce(0, +)))
+    }
+
     @Test func aHangingEndpointIsUpZeroWithinTheTimeout() throws {
         let folder = ScratchFolder()
         let workspace = try makeWorkspace(folder)

@@ -10,7 +10,7 @@ import Testing
         "a / on (instance) group_left (zone) b", "a unless ignoring (code) b or c and d",
         #"topk(3, x{l="quote \" back \\ slash\nline"})"#, #"count_values("value", up)"#, "quantile(0.9, x) * 1e-05",
         #"{__name__=~"http_.*", job="a"}"#, "sum(x) by (a)", "sum without () (x)", "absent(nonexistent{job=\"x\"})",
-        "clamp(x, -Inf, Inf) + NaN", "0x1f + 1.5e3", "vector(1) + time()", "x offset -5m",
+        "clamp(x, -Inf, Inf) + 1", "0x1f + 1.5e3", "vector(1) + time()", "x offset -5m",
     ]
 
     @Test func renderedExpressionsParseBackToTheSameExpression() throws {
@@ -22,6 +22,7 @@ import Testing
             #expect(Self.withoutNames(again) == Self.withoutNames(parsed), "\(text) → \(rendered)")
         }
         #expect(PromQL.render(try PromQL.parse("rate(x[90s]) > 1.5")) == "rate(x[90s]) > 1.5")
+        #expect(PromQL.render(try PromQL.parse("NaN + -Inf")) == "NaN + (-Inf)")
     }
 
     @Test func everySelectorCarriesTheScope() throws {
