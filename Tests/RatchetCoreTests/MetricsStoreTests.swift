@@ -54,6 +54,15 @@ struct MetricsStoreTests {
         #expect(sums.count == 5 && sums.values.reduce(0, +) == Double((0..<10_000).reduce(0, +)))
     }
 
+    @Test func aMetricsScopeIsASelectorOfLabelsEverySeriesCarries() throws {
+        let yaml = { (scope: String) in "name: svc\nmetrics:\n  prometheus: http://127.0.0.1:9090\n  scope: '\(scope)'\n" }
+        #expect(try ServiceConfig.parse(yaml(#"{job="kv", env=~"prod|staging"}"#)).metricsScope == #"{job="kv", env=~"prod|staging"}"#)
+        for bad in [#"{job=~".*"}"#, "up", #"{job="kv"} offset 5m"#, "{", #"{__name__="up"}"#] {
+            #expect(throws: RatchetError.self, "\(bad)") { try ServiceConfig.parse(yaml(bad)) }
+            do { _ = try ServiceConfig.parse(yaml(bad)) } catch { #expect(describe(error).contains("metrics.scope"), "\(error)") }
+        }
+    }
+
     @Test func aHangingEndpointIsUpZeroWithinTheTimeout() throws {
         let folder = ScratchFolder()
         let workspace = try makeWorkspace(folder)
