@@ -12,6 +12,9 @@ public struct ServiceConfig: Sendable, Equatable {
     /// `scrape: URL-or-file` or `prometheus: URL`.
     public var metricsScrape: String?
     public var metricsPrometheus: String?
+    /// `metrics.scope`: the selector (`{job="kv-cache"}`) every series of this service carries on
+    /// the Prometheus server; the agent's `metrics` tool reads only those (default `{service="NAME"}`).
+    public var metricsScope: String? = nil
     /// Paths a ticket may change only with human approval (a trailing `/` means a folder).
     public var protectedPaths: [String]
     public var maxAttempts: Int
@@ -76,9 +79,13 @@ public struct ServiceConfig: Sendable, Equatable {
             testPaths: try fields.stringList("test_paths") ?? ["tests/"],
             agentTimeout: 600, agentOutputBytes: 1 << 20, agentFileBytes: 16 << 20, agentChangeBytes: 64 << 20, agentChangeFiles: 2_000)
         if let metrics = try fields.nested("metrics") {
-            try metrics.rejectUnknown(["scrape", "prometheus"])
+            try metrics.rejectUnknown(["scrape", "prometheus", "scope"])
             config.metricsScrape = try metrics.string("scrape")
             config.metricsPrometheus = try metrics.string("prometheus")
+            config.metricsScope = try metrics.string("scope")
+            if let scope = config.metricsScope {
+                do { _ = try Workspace.scopeMatchers(scope) } catch { throw metrics.fail("scope", describe(error)) }
+            }
             if config.metricsScrape != nil && config.metricsPrometheus != nil {
                 throw fields.fail("metrics", "give one of scrape or prometheus, not both")
             }

@@ -203,6 +203,18 @@ extension RatchetDatabase {
                 t.primaryKey(["service", "tree", "landing"])
             }
         }
+        migrator.registerMigration("v11-metrics") { db in
+            // A rollup's first sample and the resets and changes between its samples, so that a
+            // bucket stands exactly for its samples in rate/increase/changes/resets (adr/0044).
+            // NULL firstTime: not known (rows from before, or samples merged out of order).
+            try db.alter(table: "metricRollup") { t in
+                t.add(column: "firstTime", .integer)
+                t.add(column: "firstValue", .double)
+                t.add(column: "resets", .integer).notNull().defaults(to: 0)
+                t.add(column: "resetSum", .double).defaults(to: 0)
+                t.add(column: "changes", .integer).notNull().defaults(to: 0)
+            }
+        }
         return migrator
     }
 }
