@@ -116,7 +116,7 @@ public enum Quickstart {
         if reflection.findings.isEmpty { print("no patterns in the window") }
         reflection.drift.forEach { print($0.line) }
         print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(looped) && ratchet trajectory show \(looped) && ratchet events")
-        if workspace.stopDeployment(service: service.name) { print("(the deployed kv-cache was stopped: the quickstart leaves nothing running)") }
+        if workspace.stopDeployment(service: service.name) != nil { print("(the deployed kv-cache was stopped: the quickstart leaves nothing running)") }
     }
 
     /// An agent that tries to land without being judged: it points its worktree at `main`,

@@ -479,8 +479,10 @@ private final class OutputsBox: @unchecked Sendable {
     @Test(arguments: Identity.all)
     func aDeployIsContained(identity: Identity) throws {
         let folder = ScratchFolder()
-        let marker = "sleep 301.\(Int.random(in: 100_000...999_999))"
-        // A process of the same user outside the sandbox, in a session of its own.
+        // A process of the same user outside the sandbox, in a session of its own. It lives a
+        // day (the defer ends it): a sentinel that ended on its own (it once slept 301 s, less
+        // than this test takes on a loaded machine) read as "deploy killed it".
+        let marker = "sleep 86401.\(Int.random(in: 100_000...999_999))"
         let sentinel = Process()
         sentinel.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         sentinel.arguments = identity.prefix + ["setsid"] + marker.split(separator: " ").map(String.init)
