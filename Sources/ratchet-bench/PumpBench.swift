@@ -32,7 +32,9 @@ enum PumpBench {
         var summary = PumpSummary()
         let childrenBefore = childrenCPUMilliseconds()
         let (total, cpu) = try wallAndCPUMilliseconds {
-            summary = try Pump(workspace: workspace, options: PumpOptions(once: true, concurrency: concurrency)).run()
+            // The pump's own lines only when something went wrong, so that the figure stays readable.
+            summary = try Pump(workspace: workspace, options: PumpOptions(once: true, concurrency: concurrency),
+                               progress: { line in if line.contains("error:") { progress(line) } }).run()
         }
         let childrenCPU = childrenCPUMilliseconds() - childrenBefore
         progress("pump: load average after: \(loadAverage())")

@@ -172,6 +172,34 @@ struct PumpTests {
         try expectConsistent(workspace)
     }
 
+    /// A landing beside an attempt of the same service (the pump at concurrency 2): its write
+    /// of main was journalled before the attempt's reference guard started and applied after
+    /// the guard's snapshot. That is Ratchet's own write, not tampering (the guard once
+    /// "restored" main over such a landing); any other move still is.
+    @Test func aWriteInFlightWhenTheGuardStartsIsNotTampering() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let journal = ReferenceJournal(workspace: workspace, service: "svc")
+        let raw = try Repository.open(workspace.servicePath("svc"))
+        let main = try #require(try raw.resolveReference("refs/heads/main"))
+        let identity = workspace.config.identity
+        let tree = try raw.commit(main).tree
+        let first = try raw.createCommit(tree: tree, parents: [main], author: identity, committer: identity, message: "one\n")
+        let second = try raw.createCommit(tree: tree, parents: [first], author: identity, committer: identity, message: "two\n")
+        try journal.append("refs/heads/main", first)
+        let inFlight = try ReferenceGuard(journal: journal, repository: raw, ownBranch: "refs/heads/ticket/T-9/1")
+        try raw.updateReference("refs/heads/main", to: first, expected: main, message: "the landing in flight")
+        #expect(try inFlight.tamperings(in: raw).isEmpty)
+        // Anything else is still caught: a target never journalled …
+        try raw.updateReference("refs/heads/main", to: second, expected: first, message: "an agent")
+        #expect(try inFlight.tamperings(in: raw).map(\.reference) == ["refs/heads/main"])
+        // … and an older journalled target than the last one (a rollback).
+        try journal.append("refs/heads/main", second)
+        let later = try ReferenceGuard(journal: journal, repository: raw, ownBranch: "refs/heads/ticket/T-9/1")
+        try raw.updateReference("refs/heads/main", to: first, expected: second, message: "an agent rolls back")
+        #expect(try later.tamperings(in: raw).map(\.after) == [first])
+    }
+
     /// When an SLO's error budget is spent, only tickets with `restores: true` land.
     @Test func whenTheErrorBudgetIsSpentOnlyTicketsThatRestoreLand() throws {
         let folder = ScratchFolder()
