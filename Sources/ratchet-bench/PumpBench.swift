@@ -43,10 +43,10 @@ enum PumpBench {
         let pipeline = "ratchet/concurrency \(concurrency)"
         // CPU: the pump's own process, and its children (sandboxes, agents, deploys) it waited for.
         return [Figure(name: "pump run", size: size, pipeline: pipeline, samples: [total]),
-                Figure(name: "pump run", size: size, pipeline: pipeline + " cpu (pump)", samples: [cpu]),
-                Figure(name: "pump run", size: size, pipeline: pipeline + " cpu (children)", samples: [childrenCPU]),
+                Figure(name: "pump run cpu", size: size, pipeline: pipeline, samples: [cpu]),
+                Figure(name: "children cpu", size: size, pipeline: pipeline, samples: [childrenCPU]),
                 Figure(name: "pump per ticket", size: size, pipeline: pipeline, samples: [total / Double(tickets)]),
-                Figure(name: "pump per ticket", size: size, pipeline: pipeline + " cpu (pump + children)", samples: [(cpu + childrenCPU) / Double(tickets)]),
+                Figure(name: "per ticket cpu", size: size, pipeline: pipeline, samples: [(cpu + childrenCPU) / Double(tickets)]),
                 Figure(name: "claim to landing", size: size, pipeline: pipeline, samples: try claimToLanding(workspace))]
     }
 
