@@ -210,13 +210,36 @@ public struct Sandbox: Sendable {
         }
         for file in etcAllowList { arguments += ["--ro-bind", "/etc/" + file, "/etc/" + file] }
         for folder in runtimeFolders { arguments += ["--ro-bind", folder, folder] }
-        if let binary = ratchetBinary { arguments += ["--ro-bind", binary, binaryFolder + "/ratchet"] }
-        return arguments
+        return arguments + binaryMounts(ratchetBinary) + extraBinaryMounts()
     }
 
     /// Where the `ratchet` binary is inside every sandbox (first on an agent's PATH): a fixed
     /// path, because its own may lie under a folder the sandbox replaces (a clone in /tmp).
     public static let binaryFolder = "/run/ratchet/bin"
+
+    /// Where the full binary is when the thin client stands in for it at `binaryFolder`.
+    public static let libexecFolder = "/run/ratchet/libexec"
+
+    /// `ratchet` inside: the thin client built beside the full binary (`ratchet-tool`, which
+    /// answers `ratchet tool` in ~2 ms and hands every other command line to the full binary,
+    /// adr/0042) with the full binary at `libexecFolder`; the full binary itself without one.
+    static func binaryMounts(_ binary: String?) -> [String] {
+        guard let binary else { return [] }
+        let thin = (binary as NSString).deletingLastPathComponent + "/ratchet-tool"
+        guard FileManager.default.isExecutableFile(atPath: thin) else { return ["--ro-bind", binary, binaryFolder + "/ratchet"] }
+        return ["--ro-bind", thin, binaryFolder + "/ratchet", "--ro-bind", binary, libexecFolder + "/ratchet"]
+    }
+
+    /// Further executables bound read-only into `binaryFolder` under their own names, from
+    /// `$RATCHET_SANDBOX_BINARIES` (absolute paths, `:`-separated; others are ignored). Tests
+    /// use it to run a test agent (Tests/ScriptedMCPAgent) inside the sandbox; it shows the
+    /// sandbox nothing its caller could not already run, and never anything writable.
+    static func extraBinaryMounts(environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        let paths = environment["RATCHET_SANDBOX_BINARIES"]?.split(separator: ":").map(String.init) ?? []
+        return paths.filter { $0.hasPrefix("/") && FileManager.default.isExecutableFile(atPath: $0) }.flatMap {
+            ["--ro-bind", $0, binaryFolder + "/" + ($0 as NSString).lastPathComponent]
+        }
+    }
 
     /// This process's own binary.
     static let ratchetBinary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")

@@ -53,6 +53,11 @@ public struct ServiceConfig: Sendable, Equatable {
     /// The model spend (USD) all attempts at one ticket may report before the attempt ends
     /// (`limits.ticket_spend_usd`); nil: no budget.
     public var ticketSpendUSD: Double?
+    /// The steps the agent's tool calls may add to one trajectory (`limits.trajectory_steps`);
+    /// the call that reaches it ends the attempt (adr/0043).
+    public var trajectorySteps = 5_000
+    /// The bytes (arguments, output and data) those steps may hold (`limits.trajectory_bytes`).
+    public var trajectoryBytes = 16 << 20
 
     /// The protected paths when `service.yaml` names none.
     public static let defaultProtectedPaths = ["canary/", "invariants.yaml", "slos.yaml", "service.yaml", "runbooks/", "deploy/"]
@@ -106,7 +111,7 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         if let limits = try fields.nested("limits") {
             try limits.rejectUnknown(["agent_timeout", "agent_output_bytes", "agent_file_bytes", "agent_change_bytes", "agent_change_files",
-                                      "deploy_timeout", "deploy_stop_grace", "ticket_spend_usd"])
+                                      "deploy_timeout", "deploy_stop_grace", "ticket_spend_usd", "trajectory_steps", "trajectory_bytes"])
             config.deployTimeout = try limits.duration("deploy_timeout") ?? config.deployTimeout
             if config.deployTimeout <= 0 { throw limits.fail("deploy_timeout", "must be more than 0") }
             config.deployStopGrace = try limits.duration("deploy_stop_grace") ?? config.deployStopGrace
@@ -119,6 +124,8 @@ public struct ServiceConfig: Sendable, Equatable {
             config.agentChangeFiles = try limits.int("agent_change_files", range: 1...1_000_000) ?? config.agentChangeFiles
             config.ticketSpendUSD = try limits.number("ticket_spend_usd")
             if let budget = config.ticketSpendUSD, !(budget > 0) { throw limits.fail("ticket_spend_usd", "must be more than 0") }
+            config.trajectorySteps = try limits.int("trajectory_steps", range: 10...1_000_000) ?? config.trajectorySteps
+            config.trajectoryBytes = try limits.int("trajectory_bytes", range: 65_536...(1 << 30)) ?? config.trajectoryBytes
         }
         return config
     }

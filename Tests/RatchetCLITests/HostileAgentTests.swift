@@ -61,8 +61,8 @@ struct HostileWorkspace {
     }
 
     @discardableResult
-    func ratchet(_ arguments: [String], in directory: String? = nil) throws -> Output {
-        try run(identity.prefix + [ratchetBinary] + arguments, in: directory ?? root, environment: environment)
+    func ratchet(_ arguments: [String], in directory: String? = nil, environment extra: [String: String] = [:]) throws -> Output {
+        try run(identity.prefix + [ratchetBinary] + arguments, in: directory ?? root, environment: environment.merging(extra) { $1 })
     }
 
     @discardableResult
@@ -81,9 +81,9 @@ struct HostileWorkspace {
     }
 
     /// Files a ticket and works it with `agent`; returns the work's output.
-    func attack(_ agent: String, accept: [String] = [], flags: [String] = []) throws -> Output {
+    func attack(_ agent: String, accept: [String] = [], flags: [String] = [], environment extra: [String: String] = [:]) throws -> Output {
         try expectOK(["ticket", "new", "--service", "svc", "--title", "Hostile"] + accept.flatMap { ["--accept", $0] })
-        return try ratchet(["work", "T-1", "--agent", "command:" + agent] + flags)
+        return try ratchet(["work", "T-1", "--agent", "command:" + agent] + flags, environment: extra)
     }
 
     /// The file at `path` in the attempt branch's head, nil when absent.

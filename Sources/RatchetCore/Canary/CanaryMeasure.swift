@@ -85,6 +85,33 @@ extension Workspace {
         guard let side = try sides.first(where: { try repository.entryID("canary", in: $0.commit) == wanted }) else {
             throw RatchetError("neither side of the canary has the judge's canary/ folder (\(judge.short))")
         }
-        try FileManager.default.copyItem(atPath: side.files + "/canary", toPath: module)
+        try Self.copyClosingOnExec(side.files + "/canary", to: module)
+    }
+
+    /// Copies a folder tree (folders, files with their modes, symbolic links), writing every
+    /// file through a descriptor that closes on exec: Foundation's `copyItem` leaves its
+    /// descriptor inheritable, and a process started meanwhile by another thread kept the
+    /// module's `run` open for writing for its whole life, so that starting it failed with
+    /// "Text file busy" (ETXTBSY).
+    static func copyClosingOnExec(_ source: String, to target: String) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: target, withIntermediateDirectories: false)
+        var links: [String] = []
+        for item in try fm.subpathsOfDirectory(atPath: source).sorted() where !links.contains(where: { item.hasPrefix($0 + "/") }) {
+            let from = source + "/" + item, to = target + "/" + item
+            let attributes = try fm.attributesOfItem(atPath: from)
+            switch attributes[.type] as? FileAttributeType {
+            case .typeDirectory?: try fm.createDirectory(atPath: to, withIntermediateDirectories: false)
+            case .typeSymbolicLink?:
+                links.append(item)  // copied as a link, never followed
+                try fm.createSymbolicLink(atPath: to, withDestinationPath: fm.destinationOfSymbolicLink(atPath: from))
+            default:
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: from))
+                let fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t((attributes[.posixPermissions] as? Int) ?? 0o644))
+                guard fd >= 0 else { throw RatchetError("cannot write \(to): \(String(cString: strerror(errno)))") }
+                defer { close(fd) }
+                try bytes.withUnsafeBytes { try writeAll(fd, $0, path: to) }
+            }
+        }
     }
 }
