@@ -37,6 +37,10 @@ public struct ServiceConfig: Sendable, Equatable {
     public var deployNetwork = false
     /// Wall-clock limit of one `deploy` run, seconds (`limits.deploy_timeout`, default 120 s).
     public var deployTimeout: Double = 120
+    /// How long the previous instance has to exit after SIGTERM before the next deploy kills
+    /// it with SIGKILL, seconds (`limits.deploy_stop_grace`, default 10 s).
+    public var deployStopGrace: Double = defaultDeployStopGrace
+    public static let defaultDeployStopGrace: Double = 10
     /// Environment variables passed through to `deploy` (`deploy_env`; never `RATCHET_*`).
     public var deployEnv: [String] = []
     /// Wall-clock limit of one agent run, seconds.
@@ -114,9 +118,11 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         if let limits = try fields.nested("limits") {
             try limits.rejectUnknown(["agent_timeout", "agent_output_bytes", "agent_file_bytes", "agent_change_bytes", "agent_change_files",
-                                      "deploy_timeout", "ticket_spend_usd", "trajectory_steps", "trajectory_bytes"])
+                                      "deploy_timeout", "deploy_stop_grace", "ticket_spend_usd", "trajectory_steps", "trajectory_bytes"])
             config.deployTimeout = try limits.duration("deploy_timeout") ?? config.deployTimeout
             if config.deployTimeout <= 0 { throw limits.fail("deploy_timeout", "must be more than 0") }
+            config.deployStopGrace = try limits.duration("deploy_stop_grace") ?? config.deployStopGrace
+            if !(0...3600).contains(config.deployStopGrace) { throw limits.fail("deploy_stop_grace", "must be between 0 and 1h") }
             config.agentTimeout = try limits.duration("agent_timeout") ?? config.agentTimeout
             if config.agentTimeout <= 0 { throw limits.fail("agent_timeout", "must be more than 0") }
             config.agentOutputBytes = try limits.int("agent_output_bytes", range: 1024...(1 << 30)) ?? config.agentOutputBytes

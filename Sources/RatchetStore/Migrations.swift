@@ -215,6 +215,26 @@ extension RatchetDatabase {
                 t.add(column: "changes", .integer).notNull().defaults(to: 0)
             }
         }
+        migrator.registerMigration("v12-loop") { db in
+            // One watch row per watched landing, not per service: with a zero watch_window the
+            // pump lands a service's tickets concurrently, each opening its watch in its own
+            // landing's transaction (adr/0048); with a window, the pump still lands one per service.
+            try db.create(table: "watchByLanding") { t in
+                t.column("service", .text).notNull().indexed()
+                t.column("ticketId", .text).notNull()
+                t.column("attemptNumber", .integer).notNull()
+                t.column("landing", .text).primaryKey()
+                t.column("startedAt", .datetime).notNull()
+                t.column("endsAt", .datetime).notNull()
+                t.column("baseline", .jsonText).notNull()
+            }
+            try db.execute(sql: """
+                INSERT INTO watchByLanding (service, ticketId, attemptNumber, landing, startedAt, endsAt, baseline)
+                SELECT service, ticketId, attemptNumber, landing, startedAt, endsAt, baseline FROM watch
+                """)
+            try db.drop(table: "watch")
+            try db.rename(table: "watchByLanding", to: "watch")
+        }
         return migrator
     }
 }

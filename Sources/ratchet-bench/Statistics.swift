@@ -42,6 +42,19 @@ func wallAndCPUMilliseconds(_ body: () throws -> Void) rethrows -> (wall: Double
     return (wall, cpu() - before)
 }
 
+/// The CPU (user + system) milliseconds of the children this process has waited for,
+/// their own waited-for descendants included (sandboxes, agents, git, deploys).
+func childrenCPUMilliseconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
+}
+
+/// The 1, 5 and 15 minute load averages, as /proc/loadavg gives them.
+func loadAverage() -> String {
+    (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+}
+
 enum Format {
     static func count(_ value: Int) -> String { value >= 1000 && value % 1000 == 0 ? "\(value / 1000)k" : "\(value)" }
     static func ms(_ value: Double) -> String { value >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value) }
