@@ -53,11 +53,21 @@ extension Pump {
                            reason: "deploy \(status) after landing \(watch.landing.prefix(7))", checks: [])
                 continue
             }
-            let breached = workspace.breachedChecks(watch.service).filter { !watch.baseline.contains($0.fingerprint) }
+            let checks = workspace.currentChecks(watch.service)
+            let breached = checks.filter { $0.holds == false && !watch.baseline.contains($0.fingerprint) }
+            // Landed code can also hide a breach: crash the service, drop /metrics or NaN the
+            // series. A check that held before the landing and still cannot be evaluated when
+            // the window ends is a breach (during the window it may be a restart warming up).
+            let dark = checks.filter { $0.holds == nil && watch.baseline.contains(Workspace.heldPrefix + $0.fingerprint) }
             if !breached.isEmpty {
                 let names = breached.map { "\($0.kind) \($0.name)" }.joined(separator: ", ")
                 try breach(service: watch.service, ticket: watch.ticket, landing: watch.landing,
                            reason: "\(names) breached within the watch window of landing \(watch.landing.prefix(7))", checks: breached.map(\.fingerprint))
+            } else if Date() >= watch.endsAt, !dark.isEmpty {
+                let names = dark.map { "\($0.kind) \($0.name) (\($0.state))" }.joined(separator: ", ")
+                try breach(service: watch.service, ticket: watch.ticket, landing: watch.landing,
+                           reason: "\(names) held before landing \(watch.landing.prefix(7)) and cannot be evaluated at the end of its watch window",
+                           checks: dark.map(\.fingerprint))
             } else if Date() >= watch.endsAt {
                 try workspace.database.write { db in
                     try db.execute(sql: "DELETE FROM watch WHERE landing = ?", arguments: [watch.landing])
@@ -129,13 +139,24 @@ extension Workspace {
     /// When the next open watch window the pump checks ends (now when none is open).
     func nextWatchEnd() throws -> Date { try watches(ofPaused: false).map(\.endsAt).min() ?? Date() }
 
-    /// The invariants and SLOs of `service` in breach now (a status-only observation, which
-    /// scrapes); empty when they cannot be evaluated.
-    func breachedChecks(_ service: String) -> [CheckStatus] {
-        guard let report = try? observe(service: service, file: false) else { return [] }
-        return report.checks.filter { $0.holds == false }
+    /// The invariants and SLOs of `service` now (a status-only observation, which scrapes);
+    /// empty when the observation itself fails.
+    func currentChecks(_ service: String) -> [CheckStatus] {
+        (try? observe(service: service, file: false))?.checks ?? []
     }
 
-    /// The fingerprints in breach now: a landing's baseline.
-    func breachedFingerprints(_ service: String) -> Set<String> { Set(breachedChecks(service).map(\.fingerprint)) }
+    /// The invariants and SLOs of `service` in breach now; empty when they cannot be evaluated.
+    func breachedChecks(_ service: String) -> [CheckStatus] { currentChecks(service).filter { $0.holds == false } }
+
+    /// A landing's baseline: the fingerprints in breach now, and `held:` + the fingerprint of
+    /// each check that holds now, so that the watch can tell a check that went dark after
+    /// the landing (no data, an error, a target down) from one that never had data.
+    func breachedFingerprints(_ service: String) -> Set<String> {
+        Set(currentChecks(service).compactMap { check in
+            check.holds.map { $0 ? Self.heldPrefix + check.fingerprint : check.fingerprint }
+        })
+    }
+
+    /// Marks a baseline entry of a check that held before the landing.
+    static let heldPrefix = "held:"
 }
