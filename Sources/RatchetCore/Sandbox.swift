@@ -143,6 +143,10 @@ public struct Sandbox: Sendable {
         done
         """
 
+    /// The most bytes a run's writable layers hold together (its tmpfs): a run that writes
+    /// more gets ENOSPC rather than half the machine's memory, the kernel's default.
+    static let overlayBytes = 2 << 30
+
     /// Where the overlays of a run are mounted (inside its own mount namespace only).
     var overlayFolder: String { privateFolder + "/overlay" }
 
@@ -153,7 +157,7 @@ public struct Sandbox: Sendable {
     func overlayPrefix() -> [String] {
         let overlays = mounts.enumerated().filter { $0.element.isOverlay }
         guard !overlays.isEmpty else { return [] }
-        var script = "mount -t tmpfs -o mode=0755 ratchet-overlay \(Self.quoted(overlayFolder)) || exit 125\n"
+        var script = "mount -t tmpfs -o mode=0755,size=\(Self.overlayBytes) ratchet-overlay \(Self.quoted(overlayFolder)) || exit 125\n"
         for (index, mount) in overlays {
             let (upper, work, merged) = (overlayFolder + "/u\(index)", overlayFolder + "/w\(index)", overlayFolder + "/m\(index)")
             let options = "lowerdir=\(Self.escapedForOverlay(mount.source)),upperdir=\(Self.escapedForOverlay(upper)),workdir=\(Self.escapedForOverlay(work))"
