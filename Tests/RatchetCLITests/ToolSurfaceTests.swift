@@ -115,7 +115,7 @@ struct ToolSurfaceTests {
     /// The `canary` tool judges the branch's head against main with main's canary (the
     /// shipped kv-cache module, its timing allowances widened by judgeCanaryWithoutTiming):
     /// refused before anything is committed, `pass` for a harmless change, not `pass` for a
-    /// cache whose GETs always miss (hit ratio).
+    /// cache whose GETs always miss (hit ratio); refused after three runs in one attempt.
     @Test func theCanaryToolJudgesTheBranchHeadAgainstMain() throws {
         let folder = ScratchFolder()
         let ws = try Identity.caller.workspace(folder)
@@ -123,17 +123,20 @@ struct ToolSurfaceTests {
             ratchet tool canary 2> /tmp/before.txt; echo notes > notes.txt; ratchet tool commit -m 'Add notes'; \
             ratchet tool canary > /tmp/pass.txt; \
             sed -i 's/^                    return value$/                    return None/' kvcache/cache.py; \
-            ratchet tool commit -m 'Every GET misses'; ratchet tool canary; exit 0
+            ratchet tool commit -m 'Every GET misses'; ratchet tool canary; ratchet tool canary; ratchet tool canary; exit 0
             """
         let work = try ws.attack(agent)
         #expect(work.status == 0, "\(work.stderr)")
         let recorded = try steps(ws)
         let canaries = recorded.filter { ($0["action"] as? [String: Any])?["tool"] as? String == "canary" }
         let observations = canaries.compactMap { $0["observation"] as? [String: Any] }
-        #expect(observations.count == 3)
-        guard observations.count == 3 else { return }
+        #expect(observations.count == 5)
+        guard observations.count == 5 else { return }
+        // Three runs per attempt, then refused: each run holds the workspace's one canary lock.
+        #expect(observations[3]["ok"] as? Bool == true && observations[4]["ok"] as? Bool == false)
+        #expect((observations[4]["output"] as? String)?.contains("its limit") == true, "\(observations[4])")
         #expect(observations[0]["ok"] as? Bool == false && (observations[0]["output"] as? String)?.contains("call commit first") == true)
-        let verdicts = observations.dropFirst().map { ($0["data"] as? [String: Any])?["verdict"] as? String }
+        let verdicts = observations[1...2].map { ($0["data"] as? [String: Any])?["verdict"] as? String }
         // With the test's 3–6 rounds the judge may call the miss-everything cache marginal rather than fail; never pass.
         #expect(verdicts.first == "pass" && ["fail", "marginal"].contains(verdicts.last ?? nil), "\(observations.dropFirst().map { $0["output"] ?? "" })")
         #expect(observations[1]["ok"] as? Bool == true && (observations[1]["output"] as? String)?.hasSuffix(": pass") == true)

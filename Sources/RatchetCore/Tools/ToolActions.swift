@@ -84,7 +84,18 @@ extension AttemptTools {
     }
 
     /// Main's canary on the branch's head (the last step commit) against main.
+    /// Canary runs one attempt may ask for: each holds the workspace's one canary lock for
+    /// its whole run, so an agent calling it without end would starve every landing.
+    static let canaryCallsPerAttempt = 3
+
     private func canary() throws -> ToolObservation {
+        let done = try workspace.database.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM trajectoryStep WHERE trajectoryId = ? AND tool = 'canary' AND ok",
+                             arguments: [attempt.trajectoryId]) ?? 0
+        }
+        guard done < Self.canaryCallsPerAttempt else {
+            throw RatchetError("this attempt has run the canary \(done) times, its limit; the merge runs it again on the exact candidate")
+        }
         let repository = try workspace.openService(attempt.service)
         guard let head = try repository.resolveReference("refs/heads/\(attempt.branch)"), head.hex != attempt.base else {
             throw RatchetError("nothing is committed on \(attempt.branch) yet: call commit first, the canary judges the branch's head")
