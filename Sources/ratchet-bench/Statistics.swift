@@ -9,8 +9,12 @@ struct Figure: Codable {
     var median: Double
     var p90: Double
     var max: Double
+    /// The 1-minute load average when the figure started and ended (figures measured on a
+    /// shared machine: read them beside it and beside the CPU-time figure).
+    var loadAverage: [Double]?
 
-    init(name: String, size: String, pipeline: String, samples: [Double]) {
+    init(name: String, size: String, pipeline: String, samples: [Double], loadAverage: [Double]? = nil) {
+        self.loadAverage = loadAverage
         let sorted = samples.sorted()
         self.name = name
         self.size = size
@@ -40,6 +44,41 @@ func wallAndCPUMilliseconds(_ body: () throws -> Void) rethrows -> (wall: Double
     let before = cpu()
     let wall = try milliseconds(body)
     return (wall, cpu() - before)
+}
+
+/// The CPU milliseconds (user + system) of this process's children that have ended and been
+/// waited for, with their own waited-for descendants (`RUSAGE_CHILDREN`).
+func childrenCPUMilliseconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
+}
+
+/// The 1-minute load average (`/proc/loadavg`), or -1 when it cannot be read.
+func loadAverage() -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
+          let first = text.split(separator: " ").first, let value = Double(first) else { return -1 }
+    return value
+}
+
+/// Wall-clock and CPU samples of work done by child processes (the `ratchet` binary, git):
+/// two figures, `PIPELINE` and `PIPELINE cpu`, each with the load average around them.
+struct ChildTimes {
+    var wall: [Double] = []
+    var cpu: [Double] = []
+    let loadAtStart = loadAverage()
+
+    mutating func measure(_ body: () throws -> Void) rethrows {
+        let before = childrenCPUMilliseconds()
+        wall.append(try milliseconds(body))
+        cpu.append(childrenCPUMilliseconds() - before)
+    }
+
+    func figures(name: String, size: String, pipeline: String) -> [Figure] {
+        let load = [loadAtStart, loadAverage()]
+        return [Figure(name: name, size: size, pipeline: pipeline, samples: wall, loadAverage: load),
+                Figure(name: name, size: size, pipeline: pipeline + " cpu", samples: cpu, loadAverage: load)]
+    }
 }
 
 enum Format {
