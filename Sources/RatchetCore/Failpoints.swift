@@ -48,7 +48,7 @@ public enum Failpoints {
 
     /// Every failpoint, in the order a ticket meets them (docs/crash-safety.md).
     public static let all: [String] = [
-        "claim.committed", "branch.created", "worktree.ready", "agent.finished", "step.flushed", "step.committed", "step.recorded",
+        "claim.committed", "branch.created", "worktree.ready", "agent.finished", "trajectory.step.recorded", "step.flushed", "step.committed", "step.recorded",
         "attempt.proposed",
         "merge.leased", "candidate.flushed", "candidate.written", "checkout.switched", "acceptance.done", "canary.judged", "land.flushed", "land.ref-moved",
         "land.committed",

@@ -9,12 +9,7 @@ public enum Quickstart {
     /// printing what a person would look at.
     public static func run(in directory: String, print: (String) -> Void) throws {
         print("== 1. a workspace and a service from the kv-cache template")
-        var workspace = try Workspace.create(at: directory)
-        // A short watch window, so that the pump's watch of the loop's landing ends within the quickstart.
-        let configPath = workspace.root.appendingPathComponent(Workspace.configFileName).path
-        let configText = try String(contentsOfFile: configPath, encoding: .utf8)
-        try Data(configText.replacingOccurrences(of: "watch_window: 10m", with: "watch_window: 3s").utf8).write(to: URL(fileURLWithPath: configPath))
-        workspace = try Workspace.locate(explicit: workspace.root.path)
+        let workspace = try workspaceWithShortWatch(in: directory)
         let service = try workspace.addService(name: "kv-cache", template: "kv-cache")
         let servicePath = workspace.servicePath(service.name)
         print("workspace \(workspace.root.path)")
@@ -22,9 +17,31 @@ public enum Quickstart {
         let port = try freeLoopbackPort()
         defer { workspace.stopDeployment(service: service.name) }
         let looped = try loopScene(workspace, service: service.name, port: port, print: print)
+        let (ticket, branch) = try handTicketScene(workspace, service: service.name, in: servicePath, print: print)
+        try regressionScene(workspace, service: service.name, print: print)
+        try hostileScene(workspace, service: service.name, in: servicePath, print: print)
+        try revertScene(workspace, ticket: ticket, branch: branch, in: servicePath, print: print)
+        try reviewScenes(workspace, print: print)
+        print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(looped) && ratchet trajectory show \(looped) && ratchet events")
+        if workspace.stopDeployment(service: service.name) { print("(the deployed kv-cache was stopped: the quickstart leaves nothing running)") }
+    }
 
+    /// A new workspace whose watch window is short, so that the pump's watch of the loop's
+    /// landing ends within the quickstart.
+    static func workspaceWithShortWatch(in directory: String) throws -> Workspace {
+        let workspace = try Workspace.create(at: directory)
+        let configPath = workspace.root.appendingPathComponent(Workspace.configFileName).path
+        let configText = try String(contentsOfFile: configPath, encoding: .utf8)
+        try Data(configText.replacingOccurrences(of: "watch_window: 10m", with: "watch_window: 3s").utf8).write(to: URL(fileURLWithPath: configPath))
+        return try Workspace.locate(explicit: workspace.root.path)
+    }
+
+    /// Scenes 2–4: a ticket by hand, a command agent's attempt, and its verified landing.
+    /// Returns the ticket and its attempt's branch, for the revert scene.
+    static func handTicketScene(_ workspace: Workspace, service: String, in servicePath: String,
+                                print: (String) -> Void) throws -> (ticket: String, branch: String) {
         print("\n== 2. a ticket by hand")
-        var draft = TicketDraft(service: service.name, title: "Raise the cache capacity to 2048 entries")
+        var draft = TicketDraft(service: service, title: "Raise the cache capacity to 2048 entries")
         draft.objective = "Give the cache room for 2048 entries, far above the working set."
         draft.acceptance = [
             "command:python3 -m unittest discover -s tests -q",
@@ -66,9 +83,13 @@ public enum Quickstart {
         print("$ git notes --ref=ratchet show \(landing.landing.short) | head -5")
         print(git(["notes", "--ref=ratchet", "show", landing.landing.hex], in: servicePath).split(separator: "\n").prefix(5).joined(separator: "\n"))
         print("    …")
+        return (ticket.id, attempt.branch)
+    }
 
+    /// Scene 5: a real regression, which the canary rejects.
+    static func regressionScene(_ workspace: Workspace, service: String, print: (String) -> Void) throws {
         print("\n== 5. a real regression: an agent adds a sleep to the GET path; the canary rejects it")
-        var slowDraft = TicketDraft(service: service.name, title: "Pace GETs to protect the backend")
+        var slowDraft = TicketDraft(service: service, title: "Pace GETs to protect the backend")
         slowDraft.objective = "Add a short pause before each cache lookup."
         slowDraft.acceptance = ["command:python3 -m unittest discover -s tests -q", "canary"]
         slowDraft.source = "human:quickstart"
@@ -87,19 +108,24 @@ public enum Quickstart {
             print("error: \(stop.message)")
         }
         print("\(slow.id) is \(try workspace.ticket(slow.id).state); main is unchanged; see: ratchet canary show \(slow.id)")
+    }
 
-        try hostileScene(workspace, service: service.name, in: servicePath, print: print)
-
+    /// Scene 7: the landing of scene 4 undone through a commit on main.
+    static func revertScene(_ workspace: Workspace, ticket: String, branch: String, in servicePath: String,
+                            print: (String) -> Void) throws {
         print("\n== 7. revert through a commit on main")
-        print("$ ratchet revert \(ticket.id) --reason 'quickstart: show the undo'")
-        let revert = try workspace.revert(ticket: ticket.id, reason: "quickstart: show the undo", by: "quickstart")
+        print("$ ratchet revert \(ticket) --reason 'quickstart: show the undo'")
+        let revert = try workspace.revert(ticket: ticket, reason: "quickstart: show the undo", by: "quickstart")
         print("$ git log --first-parent --oneline main")
         print(git(["log", "--first-parent", "--format=%h %s", "main"], in: servicePath))
         print("$ git show --no-patch \(revert.short)")
         print(git(["show", "--no-patch", "--format=%w(0,4,4)%B", revert.hex], in: servicePath))
-        let view = try workspace.ticketView(ticket.id)
-        print("\(view.id) is \(view.state); landing \(view.landing?.prefix(7) ?? "-"), revert \(view.revert?.prefix(7) ?? "-"); branch \(attempt.branch) kept")
+        let view = try workspace.ticketView(ticket)
+        print("\(view.id) is \(view.state); landing \(view.landing?.prefix(7) ?? "-"), revert \(view.revert?.prefix(7) ?? "-"); branch \(branch) kept")
+    }
 
+    /// Scenes 8–10: recovery, the weekly summary and reflection.
+    static func reviewScenes(_ workspace: Workspace, print: (String) -> Void) throws {
         print("\n== 8. after a crash, recovery reconciles git and the store (here there is nothing to do)")
         print("$ ratchet doctor")
         let doctor = try workspace.doctor(repair: false)
@@ -115,8 +141,6 @@ public enum Quickstart {
         for finding in reflection.findings { print("\(finding.status) \(finding.kind) \(finding.subject): \(finding.count) (high \(finding.high))") }
         if reflection.findings.isEmpty { print("no patterns in the window") }
         reflection.drift.forEach { print($0.line) }
-        print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(looped) && ratchet trajectory show \(looped) && ratchet events")
-        if workspace.stopDeployment(service: service.name) { print("(the deployed kv-cache was stopped: the quickstart leaves nothing running)") }
     }
 
     /// An agent that tries to land without being judged: it points its worktree at `main`,

@@ -25,6 +25,19 @@ public struct DoctorReport: Codable, Sendable {
     public var isHealthy: Bool { findings.allSatisfy(\.repaired) }
 }
 
+/// What one `doctor` run has found so far, told to its progress line as it goes.
+struct DoctorLog {
+    let repair: Bool
+    let exclusive: Bool
+    let progress: @Sendable (String) -> Void
+    var findings: [DoctorFinding] = []
+
+    mutating func note(_ kind: String, service: String? = nil, ticket: String? = nil, _ detail: String, repaired: Bool) {
+        findings.append(DoctorFinding(kind: kind, service: service, ticket: ticket, detail: detail, repaired: repaired))
+        progress("\(repaired ? "repaired" : "found") \(kind): \(detail)")
+    }
+}
+
 /// Recovery after a crash: reconciles git and the store, ends attempts whose worker died,
 /// and removes what a kill left behind. Safe to run at any time: what a live process might
 /// still be using is left alone unless the workspace lock shows that no Ratchet process
@@ -40,76 +53,90 @@ extension Workspace {
         waitForPackers()
         // With no Ratchet process running no agent run is being checked: the reference journals start afresh.
         if repair && exclusive { ReferenceJournal.removeAll(in: self) }
-        var findings: [DoctorFinding] = []
-        func note(_ kind: String, service: String? = nil, ticket: String? = nil, _ detail: String, repaired: Bool) {
-            findings.append(DoctorFinding(kind: kind, service: service, ticket: ticket, detail: detail, repaired: repaired))
-            progress("\(repaired ? "repaired" : "found") \(kind): \(detail)")
+        return try withoutActuallyEscaping(progress) { progress in
+            try checkAll(DoctorLog(repair: repair, exclusive: exclusive, progress: progress))
         }
-        func record(_ finding: DoctorFinding, _ db: Database) throws {
-            try RatchetDatabase.appendEvent(db, kind: "recovery.\(finding.kind)", service: finding.service, ticket: finding.ticket,
-                                            data: ["detail": .string(finding.detail)])
-        }
+    }
+
+    /// Steps 1–6 in order, each recorded in `log` as it is found or repaired.
+    private func checkAll(_ start: DoctorLog) throws -> DoctorReport {
+        var log = start
 
         let integrity = try database.integrityCheck()
-        if integrity != "ok" { note("store-integrity", "PRAGMA integrity_check: \(integrity)", repaired: false) }
-
-        for slot in halfSwitchedCheckouts(repair: repair) {
-            note("checkout-pool", "\(slot) was left half switched by a killed process", repaired: repair)
+        if integrity != "ok" { log.note("store-integrity", "PRAGMA integrity_check: \(integrity)", repaired: false) }
+        for slot in halfSwitchedCheckouts(repair: log.repair) {
+            log.note("checkout-pool", "\(slot) was left half switched by a killed process", repaired: log.repair)
         }
+        for service in try services() { try checkRepository(of: service.name, &log) }
+        try endOrphanedAttempts(&log)
+        try rewriteMissingNotes(&log)
+        log.findings += try removeLeftovers(exclusive: log.exclusive, repair: log.repair, progress: log.progress)
+        if log.repair { try recordRepairs(log.findings) }
+        return DoctorReport(exclusive: log.exclusive, repair: log.repair, findings: log.findings)
+    }
 
-        for service in try services() {
-            let path = servicePath(service.name)
-            // 1. Lock and temporary files a kill left in the repository: only when no Ratchet process runs.
-            for file in staleGitFiles(in: path + "/.git") {
-                let relative = String(file.dropFirst(path.count + 1))
-                if repair && exclusive { try? FileManager.default.removeItem(atPath: file) }
-                note("stale-lock", service: service.name, "\(relative) left by a killed process", repaired: repair && exclusive)
-            }
-            let repository = try Repository.open(path)
-            try repository.pruneStaleWorktrees()
-            // 2. Landings and reverts that reached git but not the store, from the trailers.
-            findings += try reconcileHistory(service: service.name, repository: repository, repair: repair, progress: progress)
-            // 3. A checkout of main that a kill left behind the branch.
-            if let finding = try catchUpCheckout(service: service.name, repository: repository, repair: repair) {
-                note(finding.kind, service: service.name, finding.detail, repaired: finding.repaired)
-            }
+    /// Steps 1–3 for one service: stale lock files, history that reached git but not the
+    /// store, and a checkout of main that a kill left behind the branch.
+    private func checkRepository(of service: String, _ log: inout DoctorLog) throws {
+        let path = servicePath(service)
+        // Lock and temporary files a kill left in the repository: only when no Ratchet process runs.
+        let removable = log.repair && log.exclusive
+        for file in staleGitFiles(in: path + "/.git") {
+            if removable { try? FileManager.default.removeItem(atPath: file) }
+            log.note("stale-lock", service: service, "\(file.dropFirst(path.count + 1)) left by a killed process", repaired: removable)
         }
+        let repository = try Repository.open(path)
+        try repository.pruneStaleWorktrees()
+        log.findings += try reconcileHistory(service: service, repository: repository, repair: log.repair, progress: log.progress)
+        if let finding = try catchUpCheckout(service: service, repository: repository, repair: log.repair) {
+            log.note(finding.kind, service: service, finding.detail, repaired: finding.repaired)
+        }
+    }
 
-        // 4. Attempts whose worker died, and merge leases nobody holds.
+    /// Step 4: attempts whose worker died end as interrupted; merge leases nobody holds are cleared.
+    private func endOrphanedAttempts(_ log: inout DoctorLog) throws {
         let now = Date()
         let attempts = try database.read { db in
             try AttemptRecord.filter(["running", "proposed"].contains(AttemptRecord.Columns.state)).fetchAll(db)
         }
         for attempt in attempts {
             let expired = (attempt.leaseExpiresAt ?? .distantPast) <= now
-            guard attempt.leaseOwner != nil, exclusive || expired else { continue }
+            guard attempt.leaseOwner != nil, log.exclusive || expired else { continue }
             let label = "\(attempt.ticketId)/\(attempt.number)"
             if attempt.state == .running {
-                if repair {
-                    killAgent(of: attempt)
-                    try? removeWorktree(of: attempt)
-                    let maxAttempts = (try? serviceConfig(attempt.service).maxAttempts) ?? 3
-                    let next = try endAttempt(attempt, as: .interrupted, error: "interrupted: its worker stopped (recovered by ratchet doctor)",
-                                              maxAttempts: maxAttempts)
-                    try database.write { db in try RatchetDatabase.appendEvent(db, kind: "recovery.attempt-interrupted", service: attempt.service,
-                                                                                ticket: attempt.ticketId, attempt: attempt.number, data: ["ticket_state": .string(next.rawValue)]) }
-                }
-                note("attempt-interrupted", service: attempt.service, ticket: attempt.ticketId,
-                     "attempt \(label) was running for a worker that is gone", repaired: repair)
+                if log.repair { try interruptAttempt(attempt) }
+                log.note("attempt-interrupted", service: attempt.service, ticket: attempt.ticketId,
+                         "attempt \(label) was running for a worker that is gone", repaired: log.repair)
             } else {
-                if repair {
-                    try database.write { db in
-                        try db.execute(sql: "UPDATE attempt SET leaseOwner = NULL, leaseExpiresAt = NULL WHERE id = ?", arguments: [attempt.id])
-                        try RatchetDatabase.appendEvent(db, kind: "recovery.lease-cleared", service: attempt.service, ticket: attempt.ticketId,
-                                                        attempt: attempt.number, data: ["owner": .optional(attempt.leaseOwner)])
-                    }
-                }
-                note("lease-cleared", service: attempt.service, ticket: attempt.ticketId, "merge lease of \(label) held by a worker that is gone",
-                     repaired: repair)
+                if log.repair { try clearLease(of: attempt) }
+                log.note("lease-cleared", service: attempt.service, ticket: attempt.ticketId,
+                         "merge lease of \(label) held by a worker that is gone", repaired: log.repair)
             }
         }
+    }
 
-        // 5. Notes missing on landings and reverts: rewritten from the store.
+    private func interruptAttempt(_ attempt: AttemptRecord) throws {
+        killAgent(of: attempt)
+        try? removeWorktree(of: attempt)
+        let maxAttempts = (try? serviceConfig(attempt.service).maxAttempts) ?? 3
+        let next = try endAttempt(attempt, as: .interrupted, error: "interrupted: its worker stopped (recovered by ratchet doctor)",
+                                  maxAttempts: maxAttempts)
+        try database.write { db in
+            try RatchetDatabase.appendEvent(db, kind: "recovery.attempt-interrupted", service: attempt.service, ticket: attempt.ticketId,
+                                            attempt: attempt.number, data: ["ticket_state": .string(next.rawValue)])
+        }
+    }
+
+    private func clearLease(of attempt: AttemptRecord) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE attempt SET leaseOwner = NULL, leaseExpiresAt = NULL WHERE id = ?", arguments: [attempt.id])
+            try RatchetDatabase.appendEvent(db, kind: "recovery.lease-cleared", service: attempt.service, ticket: attempt.ticketId,
+                                            attempt: attempt.number, data: ["owner": .optional(attempt.leaseOwner)])
+        }
+    }
+
+    /// Step 5: notes missing on landings and reverts are rewritten from the store.
+    private func rewriteMissingNotes(_ log: inout DoctorLog) throws {
         let finished = try database.read { db in
             try AttemptRecord.filter(["landed", "reverted"].contains(AttemptRecord.Columns.state)).fetchAll(db)
         }
@@ -117,36 +144,39 @@ extension Workspace {
             let repository = try openService(attempt.service)
             for (sha, kind) in [(attempt.landing, "landing"), (attempt.revert, "revert")] {
                 guard let sha, let id = ObjectID(hex: sha), (try? repository.commit(id)) != nil, try repository.note(on: id) == nil else { continue }
-                if repair {
-                    let outcome = try trajectoryDocument(attempt.trajectoryId).outcome
-                    var extra: [String: JSONValue] = ["recovered": true, "acceptance": outcome?["acceptance"] ?? nil]
-                    if kind == "revert" {
-                        extra["reverts"] = .optional(attempt.landing)
-                        extra["reason"] = .optional(Repository.trailers(of: try repository.commit(id).message).first { $0.key == "Reason" }?.value)
-                    }
-                    try writeNote(on: id, repository: repository, ticket: attempt.ticketId, kind: kind, extra: extra)
-                    try database.write { db in try RatchetDatabase.appendEvent(db, kind: "recovery.note-rewritten", service: attempt.service,
-                                                                                ticket: attempt.ticketId, data: ["commit": .string(sha)]) }
-                }
-                note("note-rewritten", service: attempt.service, ticket: attempt.ticketId, "\(kind) \(id.short) had no note", repaired: repair)
+                if log.repair { try rewriteNote(on: id, kind: kind, of: attempt, repository: repository) }
+                log.note("note-rewritten", service: attempt.service, ticket: attempt.ticketId, "\(kind) \(id.short) had no note", repaired: log.repair)
             }
         }
+    }
 
-        // 6. Leftovers: worktrees, refs/ratchet/*, agent processes, scratch files.
-        findings += try removeLeftovers(exclusive: exclusive, repair: repair, progress: progress)
-        if !findings.isEmpty, repair {
-            let summary = findings.filter(\.repaired).count
-            try database.write { db in
-                // Repairs of files and processes (not state) are recorded here; state repairs
-                // were recorded in the transaction that made them.
-                for finding in findings where finding.repaired && ["stale-lock", "process-killed", "leftover-removed"].contains(finding.kind) {
-                    try record(finding, db)
-                }
-                try RatchetDatabase.appendEvent(db, kind: "recovery.completed", data: ["repaired": .number(Double(summary)),
-                                                                                      "unrepaired": .number(Double(findings.count - summary))])
-            }
+    private func rewriteNote(on id: ObjectID, kind: String, of attempt: AttemptRecord, repository: Repository) throws {
+        let outcome = try trajectoryDocument(attempt.trajectoryId).outcome
+        var extra: [String: JSONValue] = ["recovered": true, "acceptance": outcome?["acceptance"] ?? nil]
+        if kind == "revert" {
+            extra["reverts"] = .optional(attempt.landing)
+            extra["reason"] = .optional(Repository.trailers(of: try repository.commit(id).message).first { $0.key == "Reason" }?.value)
         }
-        return DoctorReport(exclusive: exclusive, repair: repair, findings: findings)
+        try writeNote(on: id, repository: repository, ticket: attempt.ticketId, kind: kind, extra: extra)
+        try database.write { db in
+            try RatchetDatabase.appendEvent(db, kind: "recovery.note-rewritten", service: attempt.service, ticket: attempt.ticketId,
+                                            data: ["commit": .string(id.hex)])
+        }
+    }
+
+    /// Repairs of files and processes (not state) are recorded here, with a closing
+    /// `recovery.completed`; state repairs were recorded in the transaction that made them.
+    private func recordRepairs(_ findings: [DoctorFinding]) throws {
+        guard !findings.isEmpty else { return }
+        let repaired = findings.filter(\.repaired).count
+        try database.write { db in
+            for finding in findings where finding.repaired && ["stale-lock", "process-killed", "leftover-removed"].contains(finding.kind) {
+                try RatchetDatabase.appendEvent(db, kind: "recovery.\(finding.kind)", service: finding.service, ticket: finding.ticket,
+                                                data: ["detail": .string(finding.detail)])
+            }
+            try RatchetDatabase.appendEvent(db, kind: "recovery.completed", data: ["repaired": .number(Double(repaired)),
+                                                                                  "unrepaired": .number(Double(findings.count - repaired))])
+        }
     }
 
     /// Lock files and temporary object files under a `.git` folder.

@@ -36,6 +36,7 @@ public struct CheckFinding: Codable, Sendable, Equatable {
 extension Workspace {
     /// Registers a new service: from `template` (`templates/T` plus `canaries/T` as
     /// `canary/`), committed as the first commit on `main`, or adopted from the repo at `from`.
+    /// Nothing is left behind when it fails: the folder goes with the error.
     @discardableResult
     public func addService(name rawName: String, template: String? = nil, from source: String? = nil) throws -> ServiceRecord {
         let name = try Names.serviceName(rawName)
@@ -47,66 +48,75 @@ extension Workspace {
         if FileManager.default.fileExists(atPath: path) {
             throw RatchetError("\(path) already exists; remove it or choose another name")
         }
-        var templateFolder: URL?
-        var canaryFolder: URL?
-        if let template {
-            guard let root = Resources.root() else {
-                throw RatchetError("cannot find Ratchet's templates/ folder; set RATCHET_HOME to the folder that holds templates/ and canaries/")
-            }
-            let folder = root.appendingPathComponent("templates/\(template)")
-            guard !template.contains("/"), !template.hasPrefix("."), FileManager.default.fileExists(atPath: folder.appendingPathComponent("service.yaml").path) else {
-                let known = Resources.templates()
-                throw RatchetError("unknown template '\(Names.printable(template))' (available: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
-            }
-            templateFolder = folder
-            let canary = root.appendingPathComponent("canaries/\(template)")
-            canaryFolder = FileManager.default.fileExists(atPath: canary.path) ? canary : nil
-        }
-        let fm = FileManager.default
+        let folders = try template.map(Self.templateFolders)
         do {
-            if let templateFolder {
-                try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
-                try copyContents(of: templateFolder.path, to: path)
-                if let canaryFolder { try copyContents(of: canaryFolder.path, to: path + "/canary") }
-                try renameService(in: path + "/service.yaml", to: name)
-                _ = try ServiceConfig.parse(String(contentsOfFile: path + "/service.yaml", encoding: .utf8), file: "service.yaml")
-                let repository = try Repository.create(at: path, initialBranch: "main")
-                try repository.prepareObjectFolders()
-                let message = "Add service \(name) from template \(template!)\n"
-                guard try repository.commitWorkingTree(author: config.identity, committer: config.identity, message: message) != nil else {
-                    throw RatchetError("template '\(template!)' is empty")
-                }
+            if let template, let folders {
+                try createService(name, at: path, template: template, folders: folders)
             } else if let source {
-                let sourcePath = URL(fileURLWithPath: source).standardizedFileURL.path
-                let origin: Repository
-                do { origin = try Repository.open(sourcePath) } catch { throw RatchetError("\(sourcePath) is not a git repository") }
-                guard let main = try origin.resolveReference("refs/heads/main") else {
-                    throw RatchetError("\(sourcePath) has no main branch; Ratchet lands on main")
-                }
-                guard let text = try origin.fileContents("service.yaml", in: main) else {
-                    throw RatchetError("\(sourcePath) has no service.yaml on main (see templates/kv-cache/service.yaml)")
-                }
-                let config = try ServiceConfig.parse(String(decoding: text, as: UTF8.self), file: "service.yaml")
-                guard config.name == name else {
-                    throw RatchetError("service.yaml on main of \(sourcePath) names the service '\(config.name)', not '\(name)'")
-                }
-                try Repository.clone(from: sourcePath, to: path, branch: "main").prepareObjectFolders()
+                try adoptService(name, at: path, from: source)
             }
+            return try recordService(name, at: path, template: template, source: source)
         } catch {
-            try? fm.removeItem(atPath: path)
+            try? FileManager.default.removeItem(atPath: path)
             throw error
         }
+    }
+
+    /// A template's folder and, when it has one, its canary's.
+    private static func templateFolders(_ template: String) throws -> (template: URL, canary: URL?) {
+        guard let root = Resources.root() else {
+            throw RatchetError("cannot find Ratchet's templates/ folder; set RATCHET_HOME to the folder that holds templates/ and canaries/")
+        }
+        let folder = root.appendingPathComponent("templates/\(template)")
+        guard !template.contains("/"), !template.hasPrefix("."), FileManager.default.fileExists(atPath: folder.appendingPathComponent("service.yaml").path) else {
+            let known = Resources.templates()
+            throw RatchetError("unknown template '\(Names.printable(template))' (available: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+        }
+        let canary = root.appendingPathComponent("canaries/\(template)")
+        return (folder, FileManager.default.fileExists(atPath: canary.path) ? canary : nil)
+    }
+
+    /// A new repository at `path` whose first commit on main is the template.
+    private func createService(_ name: String, at path: String, template: String, folders: (template: URL, canary: URL?)) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try copyContents(of: folders.template.path, to: path)
+        if let canary = folders.canary { try copyContents(of: canary.path, to: path + "/canary") }
+        try renameService(in: path + "/service.yaml", to: name)
+        _ = try ServiceConfig.parse(String(contentsOfFile: path + "/service.yaml", encoding: .utf8), file: "service.yaml")
+        let repository = try Repository.create(at: path, initialBranch: "main")
+        try repository.prepareObjectFolders()
+        let message = "Add service \(name) from template \(template)\n"
+        guard try repository.commitWorkingTree(author: config.identity, committer: config.identity, message: message) != nil else {
+            throw RatchetError("template '\(template)' is empty")
+        }
+    }
+
+    /// A clone of the repository at `source`, whose main must hold a `service.yaml` naming `name`.
+    private func adoptService(_ name: String, at path: String, from source: String) throws {
+        let sourcePath = URL(fileURLWithPath: source).standardizedFileURL.path
+        let origin: Repository
+        do { origin = try Repository.open(sourcePath) } catch { throw RatchetError("\(sourcePath) is not a git repository") }
+        guard let main = try origin.resolveReference("refs/heads/main") else {
+            throw RatchetError("\(sourcePath) has no main branch; Ratchet lands on main")
+        }
+        guard let text = try origin.fileContents("service.yaml", in: main) else {
+            throw RatchetError("\(sourcePath) has no service.yaml on main (see templates/kv-cache/service.yaml)")
+        }
+        let config = try ServiceConfig.parse(String(decoding: text, as: UTF8.self), file: "service.yaml")
+        guard config.name == name else {
+            throw RatchetError("service.yaml on main of \(sourcePath) names the service '\(config.name)', not '\(name)'")
+        }
+        try Repository.clone(from: sourcePath, to: path, branch: "main").prepareObjectFolders()
+    }
+
+    /// The service's row and its `service.added` event, in one transaction.
+    private func recordService(_ name: String, at path: String, template: String?, source: String?) throws -> ServiceRecord {
         let record = ServiceRecord(name: name, path: "services/\(name)", template: template, createdAt: Date())
-        do {
-            try database.write { db in
-                try record.insert(db)
-                let head = try Repository.open(path).headCommit()
-                try RatchetDatabase.appendEvent(db, kind: "service.added", service: name, data: [
-                    "template": .optional(template), "from": .optional(source), "main": .optional(head?.hex)])
-            }
-        } catch {
-            try? fm.removeItem(atPath: path)
-            throw error
+        try database.write { db in
+            try record.insert(db)
+            let head = try Repository.open(path).headCommit()
+            try RatchetDatabase.appendEvent(db, kind: "service.added", service: name, data: [
+                "template": .optional(template), "from": .optional(source), "main": .optional(head?.hex)])
         }
         return record
     }

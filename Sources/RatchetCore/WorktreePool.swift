@@ -54,7 +54,7 @@ extension Workspace {
             return discardWorktree(at: path, service: service)
         }
         let name = link.name
-        if let worktree = try? Repository.open(path), (try? worktree.isPristine()) == true, (try? worktree.detachHead()) != nil {
+        if let worktree = try? Repository.open(path), isPristine(worktree, at: path, link: link), (try? worktree.detachHead()) != nil {
             try FileManager.default.createDirectory(atPath: poolFolder, withIntermediateDirectories: true)
             for slot in 0..<Self.worktreePoolSize {
                 let pooled = poolFolder + "/\(service).\(slot)"
@@ -64,6 +64,14 @@ extension Workspace {
         }
         try repository.removeWorktree(name)
         try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// Whether an agent's worktree holds exactly its HEAD's tree, read by Ratchet itself
+    /// (`folderMatches`): libgit2's status would open the agent's `.gitignore` and
+    /// `.gitattributes`, and a FIFO there would block this process forever.
+    private func isPristine(_ worktree: Repository, at path: String, link: WorktreeLink) -> Bool {
+        guard let head = try? worktree.headCommit(), let tree = try? worktree.commit(head).tree else { return false }
+        return worktree.folderMatches(path, tree: tree, cache: IndexStatCache(path: link.adminFolder + "/index"))
     }
 
     /// Deletes the folder at `path` without following links and prunes admin folders whose

@@ -44,14 +44,37 @@ extension Repository {
     /// inode, size and both times are unchanged; `isIgnored(path, isFolder)` is asked about
     /// untracked paths only. A `.git` anywhere but the root, a special file, or any bound of
     /// `limits` throws with the path. Submodule entries are left as they are.
+    ///
+    /// A folder's `.gitignore` is read by Ratchet itself (no link, regular file only, never a
+    /// blocking open, at most `ignoreFileBytes`) and handed to `ignoreRules(folder, bytes)`
+    /// before `isIgnored` is asked about anything in that folder, so that the caller can
+    /// answer from a copy: nothing the agent left in the folder is opened by libgit2.
     public func readFolder(_ folder: String, against tree: ObjectID, cache: IndexStatCache?, limits: FolderLimits,
+                           ignoreRules: (String, Data) throws -> Void = { _, _ in },
                            isIgnored: (String, Bool) -> Bool) throws -> [FolderChange] {
         try withoutActuallyEscaping(isIgnored) { isIgnored in
-            var reader = FolderReader(repository: self, root: folder, cache: cache, limits: limits, isIgnored: isIgnored)
-            try reader.walk("", tree: tree)
-            return reader.changes
+            try withoutActuallyEscaping(ignoreRules) { ignoreRules in
+                var reader = FolderReader(repository: self, root: folder, cache: cache, limits: limits, isIgnored: isIgnored,
+                                          ignoreRules: ignoreRules)
+                try reader.walk("", tree: tree)
+                return reader.changes
+            }
         }
     }
+
+    /// Whether `folder` holds exactly `tree`: no changed, untracked or ignored path, read as
+    /// `readFolder` reads (nothing opened blocking, no link followed, nothing written to the
+    /// repository). False at the first difference, and for anything `readFolder` refuses.
+    public func folderMatches(_ folder: String, tree: ObjectID, cache: IndexStatCache?) -> Bool {
+        var reader = FolderReader(repository: self, root: folder, cache: cache,
+                                  limits: FolderLimits(fileBytes: Int.max, changeBytes: Int.max, changeCount: 0),
+                                  isIgnored: { _, _ in false }, ignoreRules: { _, _ in })
+        reader.writesBlobs = false
+        return (try? reader.walk("", tree: tree)) != nil && reader.changes.isEmpty
+    }
+
+    /// The most bytes of a `.gitignore` Ratchet reads.
+    public static let ignoreFileBytes = 1 << 20
 }
 
 /// The walk behind `readFolder`: one folder level at a time against the matching subtree.
@@ -61,20 +84,27 @@ private struct FolderReader {
     let cache: IndexStatCache?
     let limits: FolderLimits
     let isIgnored: (String, Bool) -> Bool
+    let ignoreRules: (String, Data) throws -> Void
+    /// Whether new content is written to the repository as blobs (else only hashed).
+    var writesBlobs = true
     var changes: [FolderChange] = []
     var changedBytes = 0
 
-    init(repository: Repository, root: String, cache: IndexStatCache?, limits: FolderLimits, isIgnored: @escaping (String, Bool) -> Bool) {
+    init(repository: Repository, root: String, cache: IndexStatCache?, limits: FolderLimits, isIgnored: @escaping (String, Bool) -> Bool,
+         ignoreRules: @escaping (String, Data) throws -> Void) {
         self.repository = repository
         self.root = root
         self.cache = cache
         self.limits = limits
         self.isIgnored = isIgnored
+        self.ignoreRules = ignoreRules
     }
 
     mutating func walk(_ prefix: String, tree: ObjectID?) throws {
         var tracked = try repository.treeEntries(tree)
-        for name in try folderNames(root + "/" + prefix) where !(prefix.isEmpty && name == ".git") {
+        let names = try folderNames(root + "/" + prefix)
+        if prefix.isEmpty { try readIgnoreFile(prefix) }
+        for name in names where !(prefix.isEmpty && name == ".git") {
             let path = prefix + name
             let entry = tracked.removeValue(forKey: name)
             if name.lowercased() == ".git" {
@@ -86,6 +116,8 @@ private struct FolderReader {
             case S_IFDIR:
                 if entry?.isSubmodule == true { continue }
                 if let entry, !entry.isTree { try record(FolderChange(path: path, kind: .deleted, id: nil, mode: 0, size: 0)) }
+                // Its rules are handed over before anything about it is asked (libgit2 keeps what it found missing).
+                try readIgnoreFile(path + "/")
                 if entry?.isTree != true && isIgnored(path + "/", true) { continue }
                 try walk(path + "/", tree: entry?.isTree == true ? entry!.id : nil)
             case S_IFREG, S_IFLNK:
@@ -98,6 +130,21 @@ private struct FolderReader {
         for (name, entry) in tracked.sorted(by: { $0.key < $1.key }) where !entry.isSubmodule {
             try record(FolderChange(path: prefix + name, kind: .deleted, id: nil, mode: 0, size: 0))
         }
+    }
+
+    /// Hands the folder's `.gitignore` to `ignoreRules`, read as untrusted: a link, a FIFO or
+    /// anything but a regular file is refused with its path.
+    private func readIgnoreFile(_ prefix: String) throws {
+        let path = root + "/" + prefix + ".gitignore"
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT { return }
+            throw GitError(message: "cannot read \(prefix).gitignore: \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw GitError(message: "\(prefix).gitignore is not a regular file; ignore rules are read from regular files only")
+        }
+        try ignoreRules(prefix, try workingFileContent(path, isLink: false, limit: Repository.ignoreFileBytes))
     }
 
     private mutating func readFile(_ path: String, info: stat, tracked: TreeEntryInfo?) throws {
@@ -119,9 +166,15 @@ private struct FolderReader {
         let content = try workingFileContent(root + "/" + path, isLink: isLink, limit: limits.fileBytes)
         if let tracked, tracked.mode == mode, tracked.id == (try blobID(of: content)) { return }
         try refuseGitControlFile(path, content: content)
-        var id = git_oid()
-        try GitError.check(content.withUnsafeBytes { git_blob_create_from_buffer(&id, repository.pointer, $0.baseAddress, $0.count) }, "blob \(path)")
-        try record(FolderChange(path: path, kind: tracked == nil ? .added : .modified, id: ObjectID(id), mode: mode, size: size))
+        let id: ObjectID
+        if writesBlobs {
+            var oid = git_oid()
+            try GitError.check(content.withUnsafeBytes { git_blob_create_from_buffer(&oid, repository.pointer, $0.baseAddress, $0.count) }, "blob \(path)")
+            id = ObjectID(oid)
+        } else {
+            id = try blobID(of: content)
+        }
+        try record(FolderChange(path: path, kind: tracked == nil ? .added : .modified, id: id, mode: mode, size: size))
     }
 
     /// Files that would make a person's git run something or fetch something: a
@@ -176,9 +229,14 @@ func workingFileContent(_ path: String, isLink: Bool, limit: Int? = nil) throws 
         guard count >= 0 else { throw GitError(message: "cannot read link \(path): \(String(cString: strerror(errno)))") }
         return Data(buffer[0..<count].map { UInt8(bitPattern: $0) })
     }
-    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    // Non-blocking and checked after the open: a live agent may swap a FIFO in after the lstat.
+    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
     guard fd >= 0 else { throw GitError(message: "cannot read \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+        throw GitError(message: "\(path) is not a regular file, folder or symbolic link; only those are committed")
+    }
     var data = Data()
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {

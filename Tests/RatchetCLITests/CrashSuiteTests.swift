@@ -5,7 +5,7 @@ import Testing
 /// The failpoints a ticket meets, by the command that meets them (docs/crash-safety.md).
 private let workPoints = ["claim.committed", "branch.created", "worktree.ready", "agent.finished", "trajectory.step.recorded", "step.flushed", "step.committed", "step.recorded",
                           "attempt.proposed"]
-private let mergePoints = ["merge.leased", "candidate.flushed", "candidate.written", "checkout.switched", "acceptance.done", "land.flushed", "land.ref-moved",
+private let mergePoints = ["merge.leased", "candidate.flushed", "candidate.written", "checkout.switched", "acceptance.done", "canary.judged", "land.flushed", "land.ref-moved",
                            "land.committed", "note.written", "checkout.files-written", "merge.cleaned"]
 private let revertPoints = ["revert.ref-moved", "revert.committed", "revert.noted", "checkout.files-written"]
 private let packPoints = ["pack.loose-written", "pack.combined"]

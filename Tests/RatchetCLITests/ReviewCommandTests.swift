@@ -131,6 +131,59 @@ struct ReviewCommandTests {
         #expect(try run(["git", "fsck", "--strict"], in: root + "/services/svc").status == 0)
     }
 
+    /// A kv-cache service adopted from a repo whose first commit is ten days old and whose
+    /// second (two days old) doubles the cache: a week of history for drift to judge.
+    private func adoptedWeekOldWorkspace(_ folder: ScratchFolder) throws -> String {
+        let source = folder("src")
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        try git(["init", "-q", "-b", "main"], in: source)
+        #expect(try run(["cp", "-R", repositoryRoot + "/templates/kv-cache/.", source], in: source).status == 0)
+        #expect(try run(["cp", "-R", repositoryRoot + "/canaries/kv-cache", source + "/canary"], in: source).status == 0)
+        try judgeCanaryWithoutTiming(service: source)
+        try String(contentsOfFile: source + "/service.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "name: kv-cache", with: "name: svc").write(toFile: source + "/service.yaml", atomically: true, encoding: .utf8)
+        func commit(_ message: String, daysAgo: Double) throws {
+            let date = "@\(Int(Date().timeIntervalSince1970 - daysAgo * 86400)) +0000"
+            try git(["add", "-A"], in: source)
+            let output = try run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid", "commit", "-qm", message, "--date", date],
+                                 in: source, environment: ["GIT_COMMITTER_DATE": date])
+            #expect(output.status == 0, "\(output.stderr)")
+        }
+        try commit("The service as it was", daysAgo: 10)
+        #expect(try run(["sed", "-i", "s/1024/2048/", "config/cache.json"], in: source).status == 0)
+        try commit("Double the cache", daysAgo: 2)
+        let root = folder("ws")
+        #expect(try ratchet(["init", root], in: folder.path).status == 0)
+        let added = try ratchet(["service", "add", "svc", "--from", source], in: root)
+        #expect(added.status == 0, "\(added.stderr)")
+        return root
+    }
+
+    @Test func driftKilledAfterItsJudgementIsJudgedAgainOnce() throws {
+        let folder = ScratchFolder()
+        let root = try adoptedWeekOldWorkspace(folder)
+        let reports = { () throws -> String in
+            try run(["sqlite3", root + "/ratchet.sqlite", "SELECT COUNT(*) FROM canaryReport"], in: root).stdout
+        }
+        let drift = { (output: Output) throws -> [String: Any] in
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any], "\(output.stderr)")
+            return try #require((document["drift"] as? [[String: Any]])?.first)
+        }
+        // Killed after the report is stored, before the week is marked judged.
+        let killed = try ratchet(["reflect"], in: root, environment: ["RATCHET_FAILPOINTS": "drift.judged=crash"])
+        #expect(killed.status == SIGKILL, "\(killed.stderr)")
+        #expect(try reports() == "1\n")
+        // The next run judges the week again; the one after that does not.
+        let again = try drift(try ratchet(["reflect", "--json"], in: root))
+        #expect(again["status"] as? String == "judged" && again["verdict"] as? String == "pass", "\(again)")
+        #expect(try reports() == "2\n")
+        let third = try drift(try ratchet(["reflect", "--json"], in: root))
+        #expect(third["status"] as? String == "skipped" && (third["reason"] as? String)?.hasPrefix("judged ") == true, "\(third)")
+        #expect(try reports() == "2\n")
+        #expect(try ratchet(["doctor"], in: root).status == 0)
+        #expect(try run(["git", "fsck", "--strict"], in: root + "/services/svc").status == 0)
+    }
+
     @Test func notificationsAreDeliveredAtLeastOnceAcrossACrash() throws {
         let folder = ScratchFolder()
         let receiver = try LoopbackReceiver(folder, failures: 0)
@@ -152,5 +205,36 @@ struct ReviewCommandTests {
         // ...and then never again.
         #expect(try ratchet(["reflect", "--drift", "never"], in: root).status == 0)
         #expect(receiver.received().count == bodies.count)
+    }
+
+    /// A real https webhook: Foundation's URLSession (the system's libcurl and OpenSSL) posts to
+    /// a TLS receiver on loopback. libcurl reads only its compiled-in CA bundle, so the trusted
+    /// run sees the receiver's self-signed certificate as that bundle, through a private mount
+    /// namespace (bubblewrap): nothing of the machine's trust store changes. Untrusted, the post
+    /// fails and the failure is recorded.
+    @Test func notificationsArePostedOverHTTPS() throws {
+        let folder = ScratchFolder()
+        let receiver = try LoopbackReceiver(folder, failures: 0, tls: true)
+        defer { receiver.stop() }
+        let certificate = try #require(receiver.certificate)
+        let root = try landedWorkspace(folder)
+        let config = root + "/ratchet.yaml"
+        let text = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "notify: []", with: "notify: [\"https://127.0.0.1:\(receiver.port)/hook\"]")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: config))
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Never works"], in: root).stdout == "T-2\n")
+        let bundle = "/etc/ssl/certs/ca-certificates.crt"
+        #expect(FileManager.default.fileExists(atPath: bundle), "the system CA bundle libcurl reads (Debian ca-certificates)")
+        for _ in 0..<3 {
+            let trusting = ["bwrap", "--dev-bind", "/", "/", "--ro-bind", certificate, bundle, ratchetBinary]
+            #expect(try run(trusting + ["work", "T-2", "--agent", "command:exit 1"], in: root).stderr.contains("T-2/"))
+        }
+        let bodies = receiver.received()
+        #expect(bodies.filter { $0.contains("T-2 (svc) is escalated") }.count == 1, "\(bodies)")
+        // An untrusted certificate: the post fails (no bytes reach the receiver) and the failure is an event.
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Never works either"], in: root).stdout == "T-3\n")
+        for _ in 0..<3 { _ = try ratchet(["work", "T-3", "--agent", "command:exit 1"], in: root) }
+        #expect(receiver.received().count == bodies.count)
+        let events = try ratchet(["events", "--json"], in: root).stdout
+        #expect(events.contains("notify.failed") && events.contains("T-3"), "\(events.suffix(600))")
     }
 }

@@ -17,6 +17,32 @@ struct AgentTests {
         try expectConsistent(workspace)
     }
 
+    /// Ignore rules are the worktree's .gitignore files (the root's and a nested one), read by
+    /// Ratchet itself and answered from its private copy: the step commit holds exactly what
+    /// `git status` calls untracked and not ignored. (libgit2 1.5, unlike git, does not let a
+    /// nested `!pattern` re-include what a parent's rule ignores; Ratchet follows libgit2.)
+    @Test func stepCommitsFollowTheWorktreesIgnoreRules() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let id = try file(workspace, "Build with logs")
+        let agent = "command:printf '*.log\\nbuild/\\n' > .gitignore && mkdir -p build sub && echo x > build/out.bin && echo l > a.log"
+            + " && printf '*.tmp\\n' > sub/.gitignore && echo t > sub/drop.tmp && echo t > top.tmp && echo d > sub/drop.log && echo n > sub/note.txt"
+        let attempt = try workspace.work(ticket: id, agent: agent)
+        let service = workspace.servicePath("svc")
+        let files = try git(["diff", "--name-only", "main", try #require(attempt.head)], in: service).split(separator: "\n").map(String.init)
+        #expect(files == [".gitignore", "sub/.gitignore", "sub/note.txt", "top.tmp"], "\(files)")
+        let worktree = folder("git-view")
+        try git(["worktree", "add", "-q", worktree, try #require(attempt.head)], in: service)
+        for file in ["build/out.bin", "a.log", "sub/drop.tmp", "top.tmp", "sub/drop.log"] {
+            try FileManager.default.createDirectory(atPath: (worktree + "/" + file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data("x".utf8).write(to: URL(fileURLWithPath: worktree + "/" + file))
+        }
+        let status = try git(["status", "--porcelain", "--untracked-files=all"], in: worktree)
+        #expect(status == " M top.tmp", "git ignores what Ratchet ignored: \(status)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: workspace.scratchPath).allSatisfy { !$0.hasPrefix("ignores-") },
+                "the private copy of the ignore rules is removed")
+    }
+
     @Test func nonZeroExitFailsTheAttempt() throws {
         try expectFailure("command:echo partial > p.txt; exit 3", containing: "agent exited with status 3")
     }

@@ -2,13 +2,24 @@ import Foundation
 
 /// A webhook receiver on loopback (Python's http.server): answers 500 to the first `failures`
 /// posts, then 200, and appends every body as one line to a file. Stopped by `stop()`.
+/// With `tls`, it serves https with a fresh self-signed certificate for 127.0.0.1, whose
+/// PEM file is `certificate` (for the client to trust).
 public final class LoopbackReceiver {
     let process = Process()
     public let port: Int
     let bodies: String
+    /// The certificate to trust, when serving https.
+    public let certificate: String?
 
-    public init(_ folder: ScratchFolder, failures: Int) throws {
+    public init(_ folder: ScratchFolder, failures: Int, tls: Bool = false) throws {
         bodies = folder("bodies.txt")
+        certificate = tls ? folder("receiver-cert.pem") : nil
+        if let certificate {
+            let made = try run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                                "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", folder("receiver-key.pem"), "-out", certificate],
+                               in: folder.path)
+            guard made.status == 0 else { throw TestFailure("openssl req failed: \(made.stderr)") }
+        }
         let script = """
             import http.server, sys
             failures, out, seen = int(sys.argv[1]), sys.argv[2], [0]
@@ -22,11 +33,16 @@ public final class LoopbackReceiver {
                     self.end_headers()
                 def log_message(self, *args): pass
             server = http.server.HTTPServer(('127.0.0.1', 0), Hook)
+            if len(sys.argv) > 3:
+                import ssl
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(sys.argv[3], sys.argv[4])
+                server.socket = context.wrap_socket(server.socket, server_side=True)
             print(server.server_port, flush=True)
             server.serve_forever()
             """
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script, "\(failures)", bodies]
+        process.arguments = ["-c", script, "\(failures)", bodies] + (certificate.map { [$0, folder("receiver-key.pem")] } ?? [])
         let output = Pipe()
         process.standardOutput = output
         try process.run()

@@ -117,7 +117,9 @@ struct BeneathFolder {
         _ = try Self.check(relative)
         let root = try rootDescriptor()
         defer { close(root) }
-        let fd = ratchet_open_beneath(root, relative, flags, 0)
+        // Never blocking: a FIFO planted in the worktree opens at once (and is then refused as
+        // not a regular file) instead of waiting forever for a writer.
+        let fd = ratchet_open_beneath(root, relative, flags | O_NONBLOCK, 0)
         guard fd >= 0 else { throw Self.failure(errno, relative) }
         return fd
     }

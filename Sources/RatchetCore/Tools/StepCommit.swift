@@ -21,12 +21,19 @@ extension Workspace {
         let batch = try serviceBatch(attempt.service)
         let store = batch.repository
         guard let branchHead = try store.resolveReference(branchRef) else { throw RatchetError("tampered: \(branchRef) was deleted") }
-        // Ignore rules come from the worktree; everything else from the repository's own path.
-        try store.useWorkingDirectory(worktree)
+        // Ignore rules come from the worktree's .gitignore files, copied by Ratchet's own reading
+        // into a private folder that libgit2 answers from; everything else from the repository's
+        // own path. libgit2 never opens a file the agent left (a FIFO would block it forever).
+        let ignores = try makeScratchFolder("ignores")
+        defer { try? FileManager.default.removeItem(atPath: ignores) }
+        try store.useWorkingDirectory(ignores)
         let cache = link.flatMap { IndexStatCache(path: $0.adminFolder + "/index") }
         let changes: [FolderChange]
         do {
-            changes = try store.readFolder(worktree, against: try store.commit(branchHead).tree, cache: cache, limits: limits) { path, _ in
+            changes = try store.readFolder(worktree, against: try store.commit(branchHead).tree, cache: cache, limits: limits, ignoreRules: { folder, rules in
+                try FileManager.default.createDirectory(atPath: ignores + "/" + folder, withIntermediateDirectories: true)
+                try rules.write(to: URL(fileURLWithPath: ignores + "/" + folder + ".gitignore"))
+            }) { path, _ in
                 store.isIgnored(path)
             }
         } catch {
