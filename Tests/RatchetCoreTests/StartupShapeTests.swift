@@ -28,7 +28,7 @@ struct StartupShapeTests {
 
     @Test func handWrittenMatchersAgreeWithTheRegularExpressionsTheyReplace() {
         for text in Self.inputs {
-            #expect((try? Names.ticketID(text)) != nil == matches(#"^T-[1-9][0-9]{0,8}\z"#, text), "ticket id \(text.debugDescription)")
+            #expect(((try? Names.ticketID(text)) != nil) == matches(#"^T-[1-9][0-9]{0,8}\z"#, text), "ticket id \(text.debugDescription)")
             #expect(ASCII.isSlug(text, maximumLength: 63) == matches(#"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\z"#, text), "service \(text.debugDescription)")
             #expect(ASCII.isSlug(text, maximumLength: 32) == matches(#"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?\z"#, text), "agent \(text.debugDescription)")
             #expect(ASCII.isEnvironmentName(text) == matches(#"^[A-Za-z_][A-Za-z0-9_]*\z"#, text), "environment \(text.debugDescription)")
