@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "ratchet", targets: ["ratchet"]),
+        .executable(name: "ratchet-tool", targets: ["ratchet-tool"]),
         .library(name: "RatchetCore", targets: ["RatchetCore"]),
     ],
     dependencies: [
@@ -33,11 +34,13 @@ let package = Package(
         .target(name: "RatchetStore", dependencies: ["CPosix", .product(name: "GRDB", package: "GRDB.swift")], exclude: ["README.md"]),
         // Metrics without dependencies: the exposition parser, PromQL's parser and evaluator.
         .target(name: "RatchetMetrics", exclude: ["README.md"]),
+        // Text safe for a terminal, without Foundation (shared by RatchetCore and ratchet-tool).
+        .target(name: "RatchetTerminalText", exclude: ["README.md"]),
         // The domain: workspace, services, tickets, attempts, landing.
         .target(
             name: "RatchetCore",
             dependencies: [
-                "RatchetGit", "RatchetStore", "CPosix", "RatchetMetrics",
+                "RatchetGit", "RatchetStore", "CPosix", "RatchetMetrics", "RatchetTerminalText",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -54,6 +57,10 @@ let package = Package(
             ],
             exclude: ["README.md"]
         ),
+        // The thin `ratchet` of an agent's sandbox: answers `ratchet tool` itself, hands the rest to
+        // the full binary (no Foundation, static standard library: start-up in ~2 ms, adr/0042).
+        .executableTarget(name: "ratchet-tool", dependencies: ["RatchetTerminalText"], exclude: ["README.md"],
+                          linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // Scratch folders and process helpers shared by the test targets.
         .target(name: "RatchetTestSupport", path: "Tests/RatchetTestSupport"),
         // The benchmark: Ratchet's lifecycle against the git CLI (swift run -c release ratchet-bench).

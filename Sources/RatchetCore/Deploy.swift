@@ -17,8 +17,20 @@ public struct DeployOutcome: Codable, Sendable, Equatable {
     /// The command's output (its tail, redacted).
     public var output: String
     public var duration: Double
+    /// How the instance the previous deploy left running was stopped first (nil: none ran).
+    public var previous: DeployStop? = nil
     /// Whether the deploy succeeded (the watch window starts then).
     public var succeeded: Bool { status == "succeeded" }
+}
+
+/// How a deployed instance was stopped: SIGTERM to its processes, then, if they had not all
+/// exited within the grace period (`limits.deploy_stop_grace`), SIGKILL to its whole sandbox.
+public struct DeployStop: Codable, Sendable, Equatable {
+    /// `SIGTERM` (every process exited within the grace period) or `SIGKILL`.
+    public var signal: String
+    /// Seconds from SIGTERM until the instance was gone.
+    public var seconds: Double
+    public var grace: Double
 }
 
 /// The instance a successful deploy left running: its sandbox's bubblewrap process.
@@ -57,7 +69,8 @@ extension Workspace {
         let lock = try DeployLock(path: folder + "/lock")
         defer { lock.release() }
         guard let main = try openService(service).resolveReference("refs/heads/main") else { throw RatchetError("service \(service) has no main") }
-        stopDeployment(service: service)
+        let previous = stopDeployment(service: service, grace: config.deployStopGrace)
+        if let previous { progress("deploy \(service): the previous instance stopped on \(previous.signal) after \(String(format: "%.2f", previous.seconds)) s") }
         try Failpoints.hit("deploy.started")
         progress("deploy \(service) at \(main.short): \(command)")
         let run = folder + "/run-\(UUIDv7.make())"
@@ -70,7 +83,8 @@ extension Workspace {
         let launch = try DeployLaunch.start(sandbox.arguments(for: ["/bin/sh", "-c", command]), directory: run,
                                             environment: deployEnvironment(config, commit: main, trigger: trigger), timeout: config.deployTimeout)
         let outcome = DeployOutcome(service: service, commit: main.hex, trigger: trigger, status: launch.status, exitStatus: launch.exitStatus,
-                                    output: redact(String(decoding: launch.log(in: run).suffix(4096), as: UTF8.self)), duration: launch.duration)
+                                    output: redact(String(decoding: launch.log(in: run).suffix(4096), as: UTF8.self)), duration: launch.duration,
+                                    previous: previous)
         if outcome.succeeded, let start = DeployLaunch.startTime(of: launch.pid) {
             // What the deploy started runs on in its sandbox until the next deploy stops it.
             let instance = DeployedInstance(pid: launch.pid, startTime: start, commit: main.hex, folder: run)
@@ -117,19 +131,20 @@ extension Workspace {
     }
 
     /// Stops the instance the last successful deploy of `service` left running (its whole
-    /// sandbox), waiting until it is gone; false when none was running.
+    /// sandbox): SIGTERM to its processes, SIGKILL after `grace` seconds (default: the
+    /// service's `limits.deploy_stop_grace`), waiting until it is gone; nil when none was running.
     @discardableResult
-    public func stopDeployment(service: String) -> Bool {
+    public func stopDeployment(service: String, grace: Double? = nil) -> DeployStop? {
         let file = deployFolder(service) + "/instance.json"
         guard let data = FileManager.default.contents(atPath: file),
-              let instance = try? RatchetJSON.decoder().decode(DeployedInstance.self, from: data) else { return false }
+              let instance = try? RatchetJSON.decoder().decode(DeployedInstance.self, from: data) else { return nil }
         defer {
             try? FileManager.default.removeItem(atPath: file)
             try? FileManager.default.removeItem(atPath: instance.folder)
         }
-        guard DeployLaunch.startTime(of: instance.pid) == instance.startTime else { return false }
-        DeployLaunch.stop(pid: instance.pid)
-        return true
+        guard DeployLaunch.startTime(of: instance.pid) == instance.startTime else { return nil }
+        let grace = grace ?? (try? serviceConfig(service))?.deployStopGrace ?? ServiceConfig.defaultDeployStopGrace
+        return DeployLaunch.stopGracefully(pid: instance.pid, grace: grace)
     }
 
     /// The status of the last deploy of `service` since event `seq` (nil: none since).
@@ -186,15 +201,7 @@ enum DeployLaunch {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | ratchet_spawn_setsid_flag())
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        sigdelset(&allSignals, SIGKILL)
-        sigdelset(&allSignals, SIGSTOP)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        ProcessRunner.clearSignals(&attributes, flags: ratchet_spawn_setsid_flag())
         let cArguments = arguments.map { strdup($0) } + [nil]
         let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (cArguments + cEnvironment).forEach { free($0) } }
@@ -255,6 +262,37 @@ enum DeployLaunch {
         }
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)
+    }
+
+    /// Stops the sandbox `pid` gracefully: SIGTERM to every process the deployed command
+    /// left (not bubblewrap's init, namespace pid 1, nor the wrapper, pid 2, whose exit would
+    /// end the namespace and SIGKILL the rest at once), up to `grace` seconds for them to
+    /// exit, then `stop` (SIGKILL to whatever is left, the wrapper and init among them).
+    static func stopGracefully(pid: pid_t, grace: Double) -> DeployStop {
+        let begin = Date()
+        let members = descendants(of: pid).filter { (namespacePID(of: $0) ?? 0) > 2 }
+        let handles = members.map { ratchet_pidfd_open($0) }.filter { $0 >= 0 }
+        defer { handles.forEach { close($0) } }
+        for member in members { kill(member, SIGTERM) }
+        var exited = true
+        for handle in handles {
+            var poller = pollfd(fd: handle, events: Int16(POLLIN), revents: 0)
+            var ready: Int32 = 0
+            repeat {
+                let remaining = grace - Date().timeIntervalSince(begin)
+                ready = remaining > 0 ? poll(&poller, 1, Int32(remaining * 1000) + 1) : 0
+            } while ready < 0 && errno == EINTR
+            if ready <= 0 { exited = false; break }
+        }
+        stop(pid: pid)
+        return DeployStop(signal: exited ? "SIGTERM" : "SIGKILL", seconds: Date().timeIntervalSince(begin), grace: grace)
+    }
+
+    /// The pid of `pid` in its innermost pid namespace (`NSpid` of /proc/PID/status).
+    static func namespacePID(of pid: pid_t) -> pid_t? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("NSpid:") }) else { return nil }
+        return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap { pid_t($0) }
     }
 
     /// Every process whose chain of parents reaches `pid`.

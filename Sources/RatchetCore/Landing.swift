@@ -113,9 +113,17 @@ extension Workspace {
     /// verifies again. The canary gate: pass lands; marginal, or a change to a protected path,
     /// holds the ticket for a person (`needs-approval`, throws `GateStop`); fail rejects the
     /// attempt (throws `GateStop`).
+    /// The landing gates (`max_landings_per_hour`, the error budget) refuse first, unless
+    /// `overrideGate` gives a person's reason to land anyway.
     @discardableResult
-    public func merge(ticket rawID: String, progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> LandingResult {
-        try land(ticket: rawID, approval: nil, progress: progress)
+    public func merge(ticket rawID: String, overrideGate: String? = nil,
+                      progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> LandingResult {
+        try land(ticket: rawID, approval: nil, override: try gateOverride(overrideGate, by: nil), watch: nil, progress: progress)
+    }
+
+    /// The pump's merge: the landing's transaction also opens its watch window (adr/0048).
+    func merge(ticket rawID: String, watch: WatchRequest, progress: @escaping @Sendable (String) -> Void) throws -> LandingResult {
+        try land(ticket: rawID, approval: nil, override: nil, watch: watch, progress: progress)
     }
 
     /// Lands ticket `id` held in `needs-approval` on a person's word: `Approved-By: by` and an
@@ -123,20 +131,26 @@ extension Workspace {
     /// protected paths; what lands is still verified: if main moved since the candidate was
     /// judged, it is rebuilt and the acceptance criteria and the canary run again.
     @discardableResult
-    public func approve(ticket rawID: String, by person: String? = nil, note: String? = nil,
+    public func approve(ticket rawID: String, by person: String? = nil, note: String? = nil, overrideGate: String? = nil,
                         progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> LandingResult {
         let by = try Names.line(person ?? ProcessInfo.processInfo.environment["USER"] ?? "operator", what: "approver", limit: 200)
         let note = try note.map { try Names.line(redact($0), what: "note") }
-        return try land(ticket: rawID, approval: Approval(by: by, note: note), progress: progress)
+        return try land(ticket: rawID, approval: Approval(by: by, note: note), override: try gateOverride(overrideGate, by: by), watch: nil,
+                        progress: progress)
     }
 
-    private func land(ticket rawID: String, approval: Approval?, progress: @escaping @Sendable (String) -> Void) throws -> LandingResult {
+    private func land(ticket rawID: String, approval: Approval?, override: GateOverride?, watch: WatchRequest?,
+                      progress: @escaping @Sendable (String) -> Void) throws -> LandingResult {
         let id = try Names.ticketID(rawID)
         let run = try LandingRun(workspace: self, ticket: ticket(id), approval: approval, progress: progress)
         defer { run.release() }
         try Failpoints.hit("merge.leased")
         // Under the store's write lock, so that another process's landing checkout is never seen half done.
         try database.write { _ in try requireCleanMain(run.ticket.service, repository: run.repository) }
+        // The landing gates, before any verification; the rate is checked again as it lands.
+        run.gateOverride = override
+        run.watch = watch
+        run.overriddenGates = try checkLandingGates(run.ticket, config: run.serviceConfig, override: override)
         while true {
             let candidate = try run.build()
             let verification = try run.verify(candidate)

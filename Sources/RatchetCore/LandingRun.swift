@@ -37,6 +37,11 @@ final class LandingRun {
     let head: ObjectID
     let criteria: [Acceptance]
     var candidateRef: String { "refs/ratchet/candidates/\(ticket.id)/\(attempt.number)" }
+    /// A person's override of the landing gates, and the gates it overrode (`land`).
+    var gateOverride: GateOverride?
+    var overriddenGates: [LandingGateBlock] = []
+    /// The pump's watch window, opened in the landing's transaction.
+    var watch: WatchRequest?
     private var leaseHeld = true
     private(set) var rebuilds = 0
     private var checkoutWarning: String?
@@ -189,6 +194,10 @@ final class LandingRun {
             guard StateChange.holdsLease(current), current.state == .proposed, ticketNow.state == expectedState else {
                 throw RatchetError("lost the claim on \(ticket.id) before landing (ticket is \(ticketNow.state), attempt is \(current.state)); nothing landed")
             }
+            if let block = try Workspace.recheckLandingRate(db, ticket: ticket.id, config: serviceConfig, overridden: gateOverride != nil),
+               !overriddenGates.contains(where: { $0.gate == block.gate }) {
+                overriddenGates.append(block)
+            }
             let now = Date()
             try StateChange.moveTicket(&ticketNow, to: .merged, at: now)
             try workspace.moveMain(repository, to: landing, from: candidate.main, message: "ratchet: land \(ticket.id)/\(current.number)")
@@ -211,10 +220,16 @@ final class LandingRun {
                                                 data: ["by": .string(approval.by), "note": .optional(approval.note), "landing": .string(landing.hex),
                                                        "verdict": .optional(report?.verdict.rawValue)])
             }
+            if let gateOverride, !overriddenGates.isEmpty {
+                try RatchetDatabase.appendEvent(db, kind: "merge.gate-overridden", service: ticket.service, ticket: ticket.id, attempt: current.number,
+                                                data: ["gates": try RatchetJSON.value(overriddenGates), "reason": .string(gateOverride.reason),
+                                                       "by": .string(gateOverride.by), "landing": .string(landing.hex)])
+            }
             try RatchetDatabase.appendEvent(db, kind: "attempt.landed", service: ticket.service, ticket: ticket.id, attempt: current.number,
                                             data: ["landing": .string(landing.hex), "main_before": .string(candidate.main.hex),
                                                    "rebuilds": .number(Double(rebuilds)), "canary": .optional(report?.trailer)])
             try RatchetDatabase.appendEvent(db, kind: "ticket.merged", service: ticket.service, ticket: ticket.id, data: ["landing": .string(landing.hex)])
+            if let watch { try Workspace.startWatch(db, watch, service: ticket.service, ticket: ticket.id, attempt: current.number, landing: landing) }
             // Still under the write lock: landings of one workspace update checkouts one at a time.
             checkoutWarning = workspace.updateCheckout(db, repository, service: ticket.service, ticket: ticket.id, from: candidate.main, to: landing)
             return current

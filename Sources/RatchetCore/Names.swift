@@ -1,4 +1,5 @@
 import Foundation
+import RatchetTerminalText
 
 /// The rules for names and single-line text that reach refs, trailers and paths.
 ///
@@ -54,28 +55,12 @@ public enum Names {
 
     /// Whether `scalar` reorders text when shown (the bidirectional embeddings, overrides,
     /// isolates and marks): a title holding one can show something other than it says.
-    public static func isBidiControl(_ scalar: Unicode.Scalar) -> Bool {
-        (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value)
-            || [0x200E, 0x200F, 0x061C].contains(scalar.value)
-    }
+    public static func isBidiControl(_ scalar: Unicode.Scalar) -> Bool { TerminalText.isBidiControl(scalar) }
 
     /// `text` safe to show on a terminal: control characters (but newline and tab) and
     /// bidirectional controls are shown escaped (`\u{1B}`), so no output can move the
     /// cursor, rewrite the screen or reorder what a person reads.
-    public static func escapedForTerminal(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: { needsEscape($0) }) else { return text }
-        var out = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars {
-            if needsEscape(scalar) { out.append(contentsOf: String(format: "\\u{%X}", scalar.value).unicodeScalars) } else { out.append(scalar) }
-        }
-        return String(out)
-    }
-
-    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
-        if scalar.value >= 0x20 && scalar.value < 0x7F { return false }  // printable ASCII: most of every text
-        return scalar != "\n" && scalar != "\t" && (scalar.properties.generalCategory == .control || isBidiControl(scalar)
-            || scalar == "\u{2028}" || scalar == "\u{2029}")
-    }
+    public static func escapedForTerminal(_ text: String) -> String { TerminalText.escaped(text) }
 
     /// `text` with control characters escaped and cut to 60 characters, for error messages.
     public static func printable(_ text: String) -> String {

@@ -71,6 +71,21 @@ public struct ProcessResult: Sendable, Equatable {
 /// that a whole process tree can be killed. Foundation's `Process` cannot set a process
 /// group or resource limits, hence `posix_spawn`.
 public enum ProcessRunner {
+    /// Sets `attributes` so that the child starts with no blocked signal and every signal's
+    /// default action (nothing ignored or blocked in Ratchet leaks into it), together with
+    /// the extra spawn `flags` (a process group, a new session).
+    static func clearSignals(_ attributes: inout posix_spawnattr_t, flags: Int16) {
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | flags)
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        sigdelset(&allSignals, SIGKILL)
+        sigdelset(&allSignals, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+    }
+
     /// Runs `/bin/sh -c command` in `directory` with exactly `environment`.
     public static func runShell(_ command: String, directory: String, environment: [String: String], limits: ProcessLimits,
                                 onOutput: (@Sendable (Data) -> Void)? = nil, onStart: ((pid_t) -> Void)? = nil) throws -> ProcessResult {
@@ -113,16 +128,8 @@ public enum ProcessRunner {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        clearSignals(&attributes, flags: Int16(POSIX_SPAWN_SETPGROUP))
         posix_spawnattr_setpgroup(&attributes, 0)
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        sigdelset(&allSignals, SIGKILL)
-        sigdelset(&allSignals, SIGSTOP)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
 
         let cArguments = argv.map { strdup($0) } + [nil]
         let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]

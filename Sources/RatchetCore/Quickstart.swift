@@ -23,7 +23,7 @@ public enum Quickstart {
         try revertScene(workspace, ticket: ticket, branch: branch, in: servicePath, print: print)
         try reviewScenes(workspace, print: print)
         print("\nnext: cd \(workspace.root.path) && ratchet ticket show \(looped) && ratchet trajectory show \(looped) && ratchet events")
-        if workspace.stopDeployment(service: service.name) { print("(the deployed kv-cache was stopped: the quickstart leaves nothing running)") }
+        if workspace.stopDeployment(service: service.name) != nil { print("(the deployed kv-cache was stopped: the quickstart leaves nothing running)") }
     }
 
     /// A new workspace whose watch window is short, so that the pump's watch of the loop's

@@ -36,14 +36,17 @@ struct ReferenceJournal {
         return stat(path, &info) == 0 ? UInt64(info.st_size) : 0
     }
 
-    /// The writes recorded from `offset` on, oldest first: reference name to the targets it was given.
-    func writes(since offset: UInt64) -> [String: [ObjectID?]] {
+    /// The writes recorded from `offset` on (up to `end`), oldest first: reference name to the
+    /// targets it was given.
+    func writes(since offset: UInt64, upTo end: UInt64? = nil) -> [String: [ObjectID?]] {
         guard let handle = FileHandle(forReadingAtPath: path) else { return [:] }
         defer { try? handle.close() }
         try? handle.seek(toOffset: offset)
-        let text = String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+        let data: Data?
+        if let end { data = try? handle.read(upToCount: Int(end - min(end, offset))) } else { data = try? handle.readToEnd() }
+        let text = String(decoding: data ?? Data(), as: UTF8.self)
         var writes: [String: [ObjectID?]] = [:]
-        for line in text.split(separator: "\n") {
+        for line in text.split(separator: "\n") where line.count > 1 {
             let parts = line.split(separator: " ")
             guard parts.count == 2 else { continue }
             writes[String(parts[0]), default: []].append(ObjectID(hex: String(parts[1])))
@@ -68,17 +71,33 @@ struct Tampering: Equatable {
 /// reference whose value changed must match a write recorded in the journal since then
 /// (other Ratchet processes legitimately move main and the notes reference meanwhile).
 /// Anything else is put back where the journal or the snapshot says it belongs.
+///
+/// A write is journalled before its reference moves, so another thread or process of
+/// Ratchet can have journalled a write before the guard's start and move the reference
+/// after its snapshot (a landing beside an attempt of the same service, as the pump runs
+/// them). Such a write in flight is recognised by the last target journalled for the
+/// reference before the start (`intended`): a reference that moved to exactly that target
+/// moved as Ratchet meant it to. Otherwise the guard would "restore" main over a landing.
 struct ReferenceGuard {
     let journal: ReferenceJournal
     let ownBranch: String
     let before: [String: ObjectID]
     let start: UInt64
+    /// The last target journalled for each reference in the journal's tail before `start`.
+    let intended: [String: ObjectID?]
+
+    /// How much of the journal before the start is read for writes in flight: far more than
+    /// the few lines concurrent writers can have journalled but not yet applied.
+    static let inFlightWindow: UInt64 = 64 * 1024
 
     init(journal: ReferenceJournal, repository: Repository, ownBranch: String) throws {
         self.journal = journal
         self.ownBranch = ownBranch
         start = journal.offset()
         before = try Self.snapshot(repository)
+        let tailStart = start - min(start, Self.inFlightWindow)
+        // The first line of the tail may be cut: only whole lines parse (`REF TARGET`).
+        intended = journal.writes(since: tailStart, upTo: start).compactMapValues { $0.last }
     }
 
     static func snapshot(_ repository: Repository) throws -> [String: ObjectID] {
@@ -94,6 +113,7 @@ struct ReferenceGuard {
         var found: [Tampering] = []
         for name in Set(before.keys).union(after.keys).sorted() where name != ownBranch && before[name] != after[name] {
             if writes[name]?.contains(where: { $0 == after[name] }) == true { continue }
+            if let intent = intended[name], intent == after[name] { continue }
             found.append(Tampering(reference: name, before: before[name], after: after[name]))
         }
         return found

@@ -65,6 +65,13 @@ public struct Sandbox: Sendable {
     /// sandbox's pid namespace. The sandbox ends when the last such process does, or when
     /// Ratchet kills it (the next deploy).
     public var isPersistent = false
+    /// Whether the command's stdin and stdout are held by the command alone (a canary module,
+    /// whose stdout is the verdict's evidence and whose children run branch code): the wrapper
+    /// is the namespace's pid 1 (`--as-pid-1`: no bubblewrap init holding them) and hands
+    /// both to the command, then lets go of its own. With a module that makes itself
+    /// non-dumpable, no other process of the sandbox can open them through `/proc`
+    /// (docs/canary.md, "Who can write the evidence").
+    public var guardsStreams = false
 
     /// A sandbox for one run; creates the private `tmp/` and `home/` folders.
     public init(executable: String, mounts: [Mount], network: Bool, privateFolder: String, workingDirectory: String) throws {
@@ -86,7 +93,8 @@ public struct Sandbox: Sendable {
 
     /// The argument vector that runs `argv` inside the sandbox.
     public func arguments(for argv: [String]) -> [String] {
-        var arguments = overlayPrefix() + [executable] + (isPersistent ? [] : ["--die-with-parent"]) + ["--new-session", "--unshare-user", "--uid", "\(Self.innerID)",
+        var arguments = overlayPrefix() + [executable] + (isPersistent ? [] : ["--die-with-parent"]) + (guardsStreams ? ["--as-pid-1"] : [])
+            + ["--new-session", "--unshare-user", "--uid", "\(Self.innerID)",
                          "--gid", "\(Self.innerID)", "--disable-userns", "--cap-drop", "ALL",
                          "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
         if !hasNetwork { arguments.append("--unshare-net") }
@@ -100,8 +108,13 @@ public struct Sandbox: Sendable {
         // After the command, count the processes it left in the namespace (pid 1 is bubblewrap's
         // init, $$ this shell); they die with the namespace when this shell exits. `1<>` opens
         // without blocking even when a process it left put a FIFO there.
+        // With `guardsStreams` the command runs in the background with the wrapper's stdin
+        // (an asynchronous command's own stdin would be /dev/null), and the wrapper then drops
+        // its stdin and stdout, so that only the command holds them.
+        let run = guardsStreams ? "exec 3<&0; \"$@\" <&3 3<&- & child=$!; exec 0</dev/null 1>/dev/null 3<&-; wait $child; status=$?"
+                                : "\"$@\"; status=$?"
         let wrapper = """
-            "$@"; status=$?
+            \(run)
             left=0
             for p in /proc/[0-9]*; do n=${p#/proc/}; [ "$n" = 1 ] || [ "$n" = $$ ] || left=$((left+1)); done
             rm -f /tmp/.ratchet-leftovers; echo $left 1<> /tmp/.ratchet-leftovers
@@ -210,13 +223,36 @@ public struct Sandbox: Sendable {
         }
         for file in etcAllowList { arguments += ["--ro-bind", "/etc/" + file, "/etc/" + file] }
         for folder in runtimeFolders { arguments += ["--ro-bind", folder, folder] }
-        if let binary = ratchetBinary { arguments += ["--ro-bind", binary, binaryFolder + "/ratchet"] }
-        return arguments
+        return arguments + binaryMounts(ratchetBinary) + extraBinaryMounts()
     }
 
     /// Where the `ratchet` binary is inside every sandbox (first on an agent's PATH): a fixed
     /// path, because its own may lie under a folder the sandbox replaces (a clone in /tmp).
     public static let binaryFolder = "/run/ratchet/bin"
+
+    /// Where the full binary is when the thin client stands in for it at `binaryFolder`.
+    public static let libexecFolder = "/run/ratchet/libexec"
+
+    /// `ratchet` inside: the thin client built beside the full binary (`ratchet-tool`, which
+    /// answers `ratchet tool` in ~2 ms and hands every other command line to the full binary,
+    /// adr/0042) with the full binary at `libexecFolder`; the full binary itself without one.
+    static func binaryMounts(_ binary: String?) -> [String] {
+        guard let binary else { return [] }
+        let thin = (binary as NSString).deletingLastPathComponent + "/ratchet-tool"
+        guard FileManager.default.isExecutableFile(atPath: thin) else { return ["--ro-bind", binary, binaryFolder + "/ratchet"] }
+        return ["--ro-bind", thin, binaryFolder + "/ratchet", "--ro-bind", binary, libexecFolder + "/ratchet"]
+    }
+
+    /// Further executables bound read-only into `binaryFolder` under their own names, from
+    /// `$RATCHET_SANDBOX_BINARIES` (absolute paths, `:`-separated; others are ignored). Tests
+    /// use it to run a test agent (Tests/ScriptedMCPAgent) inside the sandbox; it shows the
+    /// sandbox nothing its caller could not already run, and never anything writable.
+    static func extraBinaryMounts(environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        let paths = environment["RATCHET_SANDBOX_BINARIES"]?.split(separator: ":").map(String.init) ?? []
+        return paths.filter { $0.hasPrefix("/") && FileManager.default.isExecutableFile(atPath: $0) }.flatMap {
+            ["--ro-bind", $0, binaryFolder + "/" + ($0 as NSString).lastPathComponent]
+        }
+    }
 
     /// This process's own binary.
     static let ratchetBinary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")

@@ -12,6 +12,9 @@ public struct ServiceConfig: Sendable, Equatable {
     /// `scrape: URL-or-file` or `prometheus: URL`.
     public var metricsScrape: String?
     public var metricsPrometheus: String?
+    /// `metrics.scope`: the selector (`{job="kv-cache"}`) every series of this service carries on
+    /// the Prometheus server; the agent's `metrics` tool reads only those (default `{service="NAME"}`).
+    public var metricsScope: String? = nil
     /// Paths a ticket may change only with human approval (a trailing `/` means a folder).
     public var protectedPaths: [String]
     public var maxAttempts: Int
@@ -34,6 +37,10 @@ public struct ServiceConfig: Sendable, Equatable {
     public var deployNetwork = false
     /// Wall-clock limit of one `deploy` run, seconds (`limits.deploy_timeout`, default 120 s).
     public var deployTimeout: Double = 120
+    /// How long the previous instance has to exit after SIGTERM before the next deploy kills
+    /// it with SIGKILL, seconds (`limits.deploy_stop_grace`, default 10 s).
+    public var deployStopGrace: Double = defaultDeployStopGrace
+    public static let defaultDeployStopGrace: Double = 10
     /// Environment variables passed through to `deploy` (`deploy_env`; never `RATCHET_*`).
     public var deployEnv: [String] = []
     /// Wall-clock limit of one agent run, seconds.
@@ -49,6 +56,11 @@ public struct ServiceConfig: Sendable, Equatable {
     /// The model spend (USD) all attempts at one ticket may report before the attempt ends
     /// (`limits.ticket_spend_usd`); nil: no budget.
     public var ticketSpendUSD: Double?
+    /// The steps the agent's tool calls may add to one trajectory (`limits.trajectory_steps`);
+    /// the call that reaches it ends the attempt (adr/0043).
+    public var trajectorySteps = 5_000
+    /// The bytes (arguments, output and data) those steps may hold (`limits.trajectory_bytes`).
+    public var trajectoryBytes = 16 << 20
 
     /// The protected paths when `service.yaml` names none.
     public static let defaultProtectedPaths = ["canary/", "invariants.yaml", "slos.yaml", "service.yaml", "runbooks/", "deploy/"]
@@ -71,9 +83,13 @@ public struct ServiceConfig: Sendable, Equatable {
             testPaths: try fields.stringList("test_paths") ?? ["tests/"],
             agentTimeout: 600, agentOutputBytes: 1 << 20, agentFileBytes: 16 << 20, agentChangeBytes: 64 << 20, agentChangeFiles: 2_000)
         if let metrics = try fields.nested("metrics") {
-            try metrics.rejectUnknown(["scrape", "prometheus"])
+            try metrics.rejectUnknown(["scrape", "prometheus", "scope"])
             config.metricsScrape = try metrics.string("scrape")
             config.metricsPrometheus = try metrics.string("prometheus")
+            config.metricsScope = try metrics.string("scope")
+            if let scope = config.metricsScope {
+                do { _ = try Workspace.scopeMatchers(scope) } catch { throw metrics.fail("scope", describe(error)) }
+            }
             if config.metricsScrape != nil && config.metricsPrometheus != nil {
                 throw fields.fail("metrics", "give one of scrape or prometheus, not both")
             }
@@ -102,9 +118,11 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         if let limits = try fields.nested("limits") {
             try limits.rejectUnknown(["agent_timeout", "agent_output_bytes", "agent_file_bytes", "agent_change_bytes", "agent_change_files",
-                                      "deploy_timeout", "ticket_spend_usd"])
+                                      "deploy_timeout", "deploy_stop_grace", "ticket_spend_usd", "trajectory_steps", "trajectory_bytes"])
             config.deployTimeout = try limits.duration("deploy_timeout") ?? config.deployTimeout
             if config.deployTimeout <= 0 { throw limits.fail("deploy_timeout", "must be more than 0") }
+            config.deployStopGrace = try limits.duration("deploy_stop_grace") ?? config.deployStopGrace
+            if !(0...3600).contains(config.deployStopGrace) { throw limits.fail("deploy_stop_grace", "must be between 0 and 1h") }
             config.agentTimeout = try limits.duration("agent_timeout") ?? config.agentTimeout
             if config.agentTimeout <= 0 { throw limits.fail("agent_timeout", "must be more than 0") }
             config.agentOutputBytes = try limits.int("agent_output_bytes", range: 1024...(1 << 30)) ?? config.agentOutputBytes
@@ -113,6 +131,8 @@ public struct ServiceConfig: Sendable, Equatable {
             config.agentChangeFiles = try limits.int("agent_change_files", range: 1...1_000_000) ?? config.agentChangeFiles
             config.ticketSpendUSD = try limits.number("ticket_spend_usd")
             if let budget = config.ticketSpendUSD, !(budget > 0) { throw limits.fail("ticket_spend_usd", "must be more than 0") }
+            config.trajectorySteps = try limits.int("trajectory_steps", range: 10...1_000_000) ?? config.trajectorySteps
+            config.trajectoryBytes = try limits.int("trajectory_bytes", range: 65_536...(1 << 30)) ?? config.trajectoryBytes
         }
         return config
     }

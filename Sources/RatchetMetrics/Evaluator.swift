@@ -50,9 +50,7 @@ public struct Evaluator {
         case .string(let s): return .string(s)
         case .parenthesis(let inner): return try value(inner, at: time)
         case .vectorSelector(let selector): return .vector(try instant(selector, at: time))
-        case .matrixSelector(let selector, let range):
-            let end = time - selector.offset, start = end - range
-            return .matrix(try source.select(selector.matchers, start: start, end: end), start: start, end: end)
+        case .matrixSelector: return try range(expr, at: time, summaries: false)
         case .negation(let inner):
             switch try value(inner, at: time) {
             case .scalar(let v): return .scalar(-v)
@@ -67,6 +65,18 @@ public struct Evaluator {
             return .vector(try Aggregation.apply(op, samples, parameter: parameterValue, grouping: grouping))
         case .binary(let op, let lhs, let rhs, let modifiers):
             return try Binary.apply(op, try value(lhs, at: time), try value(rhs, at: time), modifiers)
+        }
+    }
+
+    /// A range vector for a range function; `summaries` lets the source answer with rollups
+    /// where they stand exactly for the samples (`RangeFunctions.summarizable`).
+    func range(_ expr: Expr, at time: Int64, summaries: Bool) throws -> Value {
+        switch expr {
+        case .parenthesis(let inner): return try range(inner, at: time, summaries: summaries)
+        case .matrixSelector(let selector, let range):
+            let end = time - selector.offset, start = end - range
+            return .matrix(try source.select(selector.matchers, start: start, end: end, summaries: summaries), start: start, end: end)
+        default: return try value(expr, at: time)
         }
     }
 

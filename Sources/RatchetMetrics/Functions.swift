@@ -55,7 +55,7 @@ enum Functions {
         }
         if name == "quantile_over_time" || rangeFunctions.contains(name) {
             let parameter = name == "quantile_over_time" ? try evaluator.scalar(arguments[0], at: time) : 0
-            guard case .matrix(let series, let start, let end) = try evaluator.value(arguments.last!, at: time) else {
+            guard case .matrix(let series, let start, let end) = try evaluator.range(arguments.last!, at: time, summaries: RangeFunctions.summarizable.contains(name)) else {
                 throw EvaluationError("\(name) needs a range vector")
             }
             let out = series.compactMap { series -> InstantSample? in

@@ -2,6 +2,11 @@ import Foundation
 
 /// The functions over a range vector's points (raw samples or rollups), as Prometheus 2.x computes them.
 enum RangeFunctions {
+    /// The functions a rollup point answers exactly for the samples it stands for (docs/promql.md,
+    /// Long windows); the others (`irate`, `idelta`, `stddev_*`, `stdvar_*`, `quantile_*`) read samples.
+    static let summarizable: Set<String> = ["rate", "increase", "delta", "sum_over_time", "count_over_time", "avg_over_time",
+                                            "min_over_time", "max_over_time", "last_over_time", "present_over_time", "changes", "resets"]
+
     /// The function's value for one series, or nil when the series drops out (too few points).
     static func apply(_ name: String, _ points: [Point], start: Int64, end: Int64, parameter: Double) -> Double? {
         guard !points.isEmpty else { return nil }
@@ -21,12 +26,15 @@ enum RangeFunctions {
             let variance = kahanVariance(points.map(\.value))
             return name == "stdvar_over_time" ? variance : variance.squareRoot()
         case "quantile_over_time": return Functions.quantile(parameter, points.map(\.value))
-        case "changes", "resets":
-            var count = 0.0
-            for (previous, point) in zip(points, points.dropFirst()) {
-                if name == "changes" ? (point.value != previous.value && !(point.value.isNaN && previous.value.isNaN)) : point.value < previous.value { count += 1 }
+        case "changes":
+            var count = 0
+            for (previous, point) in zip(points, points.dropFirst()) where point.first != previous.value && !(point.first.isNaN && previous.value.isNaN) {
+                count += 1
             }
-            return count
+            return Double(points.reduce(count) { $0 + $1.changes })
+        case "resets":
+            let count = zip(points, points.dropFirst()).filter { previous, point in point.first < previous.value }.count
+            return Double(points.reduce(count) { $0 + $1.resets })
         default: return nil
         }
     }
@@ -34,19 +42,23 @@ enum RangeFunctions {
     /// Prometheus's extrapolatedRate (promql/functions.go, 2.x): the change over the window,
     /// counter resets added back, extrapolated to the window's edges by at most half an interval.
     static func extrapolatedDelta(_ points: [Point], start: Int64, end: Int64, isCounter: Bool, isRate: Bool) -> Double? {
-        guard points.count >= 2, let first = points.first, let last = points.last else { return nil }
+        let samples = points.reduce(0) { $0 + $1.count }
+        guard samples >= 2, let firstPoint = points.first, let last = points.last else { return nil }
+        let first = Point(time: firstPoint.firstTime, value: firstPoint.first)
+        guard last.time > first.time else { return nil }
         var result = last.value - first.value
         if isCounter {
             var previous = first.value
-            for point in points.dropFirst() {
-                if point.value < previous { result += previous }
+            for (index, point) in points.enumerated() {
+                if index > 0 && point.first < previous { result += previous }
+                if point.resets > 0 { result += point.resetSum }
                 previous = point.value
             }
         }
         var durationToStart = Double(first.time - start) / 1000
         let durationToEnd = Double(end - last.time) / 1000
         let sampledInterval = Double(last.time - first.time) / 1000
-        let averageInterval = sampledInterval / Double(points.count - 1)
+        let averageInterval = sampledInterval / Double(samples - 1)
         if isCounter && result > 0 && first.value >= 0 {
             // A counter does not go below zero: do not extrapolate past where it would reach it.
             let durationToZero = sampledInterval * (first.value / result)

@@ -203,6 +203,38 @@ extension RatchetDatabase {
                 t.primaryKey(["service", "tree", "landing"])
             }
         }
+        migrator.registerMigration("v11-metrics") { db in
+            // A rollup's first sample and the resets and changes between its samples, so that a
+            // bucket stands exactly for its samples in rate/increase/changes/resets (adr/0044).
+            // NULL firstTime: not known (rows from before, or samples merged out of order).
+            try db.alter(table: "metricRollup") { t in
+                t.add(column: "firstTime", .integer)
+                t.add(column: "firstValue", .double)
+                t.add(column: "resets", .integer).notNull().defaults(to: 0)
+                t.add(column: "resetSum", .double).defaults(to: 0)
+                t.add(column: "changes", .integer).notNull().defaults(to: 0)
+            }
+        }
+        migrator.registerMigration("v12-loop") { db in
+            // One watch row per watched landing, not per service: with a zero watch_window the
+            // pump lands a service's tickets concurrently, each opening its watch in its own
+            // landing's transaction (adr/0048); with a window, the pump still lands one per service.
+            try db.create(table: "watchByLanding") { t in
+                t.column("service", .text).notNull().indexed()
+                t.column("ticketId", .text).notNull()
+                t.column("attemptNumber", .integer).notNull()
+                t.column("landing", .text).primaryKey()
+                t.column("startedAt", .datetime).notNull()
+                t.column("endsAt", .datetime).notNull()
+                t.column("baseline", .jsonText).notNull()
+            }
+            try db.execute(sql: """
+                INSERT INTO watchByLanding (service, ticketId, attemptNumber, landing, startedAt, endsAt, baseline)
+                SELECT service, ticketId, attemptNumber, landing, startedAt, endsAt, baseline FROM watch
+                """)
+            try db.drop(table: "watch")
+            try db.rename(table: "watchByLanding", to: "watch")
+        }
         return migrator
     }
 }

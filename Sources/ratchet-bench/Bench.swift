@@ -79,6 +79,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Only the canary power study: the shipped kv-cache canary on identical code, injected latency and a CPU-bound regression (docs/canary.md).")
     var canaryPower = false
 
+    @Option(help: "With --canary-power: runs of each condition other than identical code and +25% (default: --runs).")
+    var canaryOtherRuns: Int?
+
     @Option(help: "Only the canary replay study: verdicts of the shipped kv-cache judge replayed on recorded rounds (a JSON file like Tests/RatchetCoreTests/Golden/kv-cache-rounds.json).")
     var canaryReplay: String?
 
@@ -155,7 +158,8 @@ struct Bench: ParsableCommand {
             return
         }
         if canaryPower {
-            let study = try CanaryPower.run(runs: self.runs ?? (quick ? 2 : 40), scratch: scratch, progress: progress)
+            let main = self.runs ?? (quick ? 2 : 40)
+            let study = try CanaryPower.run(runs: main, otherRuns: canaryOtherRuns ?? main, scratch: scratch, progress: progress)
             print(CanaryPower.table(study))
             if let output { try JSONEncoder().encode(study).write(to: URL(fileURLWithPath: output)) }
             return

@@ -12,6 +12,19 @@ enum CanaryPower {
         var name: String
         /// A shell command run in a checkout of main to make the candidate (nil: main itself).
         var change: String?
+        /// Runs of this condition.
+        var runs: Int
+    }
+
+    /// One verdict of the study, with the load average (1 min) when it ended.
+    struct Verdict: Codable {
+        var condition: String
+        var verdict: String
+        var seconds: Double
+        var rounds: Int
+        var load: Double
+        var latencyEffect: Double?
+        var stop: String
     }
 
     /// The outcome of one condition.
@@ -26,9 +39,13 @@ enum CanaryPower {
         /// Median over runs of the change of the median latency (all samples): the effect achieved.
         var medianLatencyEffect: Double?
         var cpuEffect: Double?
+        /// Median over runs of the PUT latency effect the judge estimated.
+        var putLatencyEffect: Double?
         var medianRounds: Double
         var medianSeconds: Double
         var p90Seconds: Double
+        /// The 1-minute load average after each verdict: lowest, median, highest.
+        var load: [Double]
     }
 
     /// The whole study.
@@ -36,42 +53,62 @@ enum CanaryPower {
         var machine: String
         var baselineLatencyMs: Double
         var rows: [Row]
+        var verdicts: [Verdict]
         var resampledVerdicts: Int
         var resampledAlarms: Int
         var resampledAlarmBound: Double
     }
 
-    static func run(runs: Int, scratch: String, progress: (String) -> Void) throws -> Study {
+    static func run(runs: Int, otherRuns: Int, scratch: String, progress: (String) -> Void) throws -> Study {
         let workspace = try Workspace.create(at: scratch + "/power")
         try workspace.addService(name: "kv", template: "kv-cache")
         let service = workspace.servicePath("kv")
         progress("canary power: measuring the baseline latency")
         let probe = try workspace.runCanary(service: "kv", ref: "main")
         let latency = probe.metrics.first { $0.name == "latency_ms" }?.baseline.median ?? 0.25
-        var conditions = [Condition(name: "identical", change: nil)]
-        for effect in [0.10, 0.25, 0.50, 1.00] {
+        var conditions = [Condition(name: "identical", change: nil, runs: runs)]
+        for effect in [0.25, 0.10, 0.50, 1.00] {
             let seconds = String(format: "%.7f", latency * effect / 1000)
             conditions.append(Condition(name: "busy-wait +\(Int(effect * 100))%", change:
-                "sed -i 's/^        start = time.perf_counter()$/        start = time.perf_counter()\\n        while time.perf_counter() - start < \(seconds): pass/' kvcache/server.py"))
+                "sed -i 's/^        start = time.perf_counter()$/        start = time.perf_counter()\\n        while time.perf_counter() - start < \(seconds): pass/' kvcache/server.py",
+                runs: effect == 0.25 ? runs : otherRuns))
         }
+        let putSeconds = String(format: "%.7f", latency * 0.25 / 1000)
+        conditions.append(Condition(name: "busy-wait +25% in PUT only", change:
+            "sed -i 's/^    def _put(self):$/    def _put(self):\\n        begun = time.perf_counter()\\n        while time.perf_counter() - begun < \(putSeconds): pass/' kvcache/server.py",
+            runs: otherRuns))
         conditions.append(Condition(name: "cpu-bound (sort per GET)", change:
-            "sed -i 's/^            entry = self._data.get(key)$/            sorted(self._data)\\n            entry = self._data.get(key)/' kvcache/cache.py"))
+            "sed -i 's/^            entry = self._data.get(key)$/            sorted(self._data)\\n            entry = self._data.get(key)/' kvcache/cache.py",
+            runs: otherRuns))
         var rows: [Row] = []
         var identical: [CanaryReport] = []
-        for (index, condition) in conditions.enumerated() {
+        var verdicts: [Verdict] = []
+        for (index, condition) in conditions.enumerated() where condition.runs > 0 {
             let ref = try candidate(condition, number: index, service: service)
             var reports: [CanaryReport] = []
-            for run in 1...runs {
-                progress("canary power: \(condition.name), run \(run) of \(runs)")
-                reports.append(try workspace.runCanary(service: "kv", ref: ref))
+            var loads: [Double] = []
+            for run in 1...condition.runs {
+                let report = try workspace.runCanary(service: "kv", ref: ref)
+                reports.append(report)
+                loads.append(loadAverage())
+                verdicts.append(Verdict(condition: condition.name, verdict: report.verdict.rawValue, seconds: report.durationS,
+                                        rounds: report.rounds?.used ?? 0, load: loads.last!,
+                                        latencyEffect: report.metrics.first { $0.name == "latency_ms" }?.change, stop: report.rounds?.stop ?? report.fault ?? ""))
+                progress(String(format: "canary power: %@, run %d of %d: %@ in %.1f s, %d rounds, load %.2f", condition.name, run, condition.runs,
+                                report.verdict.rawValue, report.durationS, report.rounds?.used ?? 0, loads.last!))
             }
             if condition.change == nil { identical = reports }
-            rows.append(row(condition.name, reports))
+            rows.append(row(condition.name, reports, loads: loads))
             progress("canary power: \(describe(rows.last!))")
         }
-        let (verdicts, alarms) = resample(identical, verdicts: 2000)
-        return Study(machine: machine(), baselineLatencyMs: latency, rows: rows, resampledVerdicts: verdicts, resampledAlarms: alarms,
-                     resampledAlarmBound: NoiseModel.upperBound(alarms, of: max(verdicts, 1)))
+        let (resampled, alarms) = resample(identical, verdicts: 2000)
+        return Study(machine: machine(), baselineLatencyMs: latency, rows: rows, verdicts: verdicts, resampledVerdicts: resampled, resampledAlarms: alarms,
+                     resampledAlarmBound: NoiseModel.upperBound(alarms, of: max(resampled, 1)))
+    }
+
+    /// The 1-minute load average now.
+    static func loadAverage() -> Double {
+        Double((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first ?? "") ?? 0
     }
 
     /// Commits `condition.change` on a branch of `service` and returns its name (main for none).
@@ -86,7 +123,7 @@ enum CanaryPower {
         return branch
     }
 
-    static func row(_ name: String, _ reports: [CanaryReport]) -> Row {
+    static func row(_ name: String, _ reports: [CanaryReport], loads: [Double]) -> Row {
         let effect = { (metric: String) -> Double? in
             let values = reports.compactMap { $0.metrics.first { $0.name == metric }?.change }
             return values.isEmpty ? nil : SampleStatistics.median(values)
@@ -100,9 +137,10 @@ enum CanaryPower {
         return Row(condition: name, runs: reports.count, pass: reports.filter { $0.verdict == .pass }.count,
                    marginal: reports.filter { $0.verdict == .marginal }.count, fail: reports.filter { $0.verdict == .fail }.count,
                    latencyEffect: effect("latency_ms"), medianLatencyEffect: medians.isEmpty ? nil : SampleStatistics.median(medians),
-                   cpuEffect: effect("cpu_us_per_request"),
+                   cpuEffect: effect("cpu_us_per_request"), putLatencyEffect: effect("put_latency_ms"),
                    medianRounds: SampleStatistics.median(reports.map { Double($0.rounds?.used ?? 0) }),
-                   medianSeconds: SampleStatistics.quantile(seconds, 0.5), p90Seconds: SampleStatistics.quantile(seconds, 0.9))
+                   medianSeconds: SampleStatistics.quantile(seconds, 0.5), p90Seconds: SampleStatistics.quantile(seconds, 0.9),
+                   load: loads.isEmpty ? [] : [loads.min()!, SampleStatistics.median(loads), loads.max()!])
     }
 
     /// Verdicts replayed from the identical-code rounds, drawn jointly (a round keeps all its
@@ -214,21 +252,24 @@ enum CanaryPower {
         return "\(cores) cores, load average at the end \(load)"
     }
 
+    static func loadText(_ load: [Double]) -> String { load.map { String(format: "%.1f", $0) }.joined(separator: " / ") }
+
     static func describe(_ row: Row) -> String {
         let percent = { (x: Double?) in x.map { String(format: "%+.1f%%", $0 * 100) } ?? "-" }
         return "\(row.condition): pass \(row.pass), marginal \(row.marginal), fail \(row.fail) of \(row.runs); "
-            + "median latency \(percent(row.medianLatencyEffect)), judged latency \(percent(row.latencyEffect)), cpu \(percent(row.cpuEffect)); rounds \(Int(row.medianRounds)); "
-            + String(format: "%.1f s median, %.1f s p90 per verdict", row.medianSeconds, row.p90Seconds)
+            + "median latency \(percent(row.medianLatencyEffect)), judged latency \(percent(row.latencyEffect)), judged PUT latency \(percent(row.putLatencyEffect)), cpu \(percent(row.cpuEffect)); rounds \(Int(row.medianRounds)); "
+            + String(format: "%.1f s median, %.1f s p90 per verdict", row.medianSeconds, row.p90Seconds) + "; load " + loadText(row.load)
     }
 
     /// The study as a markdown table (docs/canary.md, docs/performance.md).
     static func table(_ study: Study) -> String {
-        var lines = ["| condition | runs | pass | marginal | fail | median latency effect | judged latency effect | cpu effect | rounds (median) | s per verdict (median / p90) |",
-                     "|---|---|---|---|---|---|---|---|---|---|"]
+        var lines = ["| condition | runs | pass | marginal | fail | median latency effect | judged latency effect | judged PUT latency effect | cpu effect | rounds (median) | s per verdict (median / p90) | load average (min / median / max) |",
+                     "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         let percent = { (x: Double?) in x.map { String(format: "%+.1f%%", $0 * 100) } ?? "-" }
         for row in study.rows {
             lines.append("| \(row.condition) | \(row.runs) | \(row.pass) | \(row.marginal) | \(row.fail) | \(percent(row.medianLatencyEffect)) | \(percent(row.latencyEffect)) | "
-                         + "\(percent(row.cpuEffect)) | \(Int(row.medianRounds)) | " + String(format: "%.1f / %.1f |", row.medianSeconds, row.p90Seconds))
+                         + "\(percent(row.putLatencyEffect)) | \(percent(row.cpuEffect)) | \(Int(row.medianRounds)) | " + String(format: "%.1f / %.1f | ", row.medianSeconds, row.p90Seconds)
+                         + loadText(row.load) + " |")
         }
         lines.append(String(format: "\nResampled identical-code verdicts: %d alarms in %d (%.2f%%, 95%% upper bound %.2f%%). Baseline median latency %.3f ms. %@.",
                             study.resampledAlarms, study.resampledVerdicts, 100 * Double(study.resampledAlarms) / Double(max(study.resampledVerdicts, 1)),

@@ -28,16 +28,25 @@ enum PumpBench {
             draft.agent = "command:echo \(index) > bench-\(index).txt"
             try workspace.createTicket(draft)
         }
-        progress("pump: \(tickets) tickets at concurrency \(concurrency)")
+        progress("pump: \(tickets) tickets at concurrency \(concurrency); load average before: \(loadAverage())")
         var summary = PumpSummary()
-        let total = try milliseconds {
-            summary = try Pump(workspace: workspace, options: PumpOptions(once: true, concurrency: concurrency)).run()
+        let childrenBefore = childrenCPUMilliseconds()
+        let (total, cpu) = try wallAndCPUMilliseconds {
+            // The pump's own lines only when something went wrong, so that the figure stays readable.
+            summary = try Pump(workspace: workspace, options: PumpOptions(once: true, concurrency: concurrency),
+                               progress: { line in if line.contains("error:") { progress(line) } }).run()
         }
+        let childrenCPU = childrenCPUMilliseconds() - childrenBefore
+        progress("pump: load average after: \(loadAverage())")
         guard summary.landed == tickets else { throw Shell.Failure(description: "the pump landed \(summary.landed) of \(tickets): \(summary)") }
         let size = "\(tickets) tickets"
         let pipeline = "ratchet/concurrency \(concurrency)"
+        // CPU: the pump's own process, and its children (sandboxes, agents, deploys) it waited for.
         return [Figure(name: "pump run", size: size, pipeline: pipeline, samples: [total]),
+                Figure(name: "pump run cpu", size: size, pipeline: pipeline, samples: [cpu]),
+                Figure(name: "children cpu", size: size, pipeline: pipeline, samples: [childrenCPU]),
                 Figure(name: "pump per ticket", size: size, pipeline: pipeline, samples: [total / Double(tickets)]),
+                Figure(name: "per ticket cpu", size: size, pipeline: pipeline, samples: [(cpu + childrenCPU) / Double(tickets)]),
                 Figure(name: "claim to landing", size: size, pipeline: pipeline, samples: try claimToLanding(workspace))]
     }
 

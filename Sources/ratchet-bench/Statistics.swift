@@ -46,16 +46,21 @@ func wallAndCPUMilliseconds(_ body: () throws -> Void) rethrows -> (wall: Double
     return (wall, cpu() - before)
 }
 
-/// The CPU milliseconds (user + system) of this process's children that have ended and been
-/// waited for, with their own waited-for descendants (`RUSAGE_CHILDREN`).
+/// The CPU (user + system) milliseconds of the children this process has waited for,
+/// their own waited-for descendants included (sandboxes, agents, git, deploys).
 func childrenCPUMilliseconds() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_CHILDREN.rawValue, &usage)
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
 }
 
+/// The 1, 5 and 15 minute load averages, as /proc/loadavg gives them.
+func loadAverage() -> String {
+    (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+}
+
 /// The 1-minute load average (`/proc/loadavg`), or -1 when it cannot be read.
-func loadAverage() -> Double {
+func oneMinuteLoadAverage() -> Double {
     guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
           let first = text.split(separator: " ").first, let value = Double(first) else { return -1 }
     return value
@@ -66,7 +71,7 @@ func loadAverage() -> Double {
 struct ChildTimes {
     var wall: [Double] = []
     var cpu: [Double] = []
-    let loadAtStart = loadAverage()
+    let loadAtStart = oneMinuteLoadAverage()
 
     mutating func measure(_ body: () throws -> Void) rethrows {
         let before = childrenCPUMilliseconds()
@@ -75,7 +80,7 @@ struct ChildTimes {
     }
 
     func figures(name: String, size: String, pipeline: String) -> [Figure] {
-        let load = [loadAtStart, loadAverage()]
+        let load = [loadAtStart, oneMinuteLoadAverage()]
         return [Figure(name: name, size: size, pipeline: pipeline, samples: wall, loadAverage: load),
                 Figure(name: name, size: size, pipeline: pipeline + " cpu", samples: cpu, loadAverage: load)]
     }

@@ -12,7 +12,11 @@ enum TrajectoryBench {
     }
 
     /// `ratchet tool note` called `calls` times by a sandboxed agent; each call is timed
-    /// inside the sandbox from before the process starts to after it printed the answer.
+    /// inside the sandbox from before the process starts to after it printed the answer
+    /// (bash's `$EPOCHREALTIME`, so no other process runs between the calls), and the calls'
+    /// CPU time (user + sys of the clients, bash's `times`) is reported per call beside it,
+    /// with the load average at the start. Inside the sandbox `ratchet` is the thin client
+    /// (Sources/ratchet-tool) when it is built beside the full binary.
     static func toolRoundTrip(calls: Int, scratch: String) throws -> [Figure] {
         let root = scratch + "/tools"
         let binary = ratchetBinary()
@@ -20,15 +24,34 @@ enum TrajectoryBench {
             try Shell.run([binary] + arguments, in: FileManager.default.fileExists(atPath: root) ? root : scratch)
         }
         let agent = """
-            command:for i in $(seq \(calls)); do s=$(date +%s%N); ratchet tool note call $i > /dev/null; e=$(date +%s%N); \
-            echo "rt $((e-s))"; done; echo x > x.txt
+            command:bash -c 'for i in $(seq \(calls)); do s=$EPOCHREALTIME; ratchet tool note call $i > /dev/null; e=$EPOCHREALTIME; \
+            echo "rt $s $e"; done; times'; echo x > x.txt
             """
+        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init) ?? "?"
         try Shell.run([binary, "work", "T-1", "--agent", agent], in: root)
         let workspace = try Workspace.locate(explicit: root, readOnly: true)
         let output = try workspace.trajectory(named: "T-1").steps.last { $0.action.tool == "command" }?.observation.output ?? ""
-        let samples = output.split(separator: "\n").compactMap { $0.hasPrefix("rt ") ? Double($0.dropFirst(3)).map { $0 / 1e6 } : nil }
+        let lines = output.split(separator: "\n")
+        let samples = lines.compactMap { line -> Double? in
+            let fields = line.split(separator: " ")
+            guard fields.count == 3, fields[0] == "rt", let start = Double(fields[1]), let end = Double(fields[2]) else { return nil }
+            return (end - start) * 1000
+        }
         guard samples.count == calls else { throw Shell.Failure(description: "\(samples.count) of \(calls) timings in the agent's output") }
-        return [Figure(name: "tool round trip", size: "ratchet tool note, in the sandbox", pipeline: "ratchet", samples: samples)]
+        // `times` prints the shell's own user/sys, then its children's: the clients'.
+        let children = lines.last { $0.contains("m") && $0.contains("s ") }.map(cpuSeconds) ?? 0
+        return [Figure(name: "tool round trip", size: "ratchet tool note, in the sandbox, load \(load)", pipeline: "ratchet", samples: samples),
+                Figure(name: "tool round trip, client CPU", size: "user+sys per call, \(calls) calls", pipeline: "ratchet",
+                       samples: [children * 1000 / Double(calls)])]
+    }
+
+    /// "0m0.052s 0m0.031s" (bash's `times`) as seconds, user plus sys.
+    static func cpuSeconds(_ line: Substring) -> Double {
+        line.split(separator: " ").reduce(0) { total, field in
+            let parts = field.dropLast().split(separator: "m")
+            guard parts.count == 2, let minutes = Double(parts[0]), let seconds = Double(parts[1]) else { return total }
+            return total + minutes * 60 + seconds
+        }
     }
 
     /// `count` steps appended to one trajectory through `Workspace.recordStep` (one

@@ -10,10 +10,12 @@ struct ApproveCommand: ParsableCommand {
     @Argument(help: "The ticket id.") var id: String
     @Option(help: "Who approves (default: $USER); recorded as the Approved-By: trailer.") var by: String?
     @Option(help: "Why (one line); recorded on the trajectory's approval label.") var note: String?
+    @Option(name: .customLong("override-gate"), help: "Land although max_landings_per_hour or the error-budget gate refuses; the reason is recorded (merge.gate-overridden).")
+    var overrideGate: String?
 
     func run() throws {
         let workspace = try workspace.open()
-        let result = try workspace.approve(ticket: id, by: by, note: note, progress: Terminal.progress)
+        let result = try workspace.approve(ticket: id, by: by, note: note, overrideGate: overrideGate, progress: Terminal.progress)
         if let warning = result.checkoutWarning { Terminal.progress("warning: \(warning)") }
         if output.json { return try Terminal.printJSON(workspace.ticketView(id)) }
         for check in result.acceptance { print("\(check.status)\t\(check.criterion)") }

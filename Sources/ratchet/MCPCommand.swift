@@ -13,7 +13,7 @@ struct MCPCommand: ParsableCommand {
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         guard let socket = environment["RATCHET_SOCKET"], !socket.isEmpty else {
-            throw RatchetError("no attempt to act for: RATCHET_SOCKET is not set ('ratchet mcp' runs inside an agent's attempt)")
+            throw ToolRefusalError.outsideAnAttempt(command: "mcp", tool: nil)
         }
         let trajectory = environment["RATCHET_TRAJECTORY"]
         let finished = DispatchSemaphore(value: 0)
@@ -33,7 +33,7 @@ enum MCPBridge {
         let server = Server(name: "ratchet", version: RatchetCommand.configuration.version,
                             instructions: "The tools of one Ratchet attempt. Read the ticket, change the worktree, commit, then done (or escalate).",
                             capabilities: .init(tools: .init(listChanged: false)))
-        await server.withMethodHandler(ListTools.self) { _ in .init(tools: ToolCatalog.all.map(tool)) }
+        await server.withMethodHandler(ListTools.self) { _ in .init(tools: try ToolCatalog.all.map(tool)) }
         await server.withMethodHandler(CallTool.self) { parameters in
             let arguments = try JSONValue.object(parameters.arguments.map(convert) ?? [:])
             let request = ToolRequest(tool: parameters.name, arguments: arguments, trajectory: trajectory)
@@ -50,16 +50,10 @@ enum MCPBridge {
     }
 
     /// A catalog entry as an MCP tool: its arguments and the usage it may report.
-    static func tool(_ definition: ToolDefinition) -> Tool {
-        var properties: [String: Value] = [:]
-        for argument in definition.arguments { properties[argument.name] = ["type": "string", "description": .string(argument.summary)] }
-        properties["tokens_in"] = ["type": "number", "description": "model input tokens this step used"]
-        properties["tokens_out"] = ["type": "number", "description": "model output tokens this step used"]
-        properties["cost_usd"] = ["type": "number", "description": "model cost of this step in USD"]
-        let required = definition.arguments.filter(\.required).map { Value.string($0.name) }
+    static func tool(_ definition: ToolDefinition) throws -> Tool {
+        let schema = try JSONDecoder().decode(Value.self, from: JSONEncoder().encode(definition.parametersSchema))
         return Tool(name: definition.name, description: "\(definition.summary) (risk \(definition.risk), effect \(definition.effect))",
-                    inputSchema: ["type": "object", "properties": .object(properties), "required": .array(required)],
-                    annotations: .init(readOnlyHint: definition.effect == "read"))
+                    inputSchema: schema, annotations: .init(readOnlyHint: definition.effect == "read"))
     }
 
     /// MCP values as Ratchet's JSON values (through their JSON form).

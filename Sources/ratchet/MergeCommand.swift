@@ -7,13 +7,15 @@ struct MergeCommand: ParsableCommand {
     @OptionGroup var workspace: WorkspaceOptions
     @OptionGroup var output: OutputOptions
     @Argument(help: "The ticket id.") var id: String
+    @Option(name: .customLong("override-gate"), help: "Land although max_landings_per_hour or the error-budget gate refuses; the reason is recorded (merge.gate-overridden).")
+    var overrideGate: String?
 
     func run() throws {
         let workspace = try workspace.open()
         defer { workspace.notifyPeople() }
         let result: LandingResult
         do {
-            result = try workspace.merge(ticket: id, progress: Terminal.progress)
+            result = try workspace.merge(ticket: id, overrideGate: overrideGate, progress: Terminal.progress)
         } catch let stop as GateStop {
             // Verified but not landed: show why, then the one error line.
             if output.json {

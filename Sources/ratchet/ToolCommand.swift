@@ -16,7 +16,7 @@ struct ToolCommand: ParsableCommand {
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         guard let socket = environment["RATCHET_SOCKET"], !socket.isEmpty else {
-            throw RatchetError("no attempt to act for: RATCHET_SOCKET is not set ('ratchet tool' runs inside an agent's attempt)")
+            throw ToolRefusalError.outsideAnAttempt(command: "tool", tool: name)
         }
         let observation = try ToolClient.call(ToolRequest(tool: name, argv: arguments, trajectory: environment["RATCHET_TRAJECTORY"]),
                                               socket: socket)
@@ -28,5 +28,15 @@ struct ToolCommand: ParsableCommand {
             FileHandle.standardError.write(Data((Names.escapedForTerminal(observation.output) + "\n").utf8))
         }
         if !observation.ok { throw ExitCode(1) }
+    }
+}
+
+/// A tool called outside an attempt: the error, after recording `tool.refused` in the
+/// workspace around the caller when there is one (docs/events.md).
+enum ToolRefusalError {
+    static func outsideAnAttempt(command: String, tool: String?) -> RatchetError {
+        let reason = "RATCHET_SOCKET is not set ('ratchet \(command)' runs inside an agent's attempt)"
+        let recorded = Workspace.recordToolRefusal(command: command, tool: tool, reason: reason)
+        return RatchetError("no attempt to act for: \(reason)" + (recorded.map { "; recorded as tool.refused in \($0)" } ?? ""))
     }
 }

@@ -10,13 +10,19 @@ private let mergePoints = ["merge.leased", "candidate.flushed", "candidate.writt
 private let revertPoints = ["revert.ref-moved", "revert.committed", "revert.noted", "checkout.files-written"]
 private let packPoints = ["pack.loose-written", "pack.combined"]
 
-/// A workspace with service `svc` whose main has no canary (merges are fast).
+/// A workspace with service `svc` whose main has no canary (merges are fast) and whose
+/// landing rate limit is out of the way (the suite lands dozens of tickets in minutes; the
+/// gate itself is tested in PumpTests).
 private func makeWorkspace(_ folder: ScratchFolder) throws -> String {
     let root = folder("ws")
     #expect(try ratchet(["init", root], in: folder.path).status == 0)
     #expect(try ratchet(["service", "add", "svc", "--template", "kv-cache"], in: root).status == 0)
-    try git(["rm", "-rq", "canary"], in: root + "/services/svc")
-    try git(["commit", "-qm", "No canary for the crash suite"], in: root + "/services/svc")
+    let service = root + "/services/svc"
+    try git(["rm", "-rq", "canary"], in: service)
+    let yaml = try String(contentsOfFile: service + "/service.yaml", encoding: .utf8)
+    try Data(yaml.replacingOccurrences(of: "max_landings_per_hour: 6", with: "max_landings_per_hour: 10000").utf8)
+        .write(to: URL(fileURLWithPath: service + "/service.yaml"))
+    try git(["commit", "-qam", "No canary and no landing rate limit for the crash suite"], in: service)
     return root
 }
 
@@ -246,6 +252,12 @@ struct PumpCrashTests {
             try expectInvariants(root, tickets: index + 1, context: context, reopened: failpoint == "pump.watch-breached")
             let state = (try json(try ratchet(["ticket", "show", "T-\(index + 1)", "--json"], in: root)) as? [String: Any])?["state"] as? String
             #expect(failpoint == "pump.watch-breached" ? state == "needs-approval" : state == "merged", "\(context): T-\(index + 1) is \(state ?? "?")")
+            // Every landing of the pump is watched, the one killed at pump.landed too (adr/0048):
+            // its window was stored with it, and the next pump closed it.
+            let watch = try ratchet(["events"], in: root).stdout.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+                .filter { $0.count > 3 && $0[2].hasPrefix("watch.") && $0[3] == "svc T-\(index + 1)" }.map { $0[2] }
+            let closed = failpoint == "pump.watch-breached" ? "watch.breached" : "watch.passed"
+            #expect(watch == ["watch.started", closed], "\(context): watch events of T-\(index + 1): \(watch)")
         }
         let events = try ratchet(["events"], in: root).stdout
         #expect(events.contains("\tdeploy.succeeded\t") && events.contains("\tdeploy.failed\t") && events.contains("\twatch.breached\t"))

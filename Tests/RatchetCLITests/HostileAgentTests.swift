@@ -61,8 +61,8 @@ struct HostileWorkspace {
     }
 
     @discardableResult
-    func ratchet(_ arguments: [String], in directory: String? = nil) throws -> Output {
-        try run(identity.prefix + [ratchetBinary] + arguments, in: directory ?? root, environment: environment)
+    func ratchet(_ arguments: [String], in directory: String? = nil, environment extra: [String: String] = [:]) throws -> Output {
+        try run(identity.prefix + [ratchetBinary] + arguments, in: directory ?? root, environment: environment.merging(extra) { $1 })
     }
 
     @discardableResult
@@ -81,9 +81,9 @@ struct HostileWorkspace {
     }
 
     /// Files a ticket and works it with `agent`; returns the work's output.
-    func attack(_ agent: String, accept: [String] = [], flags: [String] = []) throws -> Output {
+    func attack(_ agent: String, accept: [String] = [], flags: [String] = [], environment extra: [String: String] = [:]) throws -> Output {
         try expectOK(["ticket", "new", "--service", "svc", "--title", "Hostile"] + accept.flatMap { ["--accept", $0] })
-        return try ratchet(["work", "T-1", "--agent", "command:" + agent] + flags)
+        return try ratchet(["work", "T-1", "--agent", "command:" + agent] + flags, environment: extra)
     }
 
     /// The file at `path` in the attempt branch's head, nil when absent.
@@ -103,6 +103,25 @@ struct HostileWorkspace {
 
 @Suite("Hostile agents")
 struct HostileAgentTests {
+    /// Candidate code that writes samples into the canary module's own stdout (through
+    /// `/proc/PPID/fd/1` or the sandbox's other holders of that pipe) to pass a 50 ms-per-GET
+    /// regression: the module is non-dumpable and alone holds its stream (`--as-pid-1`, the
+    /// wrapper lets go), so the forgery reaches nothing and the regression fails (a hostile
+    /// review's finding: before, this verdict was pass with score 100).
+    @Test(arguments: Identity.all)
+    func candidateCodeCannotWriteTheCanarysEvidence(identity: Identity) throws {
+        let folder = ScratchFolder()
+        let ws = try identity.workspace(folder)
+        try ws.git(["checkout", "-q", "-b", "forge"])
+        try ws.git(["apply", repositoryRoot + "/Tests/RatchetCLITests/Fixtures/canary-forge.patch"])
+        try ws.git(["-c", "user.name=Agent", "-c", "user.email=agent@example.invalid", "commit", "-qam", "50 ms per GET, forged samples"])
+        try ws.git(["checkout", "-q", "main"])
+        let judged = try ws.ratchet(["canary", "--service", "svc", "--ref", "forge", "--json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(judged.stdout.utf8)) as? [String: Any], "\(judged.stderr)")
+        #expect(report["verdict"] as? String == "fail", "\(judged.stdout.prefix(1500))")
+        withExtendedLifetime(folder) {}
+    }
+
     @Test(arguments: Identity.all)
     func aRewrittenWorktreeLinkCannotCommitToMain(identity: Identity) throws {
         let folder = ScratchFolder()
@@ -479,17 +498,30 @@ private final class OutputsBox: @unchecked Sendable {
     @Test(arguments: Identity.all)
     func aDeployIsContained(identity: Identity) throws {
         let folder = ScratchFolder()
-        let marker = "sleep 301.\(Int.random(in: 100_000...999_999))"
-        // A process of the same user outside the sandbox, in a session of its own.
+        // A process of the same user outside the sandbox, in a session of its own. It lives a
+        // day (the defer ends it): a sentinel that ended on its own (it once slept 301 s, less
+        // than this test takes on a loaded machine) read as "deploy killed it".
+        // Its pid comes from the sentinel itself over a pipe: a `pgrep` racing its exec chain
+        // (env, setsid's fork, exec) once found nothing, and the probe's `kill -9 0` then
+        // killed the deploy's own process group.
+        let marker = "sleep 86401.\(Int.random(in: 100_000...999_999))"
         let sentinel = Process()
+        let announced = Pipe()
         sentinel.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        sentinel.arguments = identity.prefix + ["setsid"] + marker.split(separator: " ").map(String.init)
+        sentinel.arguments = identity.prefix + ["setsid", "/bin/sh", "-c", "echo $$; exec \(marker) >/dev/null"]
         sentinel.standardInput = FileHandle.nullDevice
-        sentinel.standardOutput = FileHandle.nullDevice
+        sentinel.standardOutput = announced
         sentinel.standardError = FileHandle.nullDevice
         try sentinel.run()
         defer { _ = try? run(["pkill", "-f", marker]) }
-        let found = try run(["pgrep", "-f", marker]).stdout.split(separator: "\n").first.map(String.init) ?? "0"
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = announced.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let found = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        try #require((Int(found) ?? 0) > 1, "the sentinel did not say its pid: '\(found)'")
         let probe = "echo x >> README.md || echo no-write; cat \(folder("ws"))/ratchet.sqlite >/dev/null 2>&1 || echo no-store; "
             + "test -e .git/config || echo no-git; kill -9 \(found) 2>/dev/null || echo no-kill; echo probed"
         let ws = try identity.workspace(folder, edits: [("deploy: null ", "deploy: \(probe) ")])
@@ -502,7 +534,7 @@ private final class OutputsBox: @unchecked Sendable {
         let deploy = events.split(separator: "\n").first { $0.contains("\tdeploy.") } ?? ""
         #expect(deploy.contains("\tdeploy.succeeded\t"), "\(deploy)")
         for word in ["no-write", "no-store", "no-git", "no-kill", "probed"] { #expect(deploy.contains(word), "\(word) missing from \(deploy)") }
-        #expect(try run(["pgrep", "-f", marker]).status == 0, "deploy killed a process outside its sandbox")
+        #expect(try run(["pgrep", "-f", marker]).stdout.split(separator: "\n").contains(Substring(found)), "deploy killed a process outside its sandbox")
         #expect(try ws.git(["status", "--porcelain"]) == "")
         try ws.expectIntact(main: main)
     }

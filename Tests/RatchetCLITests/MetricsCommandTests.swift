@@ -96,4 +96,60 @@ struct MetricsCommandTests {
         for (_, command) in commands { #expect(try ratchet(command, in: root).status == 0) }
         #expect(try count(root, "SELECT count(*) FROM event WHERE kind LIKE 'metrics.%'") == "2")
     }
+
+    /// A target is landed code: a page without end costs a bounded amount of memory and time,
+    /// and a page over the sample limit fails whole; either way `up` is 0 and the reason is kept.
+    @Test func aHostileTargetCannotExhaustTheScraper() throws {
+        let folder = ScratchFolder()
+        let root = try makeMetricsWorkspace(folder)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-c", """
+            import socket, threading, sys
+            s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+            print(s.getsockname()[1], flush=True)
+            chunk = b"kvcache_hits_total 1\\n" * 50000
+            def serve(c):
+                try:
+                    c.recv(65536)
+                    c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nConnection: close\\r\\n\\r\\n")
+                    while True: c.sendall(chunk)
+                except Exception: pass
+            while True:
+                c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+            """]
+        let output = Pipe()
+        server.standardOutput = output
+        try server.run()
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() } // SIGTERM may be masked in the child
+        // The port line is printed once the socket listens: reading it is the synchronisation.
+        var line = Data()
+        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
+        let port = try #require(Int(String(decoding: line, as: UTF8.self)))
+        let yaml = root + "/services/svc/service.yaml"
+        try String(contentsOfFile: yaml, encoding: .utf8).replacingOccurrences(of: "scrape: \(folder("page.prom"))", with: "scrape: http://127.0.0.1:\(port)/metrics")
+            .write(toFile: yaml, atomically: true, encoding: .utf8)
+        try git(["commit", "-qam", "Scrape a hostile target"], in: root + "/services/svc")
+        let scraped = try run(["/usr/bin/time", "-f", "peak-kib %M", ratchetBinary, "metrics", "scrape", "--service", "svc", "--timeout", "30", "--json"], in: root)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(scraped.stdout.utf8)) as? [String: Any], "\(scraped.stderr)")
+        #expect(report["up"] as? Bool == false && (report["error"] as? String)?.contains("larger than 16777216 bytes") == true, "\(report)")
+        let peak = try #require(scraped.stderr.split(separator: "\n").last { $0.hasPrefix("peak-kib ") }.flatMap { Int($0.dropFirst(9)) })
+        #expect(peak < 400_000, "peak memory \(peak) KiB for a 16 MiB page limit")
+
+        // A page over the sample limit: nothing of it is stored.
+        let many = (0..<200_001).map { "flood{i=\"\($0)\"} 1" }.joined(separator: "\n") + "\n"
+        try Data(many.utf8).write(to: URL(fileURLWithPath: folder("page.prom")))
+        try String(contentsOfFile: yaml, encoding: .utf8).replacingOccurrences(of: "scrape: http://127.0.0.1:\(port)/metrics", with: "scrape: \(folder("page.prom"))")
+            .write(toFile: yaml, atomically: true, encoding: .utf8)
+        try git(["commit", "-qam", "Scrape the file again"], in: root + "/services/svc")
+        let flooded = try #require(try JSONSerialization.jsonObject(with: Data(try ratchet(["metrics", "scrape", "--service", "svc", "--json"], in: root).stdout.utf8)) as? [String: Any])
+        #expect(flooded["up"] as? Bool == false && (flooded["error"] as? String)?.contains("over the limit of 200000") == true, "\(flooded)")
+        #expect(try count(root, "SELECT COUNT(*) FROM metricSeries WHERE name = 'flood'") == "0")
+
+        // A file target that is a link (to a device without end) is refused, not followed.
+        try FileManager.default.removeItem(atPath: folder("page.prom"))
+        try FileManager.default.createSymbolicLink(atPath: folder("page.prom"), withDestinationPath: "/dev/zero")
+        let linked = try #require(try JSONSerialization.jsonObject(with: Data(try ratchet(["metrics", "scrape", "--service", "svc", "--json"], in: root).stdout.utf8)) as? [String: Any])
+        #expect(linked["up"] as? Bool == false && (linked["error"] as? String)?.contains("symbolic link") == true, "\(linked)")
+    }
 }

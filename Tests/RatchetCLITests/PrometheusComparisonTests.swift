@@ -51,6 +51,13 @@ struct PrometheusComparisonTests {
         "memory_bytes offset 10m", "rate(http_requests_total[10m] offset 5m)",
         #"absent(nonexistent_metric{job="x"})"#, "absent(memory_bytes)",
         "memory_bytes % 7", "http_requests_total{method=\"GET\"} == bool http_requests_total{method=\"GET\"}",
+        // Windows of 30 minutes and more are read as 5-minute rollups with raw edges (adr/0044).
+        "increase(http_requests_total[2h])", "rate(http_requests_total[150m] offset 7m)", "delta(memory_bytes[2h])",
+        "resets(http_requests_total[2h])", "changes(memory_bytes[2h])", "count_over_time(memory_bytes[2h])",
+        "sum_over_time(memory_bytes[90m])", "avg_over_time(memory_bytes[2h])", "min_over_time(memory_bytes[2h])",
+        "max_over_time(memory_bytes[2h])", "last_over_time(memory_bytes[45m])",
+        #"sum(rate(http_requests_total{code="500"}[2h])) / sum(rate(http_requests_total[2h]))"#,
+        "histogram_quantile(0.9, sum by (le) (rate(request_duration_seconds_bucket[1h])))",
     ]
 
     @Test func embeddedEvaluatorAgreesWithPrometheus() throws {

@@ -5,6 +5,9 @@ import Testing
 /// The scripted MCP agent (Tests/ScriptedMCPAgent), built beside `ratchet`.
 private let scriptedMCPAgent = (ratchetBinary as NSString).deletingLastPathComponent + "/ratchet-scripted-mcp-agent"
 
+/// What makes the scripted agent visible inside the sandbox (read-only, at /run/ratchet/bin).
+private let mcpAgentInTheSandbox = ["RATCHET_SANDBOX_BINARIES": scriptedMCPAgent]
+
 /// Decodes the JSON on stdout.
 private func object(_ output: Output) throws -> [String: Any] {
     guard let object = try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any] else {
@@ -67,17 +70,26 @@ struct ToolSurfaceTests {
         let validation = try validateATIF([file])
         #expect(validation.status == 0, "\(validation.stdout)")
         #expect(validation.stdout.contains("1 document(s), 0 invalid"))
+        let document = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any]
+        #expect(document?["schema_version"] as? String == "ATIF-v1.6")
+        let definitions = (document?["agent"] as? [String: Any])?["tool_definitions"] as? [[String: Any]] ?? []
+        #expect(definitions.compactMap { ($0["function"] as? [String: Any])?["name"] as? String }
+                == ["ticket", "metrics", "invariants", "test", "canary", "commit", "note", "escalate", "done"])
     }
 
-    @Test func anAttemptDrivenByAnMCPClientLandsWithItsTrajectoryInTheNote() throws {
+    /// An MCP-driven attempt inside the sandbox, as root and as nobody: the scripted agent is
+    /// bound read-only at /run/ratchet/bin (RATCHET_SANDBOX_BINARIES) and talks to `ratchet mcp`
+    /// there (the thin client handing over to the full binary).
+    @Test(arguments: Identity.all)
+    func anAttemptDrivenByAnMCPClientLandsWithItsTrajectoryInTheNote(identity: Identity) throws {
         let folder = ScratchFolder()
-        let ws = try Identity.caller.workspace(folder, edits: [("allow_unsandboxed: false", "allow_unsandboxed: true")])
-        let work = try ws.attack("\(scriptedMCPAgent) \(ratchetBinary) land", flags: ["--unsandboxed"])
+        let ws = try identity.workspace(folder)
+        let work = try ws.attack("ratchet-scripted-mcp-agent /run/ratchet/bin/ratchet land", environment: mcpAgentInTheSandbox)
         #expect(work.status == 0, "\(work.stderr)")
         let recorded = try steps(ws)
         let tools = recorded.compactMap { ($0["action"] as? [String: Any])?["tool"] as? String }
-        #expect(tools == ["sandbox", "ticket", "commit", "commit", "done", "command"])
-        #expect((recorded[3]["usage"] as? [String: Any])?["tokens_in"] as? Int == 1200)
+        #expect(tools == ["ticket", "commit", "commit", "done", "command"])
+        #expect((recorded[2]["usage"] as? [String: Any])?["tokens_in"] as? Int == 1200)
         #expect(try ws.git(["show", "ticket/T-1/1:mcp.txt"]) == "written over MCP")
         try ws.expectOK(["merge", "T-1"])
         let note = try ws.git(["notes", "--ref", "ratchet", "show", "main"])
@@ -98,6 +110,38 @@ struct ToolSurfaceTests {
         let test = recorded.first { ($0["action"] as? [String: Any])?["tool"] as? String == "test" }
         #expect((test?["observation"] as? [String: Any])?["ok"] as? Bool == true)
         #expect(try object(ws.expectOK(["ticket", "show", "T-1", "--json"]))["state"] as? String == "proposed")
+    }
+
+    /// The `canary` tool judges the branch's head against main with main's canary (the
+    /// shipped kv-cache module, its timing allowances widened by judgeCanaryWithoutTiming):
+    /// refused before anything is committed, `pass` for a harmless change, not `pass` for a
+    /// cache whose GETs always miss (hit ratio).
+    @Test func theCanaryToolJudgesTheBranchHeadAgainstMain() throws {
+        let folder = ScratchFolder()
+        let ws = try Identity.caller.workspace(folder)
+        let agent = """
+            ratchet tool canary 2> /tmp/before.txt; echo notes > notes.txt; ratchet tool commit -m 'Add notes'; \
+            ratchet tool canary > /tmp/pass.txt; \
+            sed -i 's/^                    return value$/                    return None/' kvcache/cache.py; \
+            ratchet tool commit -m 'Every GET misses'; ratchet tool canary; exit 0
+            """
+        let work = try ws.attack(agent)
+        #expect(work.status == 0, "\(work.stderr)")
+        let recorded = try steps(ws)
+        let canaries = recorded.filter { ($0["action"] as? [String: Any])?["tool"] as? String == "canary" }
+        let observations = canaries.compactMap { $0["observation"] as? [String: Any] }
+        #expect(observations.count == 3)
+        guard observations.count == 3 else { return }
+        #expect(observations[0]["ok"] as? Bool == false && (observations[0]["output"] as? String)?.contains("call commit first") == true)
+        let verdicts = observations.dropFirst().map { ($0["data"] as? [String: Any])?["verdict"] as? String }
+        // With the test's 3–6 rounds the judge may call the miss-everything cache marginal rather than fail; never pass.
+        #expect(verdicts.first == "pass" && ["fail", "marginal"].contains(verdicts.last ?? nil), "\(observations.dropFirst().map { $0["output"] ?? "" })")
+        #expect(observations[1]["ok"] as? Bool == true && (observations[1]["output"] as? String)?.hasSuffix(": pass") == true)
+        // Each judged the head of its moment: the step commit just before it.
+        let commits = recorded.filter { ($0["action"] as? [String: Any])?["tool"] as? String == "commit" }.compactMap { $0["commit"] as? String }
+        #expect(commits.count == 2 && (observations[2]["output"] as? String)?.contains(String(commits[1].prefix(7))) == true)
+        let canaryRisk = (canaries[1]["action"] as? [String: Any])?["risk"] as? String
+        #expect(canaryRisk != nil && canaryRisk != "none")
     }
 
     @Test func escalateEndsTheAttemptAndEscalatesTheTicketAtOnce() throws {
@@ -124,6 +168,12 @@ struct ToolSurfaceTests {
         #expect(forgedPath.status != 0 && forgedPath.stderr.contains("cannot reach the attempt's tool socket"), "\(forgedPath.stderr)")
         // Inside an attempt: a forged trajectory id, a socket path of the caller's choosing.
         let ws = try Identity.caller.workspace(folder)
+        // Outside an attempt but in a workspace: refused, and recorded where an operator sees it.
+        let inWorkspace = try ws.ratchet(["tool", "note", "hello"])
+        #expect(inWorkspace.status != 0 && inWorkspace.stderr.contains("recorded as tool.refused"), "\(inWorkspace.stderr)")
+        let events = try object(ws.expectOK(["events", "--json"]))["events"] as? [[String: Any]] ?? []
+        let refusals = events.filter { $0["kind"] as? String == "tool.refused" }
+        #expect(refusals.count == 1 && (refusals.first?["data"] as? [String: Any])?["tool"] as? String == "note", "\(refusals)")
         let agent = """
             RATCHET_TRAJECTORY=01a00000-0000-7000-8000-000000000000 ratchet tool note forged 2> forged.txt; \
             RATCHET_SOCKET=/tmp/elsewhere.sock ratchet tool note elsewhere 2> elsewhere.txt; echo x > x.txt
@@ -196,6 +246,30 @@ struct ToolSurfaceTests {
         #expect((trajectory["steps"] as? [[String: Any]])?.first.flatMap { ($0["action"] as? [String: Any])?["tool"] as? String } == "note")
     }
 
+    /// limits.trajectory_steps: the call that reaches it fails and ends the attempt; calls
+    /// after it are answered but not recorded (adr/0043). limits.trajectory_bytes likewise.
+    @Test func aTrajectoryAtItsLimitEndsTheAttemptAndGrowsNoFurther() throws {
+        let folder = ScratchFolder()
+        let ws = try Identity.caller.workspace(folder, edits: [("agent_change_files: 2000 ", "agent_change_files: 2000\n  trajectory_steps: 10 ")])
+        let work = try ws.attack("echo x > x.txt; for i in $(seq 30); do ratchet tool note n$i 2>> /tmp/notes.txt; done; exit 0")
+        #expect(work.status != 0 && work.stderr.contains("trajectory limit reached"), "\(work.stderr)")
+        let recorded = try steps(ws)
+        let notes = recorded.filter { ($0["action"] as? [String: Any])?["tool"] as? String == "note" }
+        #expect(notes.count == 10, "\(notes.count) notes recorded")
+        let last = notes.last?["observation"] as? [String: Any]
+        #expect(last?["ok"] as? Bool == false && (last?["output"] as? String)?.contains("limits.trajectory_steps") == true)
+        // Only Ratchet's own closing steps follow (the agent's output, the final step commit).
+        #expect(recorded.count <= 12, "\(recorded.count) steps")
+        #expect(try object(ws.expectOK(["ticket", "show", "T-1", "--json"]))["state"] as? String != "proposed")
+
+        let bytes = ScratchFolder()
+        let big = try Identity.caller.workspace(bytes, edits: [("agent_change_files: 2000 ", "agent_change_files: 2000\n  trajectory_bytes: 65536 ")])
+        let text = String(repeating: "b", count: 30_000)
+        let flood = try big.attack("echo x > x.txt; for i in 1 2 3 4; do ratchet tool note \(text); done; exit 0")
+        #expect(flood.status != 0 && flood.stderr.contains("limits.trajectory_bytes"), "\(flood.stderr)")
+        #expect(try steps(big).filter { ($0["action"] as? [String: Any])?["tool"] as? String == "note" }.count == 3)
+    }
+
     @Test func aSpendBudgetEndsTheAttempt() throws {
         let folder = ScratchFolder()
         let ws = try Identity.caller.workspace(folder, edits: [("agent_change_files: 2000 ", "agent_change_files: 2000\n  ticket_spend_usd: 0.05 ")])
@@ -220,5 +294,31 @@ struct ToolSurfaceTests {
         let file = folder("broken.json")
         try JSONSerialization.data(withJSONObject: broken).write(to: URL(fileURLWithPath: file))
         #expect(try validateATIF([file]).status == 1)
+    }
+
+    @Test func atifDocumentsWrittenByOthersValidateAndV1_7IsRefused() throws {
+        let folder = ScratchFolder()
+        let fixtures = repositoryRoot + "/Tests/RatchetCLITests/Fixtures/"
+        // The RFC's own example (v1.5, with tool definitions) and two v1.6 exports of NVIDIA's NeMo Agent Toolkit.
+        let accepted = ["harbor-rfc0001-v1.7-example.json", "atif/nvidia-nat-exmp01_atif.json", "atif/nvidia-nat-exmp02_atif.json"]
+        let validation = try validateATIF(accepted.map { fixtures + $0 })
+        #expect(validation.status == 0 && validation.stdout.contains("3 document(s), 0 invalid"), "\(validation.stdout)")
+        // A v1.7 document is refused, and still refused when it claims v1.6 (llm_call_count is v1.7's).
+        let newer = fixtures + "atif/nvidia-nat-exmp04_atif-v1.7.json"
+        #expect(try validateATIF([newer]).stdout.contains("ATIF-v1.7"))
+        let relabelled = folder("relabelled.json")
+        try String(contentsOfFile: newer, encoding: .utf8).replacingOccurrences(of: "ATIF-v1.7", with: "ATIF-v1.6")
+            .write(toFile: relabelled, atomically: true, encoding: .utf8)
+        let refused = try validateATIF([relabelled])
+        #expect(refused.status == 1 && refused.stdout.contains("llm_call_count"), "\(refused.stdout)")
+        // Harbor's cross-reference rule: an observation names a tool call of its own step.
+        var example = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixtures + accepted[0]))) as? [String: Any] ?? [:]
+        var steps = example["steps"] as? [[String: Any]] ?? []
+        steps[1]["observation"] = ["results": [["source_call_id": "call_nowhere", "content": "x"]]]
+        example["steps"] = steps
+        let dangling = folder("dangling.json")
+        try JSONSerialization.data(withJSONObject: example).write(to: URL(fileURLWithPath: dangling))
+        let crossRef = try validateATIF([dangling])
+        #expect(crossRef.status == 1 && crossRef.stdout.contains("call_nowhere"), "\(crossRef.stdout)")
     }
 }

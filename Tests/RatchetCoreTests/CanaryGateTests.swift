@@ -327,7 +327,7 @@ struct CanaryGateTests {
         try workspace.work(ticket: good, agent: "command:echo '# notes' >> README.md")
         let landing = try workspace.merge(ticket: good)
         #expect(landing.canary?.verdict == .pass)
-        #expect(landing.canary?.metrics.map(\.name) == ["latency_ms", "cpu_us_per_request", "error_rate", "hit_ratio"])
+        #expect(landing.canary?.metrics.map(\.name) == ["latency_ms", "put_latency_ms", "cpu_us_per_request", "error_rate", "hit_ratio"])
         let slow = try file(workspace, "Warm the cache")
         try workspace.work(ticket: slow, agent: #"command:sed -i 's/        value = self.server.cache.get(key)/        time.sleep(0.003)\n        value = self.server.cache.get(key)/' kvcache/server.py"#)
         var stop: GateStop?

@@ -171,6 +171,38 @@ struct CanaryRoundTests {
         #expect(try CanaryConfig.parse("command: [./run]\nmetrics: [{name: a, statistic: min}]").metrics[0].quantile == 0)
     }
 
+    @Test func clippingKeepsOneWreckedRoundFromHoldingAClearPass() throws {
+        // Identical code, 10 rounds: nine within ±2 %, one where other work doubled one side.
+        let ratios = [1.01, 2.0, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99, 1.0, 1.01]
+        let base = side("latency_ms", rounds: 10) { _ in [1] }, wrecked = side("latency_ms", rounds: 10) { [ratios[$0 - 1]] }
+        let plain = try config("  - {name: latency_ms, statistic: min, critical: true}")
+        let clipped = try config("  - {name: latency_ms, statistic: min, clip: 2, critical: true}")
+        let unclipped = CanaryJudge.judge(plain, baseline: base, candidate: wrecked)
+        #expect(unclipped.metrics[0].classification == .inconclusive && unclipped.verdict == .marginal)
+        let judged = CanaryJudge.judge(clipped, baseline: base, candidate: wrecked)
+        #expect(judged.metrics[0].classification == .pass && judged.verdict == .pass)
+        #expect(judged.metrics[0].reason.hasSuffix("(1 of 10 rounds clipped at ±21%)"))
+        // The report keeps the raw observation; the change is of the clipped mean.
+        #expect(judged.metrics[0].observations?[1] == (log(2.0) * 1e6).rounded() / 1e6)
+        let changes = (try #require(judged.metrics[0].change), try #require(unclipped.metrics[0].change))
+        #expect(changes.0 < changes.1)
+        #expect(clipped.metrics[0].clipBound.map { abs($0 - 2 * log1p(0.1)) < 1e-12 } == true)
+        // A regression far beyond the clip is still High, at the clip's size.
+        let slower = side("latency_ms", rounds: 6) { [3.0 + 0.01 * Double($0)] }
+        let high = CanaryJudge.judge(clipped, baseline: side("latency_ms", rounds: 6) { _ in [1] }, candidate: slower)
+        #expect(high.metrics[0].classification == .high && high.verdict == .fail)
+        #expect(high.metrics[0].reason.contains("(6 of 6 rounds clipped at ±21%)"))
+    }
+
+    @Test func clipIsValidated() {
+        func error(_ metric: String) -> String { message { _ = try CanaryConfig.parse("command: [./run]\nmetrics: [\(metric)]") } ?? "" }
+        #expect(error("{name: a, clip: 0.5}").contains("metrics[0].clip: must be from 1 to 100 (a multiple of allowed_change), got 0.5"))
+        #expect(error("{name: a, unit: sample, clip: 2}").contains("metrics[0].clip: applies to unit: round only"))
+        #expect(error("{name: a, allowed_change: 0, clip: 2}").contains("metrics[0].clip: needs an allowed_change above 0"))
+        #expect((try? CanaryConfig.parse("command: [./run]\nmetrics: [{name: a, effect: difference, allowed_change: 0.01, clip: 3}]"))?.metrics[0].clipBound
+                .map { abs($0 - 0.03) < 1e-12 } == true)
+    }
+
     private func rename(_ samples: SideSamples, _ name: String) -> SideSamples {
         var copy = SideSamples()
         copy.values[name] = samples.values.first?.value

@@ -77,7 +77,12 @@ struct DeployTests {
         #expect(try instancePID(workspace) != first)
         #expect(DeployLaunch.startTime(of: first) == nil)
         #expect(try deployEvents(workspace).map(\.kind) == ["deploy.succeeded", "deploy.succeeded"])
-        #expect(workspace.stopDeployment(service: "svc"))
+        // The first instance was asked to stop (SIGTERM, which the server honours), not killed.
+        let previous = try deployEvents(workspace).map { $0.data["previous"] }
+        #expect((previous[0] ?? .null) == .null)
+        #expect(previous[1]?["signal"]?.stringValue == "SIGTERM", "\(String(describing: previous[1]))")
+        #expect(previous[1]?["grace"] == .number(10))
+        #expect(workspace.stopDeployment(service: "svc")?.signal == "SIGTERM")
         #expect(httpGet(port, "healthz") == nil)
         try expectConsistent(workspace)
     }
@@ -110,6 +115,30 @@ struct DeployTests {
         let left = try run(["sh", "-c", "grep -l 'DEPLOY_SERVICE=svc' /proc/[0-9]*/environ 2>/dev/null | xargs -r grep -l '\(other.root.path)' 2>/dev/null | wc -l"])
         #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
         #expect(try deployEvents(other).map(\.kind) == ["deploy.timed-out"])
+    }
+
+    /// An instance that ignores SIGTERM is killed with SIGKILL once its grace period
+    /// (`limits.deploy_stop_grace`) is over, and the deploy event says so.
+    @Test func anInstanceThatIgnoresSIGTERMIsKilledAfterItsGrace() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        defer { workspace.stopDeployment(service: "svc", grace: 0) }
+        let stubborn = #"(trap '' TERM; exec sleep 600) </dev/null >/dev/null 2>&1 &"#
+        try enableDeploy(workspace, command: stubborn, port: freePort())
+        let path = workspace.servicePath("svc")
+        let yaml = try String(contentsOfFile: path + "/service.yaml", encoding: .utf8)
+        try Data(yaml.replacingOccurrences(of: "  deploy_timeout: 30s", with: "  deploy_timeout: 30s\n  deploy_stop_grace: 1s").utf8)
+            .write(to: URL(fileURLWithPath: path + "/service.yaml"))
+        try git(["commit", "-qam", "A short grace"], in: path)
+        #expect(try workspace.serviceConfig("svc").deployStopGrace == 1)
+        let first = try #require(try workspace.deploy(service: "svc", trigger: "operator"))
+        #expect(first.succeeded && first.previous == nil, "\(first)")
+        let sleeper = try #require(try instancePID(workspace))
+        let second = try #require(try workspace.deploy(service: "svc", trigger: "operator"))
+        #expect(second.previous?.signal == "SIGKILL" && second.previous?.grace == 1, "\(String(describing: second.previous))")
+        #expect(DeployLaunch.startTime(of: sleeper) == nil)
+        #expect(try deployEvents(workspace).last?.data["previous"]?["signal"]?.stringValue == "SIGKILL")
+        #expect(message { _ = try ServiceConfig.parse("name: s\nlimits:\n  deploy_stop_grace: 2h\n") }?.contains("limits.deploy_stop_grace") == true)
     }
 
     @Test func deployScriptsAreProtected() throws {

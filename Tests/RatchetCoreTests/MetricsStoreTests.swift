@@ -39,6 +39,30 @@ struct MetricsStoreTests {
         #expect(try workspace.database.events().filter { $0.kind == "metrics.scraped" }.count == 1)
     }
 
+    @Test func tenThousandLabelSetsOfOneMetricAreStoredAndQueried() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let page = (0..<10_000).map { "requests_total{path=\"/p/\($0)\",code=\"\($0 % 5)00\"} \($0)" }.joined(separator: "\n") + "\n"
+        try Data(page.utf8).write(to: URL(fileURLWithPath: folder("page.prom")))
+        try setMetrics(workspace, "metrics:\n  scrape: \(folder("page.prom"))\n")
+        let report = try workspace.scrape(service: "svc", timeout: 5)
+        #expect(report.up && report.samplesScraped == 10_000 && report.samplesStored == 10_003)
+        let now = Date()
+        #expect(values(try workspace.query(service: "svc", expression: "count(requests_total)", at: now)).values.first == 10_000)
+        #expect(values(try workspace.query(service: "svc", expression: #"count(requests_total{path=~"/p/1.*"})"#, at: now)).values.first == 1111)
+        let sums = values(try workspace.query(service: "svc", expression: "sum by (code) (max_over_time(requests_total[1h]))", at: now))
+        #expect(sums.count == 5 && sums.values.reduce(0, +) == Double((0..<10_000).reduce(0, +)))
+    }
+
+    @Test func aMetricsScopeIsASelectorOfLabelsEverySeriesCarries() throws {
+        let yaml = { (scope: String) in "name: svc\nmetrics:\n  prometheus: http://127.0.0.1:9090\n  scope: '\(scope)'\n" }
+        #expect(try ServiceConfig.parse(yaml(#"{job="kv", env=~"prod|staging"}"#)).metricsScope == #"{job="kv", env=~"prod|staging"}"#)
+        for bad in [#"{job=~".*"}"#, "up", #"{job="kv"} offset 5m"#, "{", #"{__name__="up"}"#] {
+            #expect(throws: RatchetError.self, "\(bad)") { try ServiceConfig.parse(yaml(bad)) }
+            do { _ = try ServiceConfig.parse(yaml(bad)) } catch { #expect(describe(error).contains("metrics.scope"), "\(error)") }
+        }
+    }
+
     @Test func aHangingEndpointIsUpZeroWithinTheTimeout() throws {
         let folder = ScratchFolder()
         let workspace = try makeWorkspace(folder)

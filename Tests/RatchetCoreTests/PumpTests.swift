@@ -68,6 +68,58 @@ struct PumpTests {
         #expect(try ids.map { try workspace.ticket($0).state.rawValue } == ["merged", "merged", "open"])
         let skips = try workspace.database.events(since: 0, limit: 100_000).filter { $0.kind == "pump.skipped" }.map { $0.data["reason"]?.stringValue ?? "" }
         #expect(skips == ["paused", "rate-limited"])
+        // By hand too: the gate is in the landing path, and names itself; nothing changes.
+        try workspace.work(ticket: ids[2], agent: "command:echo 3 > n3.txt")
+        let main = try workspace.openService("svc").resolveReference("refs/heads/main")
+        let refused = message { try workspace.merge(ticket: ids[2]) }
+        #expect(refused?.contains("the max_landings_per_hour gate refuses to land \(ids[2]): service svc landed 2 time(s) in the last hour") == true,
+                "got \(refused ?? "-")")
+        #expect(refused?.contains("--override-gate") == true)
+        #expect(try workspace.ticket(ids[2]).state.rawValue == "proposed")
+        #expect(try workspace.openService("svc").resolveReference("refs/heads/main") == main)
+        #expect(try eventKinds(workspace, prefix: "merge.").isEmpty)
+        // A person's override lands it, and the override is an event of the landing.
+        let landing = try workspace.merge(ticket: ids[2], overrideGate: "hotfix the on-call asked for")
+        #expect(try workspace.ticket(ids[2]).state.rawValue == "merged")
+        let overrides = try workspace.database.events(since: 0, limit: 100_000).filter { $0.kind == "merge.gate-overridden" }
+        #expect(overrides.count == 1 && overrides.first?.ticketId == ids[2])
+        #expect(overrides.first?.data["reason"]?.stringValue == "hotfix the on-call asked for")
+        #expect(overrides.first?.data["landing"]?.stringValue == landing.landing.hex)
+        #expect(overrides.first?.data["gates"]?.arrayValue?.first?["gate"]?.stringValue == "max_landings_per_hour")
+        // A reason is one line.
+        #expect(message { try workspace.merge(ticket: ids[2], overrideGate: "two\nlines") }?.contains("single line") == true)
+        try expectConsistent(workspace)
+    }
+
+    /// SPEC §4: the pump leaves a paused service alone: it does not observe it (no scrape, no
+    /// ticket filed), work or land its tickets, or check its open watch window.
+    @Test func aPausedServiceIsNeitherObservedNorWorkedNorWatched() throws {
+        let folder = ScratchFolder()
+        // What a scrape reads: more items than capacity, a breach of invariant within_capacity.
+        try Data("kvcache_items 10\nkvcache_capacity 5\n".utf8).write(to: URL(fileURLWithPath: folder("now.prom")))
+        let workspace = try pumpWorkspace(folder, window: "1h", scrape: folder("now.prom"))
+        let id = try fileWithAgent(workspace, "Add a note", agent: "command:echo one > one.txt")
+        try workspace.work(ticket: id, agent: nil)
+        _ = try workspace.merge(ticket: id, watch: WatchRequest(baseline: [], window: 3600), progress: { _ in })
+        let waiting = try fileWithAgent(workspace, "Another note", agent: "command:echo two > two.txt")
+        _ = try workspace.setPaused("svc", true, reason: "test")
+        let before = try workspace.database.events(since: 0, limit: 100_000).count
+        // With `once`, the pump does not wait for the paused service's window either.
+        let summary = try Pump(workspace: workspace, options: PumpOptions(once: true)).run()
+        #expect(summary.filed == 0 && summary.worked == 0 && summary.landed == 0 && summary.reverted == 0, "\(summary)")
+        let events = try workspace.database.events(since: 0, limit: 100_000).dropFirst(before).map(\.kind)
+        #expect(events.filter { !$0.hasPrefix("pump.") }.isEmpty, "\(events)")
+        #expect(try workspace.database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM metricSeries WHERE service = 'svc'") } == 0)
+        #expect(try workspace.ticket(waiting).state.rawValue == "open")
+        #expect(try workspace.watches().map(\.ticket) == [id])
+        #expect(try workspace.database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM ticket") } == 2)
+        // Resumed, it is observed again: the breach is filed (and, being new after the landing, the watch reverts it).
+        _ = try workspace.setPaused("svc", false, reason: nil)
+        let pump = Pump(workspace: workspace, options: PumpOptions(once: true))
+        pump.observe()
+        try pump.checkWatches()
+        #expect(try workspace.database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM ticket WHERE source = 'invariant:within_capacity'") } == 1)
+        #expect(try eventKinds(workspace, prefix: "watch.") == ["watch.started", "watch.breached"])
         try expectConsistent(workspace)
     }
 
@@ -102,8 +154,8 @@ struct PumpTests {
         let pump = Pump(workspace: workspace, options: PumpOptions(once: true))
         let id = try fileWithAgent(workspace, "Add a note", agent: "command:echo one > one.txt")
         try workspace.work(ticket: id, agent: nil)
-        let landing = try workspace.merge(ticket: id)
-        try pump.openWatch(PumpJob(ticket: id, service: "svc", agent: nil), landing: landing, baseline: ["invariant:svc:already"])
+        let landing = try workspace.merge(ticket: id, watch: WatchRequest(baseline: ["invariant:svc:already"], window: 3600), progress: { _ in })
+        try pump.afterLanding(PumpJob(ticket: id, service: "svc", agent: nil), landing: landing)
         // Nothing breached (observe cannot scrape, so nothing is known to be in breach): the window stays open.
         try pump.checkWatches()
         #expect(try workspace.openWatches() == 1)
@@ -118,6 +170,34 @@ struct PumpTests {
         #expect(try workspace.watchRevertHolds(service: "svc", ticket: id, tree: try workspace.openService("svc").commit(other).tree).first?.contains("a landing of \(id)") == true)
         #expect(try workspace.watchRevertHolds(service: "svc", ticket: "T-99", tree: try workspace.openService("svc").commit(other).tree).isEmpty)
         try expectConsistent(workspace)
+    }
+
+    /// A landing beside an attempt of the same service (the pump at concurrency 2): its write
+    /// of main was journalled before the attempt's reference guard started and applied after
+    /// the guard's snapshot. That is Ratchet's own write, not tampering (the guard once
+    /// "restored" main over such a landing); any other move still is.
+    @Test func aWriteInFlightWhenTheGuardStartsIsNotTampering() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let journal = ReferenceJournal(workspace: workspace, service: "svc")
+        let raw = try Repository.open(workspace.servicePath("svc"))
+        let main = try #require(try raw.resolveReference("refs/heads/main"))
+        let identity = workspace.config.identity
+        let tree = try raw.commit(main).tree
+        let first = try raw.createCommit(tree: tree, parents: [main], author: identity, committer: identity, message: "one\n")
+        let second = try raw.createCommit(tree: tree, parents: [first], author: identity, committer: identity, message: "two\n")
+        try journal.append("refs/heads/main", first)
+        let inFlight = try ReferenceGuard(journal: journal, repository: raw, ownBranch: "refs/heads/ticket/T-9/1")
+        try raw.updateReference("refs/heads/main", to: first, expected: main, message: "the landing in flight")
+        #expect(try inFlight.tamperings(in: raw).isEmpty)
+        // Anything else is still caught: a target never journalled …
+        try raw.updateReference("refs/heads/main", to: second, expected: first, message: "an agent")
+        #expect(try inFlight.tamperings(in: raw).map(\.reference) == ["refs/heads/main"])
+        // … and an older journalled target than the last one (a rollback).
+        try journal.append("refs/heads/main", second)
+        let later = try ReferenceGuard(journal: journal, repository: raw, ownBranch: "refs/heads/ticket/T-9/1")
+        try raw.updateReference("refs/heads/main", to: first, expected: second, message: "an agent rolls back")
+        #expect(try later.tamperings(in: raw).map(\.after) == [first])
     }
 
     /// When an SLO's error budget is spent, only tickets with `restores: true` land.
@@ -135,6 +215,9 @@ struct PumpTests {
         }
         try Data(text.utf8).write(to: URL(fileURLWithPath: folder("samples.prom")))
         _ = try workspace.importMetrics(service: "svc", file: folder("samples.prom"))
+        // The gate reads the stored samples: what the last observe scraped.
+        #expect(workspace.spentBudgets("svc").isEmpty)
+        _ = try workspace.observe(service: "svc", file: false)
         #expect(workspace.spentBudgets("svc") == ["availability"])
         let plain = try fileWithAgent(workspace, "An improvement", agent: "command:echo a > a.txt")
         var draft = TicketDraft(service: "svc", title: "A fix that restores reliability")
@@ -147,5 +230,15 @@ struct PumpTests {
         #expect(try workspace.ticketView(plain).attempts.isEmpty)
         let skips = try workspace.database.events(since: 0, limit: 100_000).filter { $0.kind == "pump.skipped" && $0.ticketId == plain }
         #expect(skips.map { $0.data["reason"]?.stringValue ?? "" } == ["budget-spent"])
+        // By hand, the same gate refuses, by name, until a person overrides it.
+        try workspace.work(ticket: plain, agent: nil)
+        let refused = message { try workspace.merge(ticket: plain) }
+        #expect(refused?.contains("the error_budget gate refuses to land \(plain): the error budget of availability is spent and \(plain) does not restore reliability") == true,
+                "got \(refused ?? "-")")
+        #expect(try workspace.ticket(plain).state.rawValue == "proposed")
+        _ = try workspace.merge(ticket: plain, overrideGate: "the fix of the budget burn itself")
+        #expect(try workspace.ticket(plain).state.rawValue == "merged")
+        let override = try workspace.database.events(since: 0, limit: 100_000).first { $0.kind == "merge.gate-overridden" }
+        #expect(override?.data["gates"]?.arrayValue?.compactMap { $0["gate"]?.stringValue } == ["error_budget"])
     }
 }

@@ -23,7 +23,7 @@ private func capacity(_ old: Int, _ new: Int) -> String { "sed -i 's/\"capacity\
 struct ReflectionTests {
     @Test func hysteresisFilesOneTicketStaysQuietWhenResolvedAndReturnsPastHigh() throws {
         let folder = ScratchFolder()
-        let workspace = try makeWorkspace(folder)
+        let workspace = try makeWorkspace(folder, landingsPerHour: 10_000)
         for (index, value) in [2048, 4096, 8192].enumerated() {
             try land(workspace, "Fix latency \(index)", fingerprint: "invariant:latency", "echo \(value) > fix-a.txt")
         }

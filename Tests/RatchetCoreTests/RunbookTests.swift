@@ -164,6 +164,28 @@ struct RunbookAgentTests {
         try expectConsistent(workspace)
     }
 
+    /// Bad input of issue 14: a runbook that names a file the worktree does not have fails
+    /// its step with the file named, for every file action, and leaves no commit behind.
+    @Test func aMissingFileFailsTheStepClearly() throws {
+        for (action, args) in [("set_key", "{file: config/absent.json, key: capacity, value: 5}"),
+                               ("replace_text", "{file: config/absent.json, find: a, replace: b}")] {
+            let folder = ScratchFolder()
+            let steps = """
+                  edit: {action: \(action), args: \(args), risk: low, effect: write-worktree, next: finish}
+                  finish: {action: done, args: {summary: x}, risk: none, effect: end}
+
+                """
+            let (workspace, id) = try setUp(folder, runbook: RunbookFormatTests.runbook(start: "edit", steps: steps))
+            let error = message { try workspace.work(ticket: id, agent: "runbook") }
+            #expect(error?.contains("runbooks/test.yaml: step edit (\(action)) failed: no file config/absent.json in the worktree") == true, "got \(error ?? "-")")
+            #expect(try workspace.ticket(id).state.rawValue == "open")
+            let attempt = try workspace.ticketView(id).attempts[0]
+            #expect(try workspace.trajectoryDocument(attempt.trajectory).steps.map(\.observation.ok) == [false])
+            #expect(try git(["rev-list", "--count", "main..ticket/\(id)/1"], in: workspace.servicePath("svc")) == "0")
+            try expectConsistent(workspace)
+        }
+    }
+
     @Test func aLoopWithoutAnExitIsBoundedByTheStepLimit() throws {
         let folder = ScratchFolder()
         let steps = "  spin: {action: note, args: {text: again}, risk: none, effect: read, next: spin}\n"

@@ -15,7 +15,7 @@ enum TestCanary {
 }
 
 /// A fresh workspace with one kv-cache service named `svc`.
-func makeWorkspace(_ folder: ScratchFolder, limits: String? = nil, canary: TestCanary = .none) throws -> Workspace {
+func makeWorkspace(_ folder: ScratchFolder, limits: String? = nil, canary: TestCanary = .none, landingsPerHour: Int? = nil) throws -> Workspace {
     let workspace = try Workspace.create(at: folder("ws"))
     try workspace.addService(name: "svc", template: "kv-cache")
     let service = workspace.servicePath("svc")
@@ -39,6 +39,14 @@ func makeWorkspace(_ folder: ScratchFolder, limits: String? = nil, canary: TestC
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: service + "/canary/run")
         try git(["add", "canary"], in: service)
         _ = try run(["git", "commit", "-q", "--amend", "--no-edit"], in: service, environment: ratchet)
+    }
+    if let landingsPerHour {
+        // For tests that land many tickets in a minute: the gate itself is tested in PumpTests.
+        let path = workspace.servicePath("svc")
+        let text = try String(contentsOfFile: path + "/service.yaml", encoding: .utf8)
+        try Data(text.replacingOccurrences(of: "max_landings_per_hour: 6", with: "max_landings_per_hour: \(landingsPerHour)").utf8)
+            .write(to: URL(fileURLWithPath: path + "/service.yaml"))
+        try git(["commit", "-qam", "Landing rate limit for the test"], in: path)
     }
     if let limits {
         let path = workspace.servicePath("svc")

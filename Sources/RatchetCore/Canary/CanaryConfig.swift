@@ -35,6 +35,17 @@ public struct CanaryConfig: Sendable, Equatable {
         /// What a round's samples come down to before the two sides are paired (unit round):
         /// `median` (the default), `min`, or a percentile `p1` … `p99`.
         public var statistic = "median"
+        /// Winsorizing of the paired observations (unit round; nil: none): each round's
+        /// observation is clipped to ±`clip` × the allowance (in log space for `effect: ratio`),
+        /// so that one round wrecked by other work on a shared machine weighs no more than a
+        /// round at twice the allowance (adr/0035).
+        public var clip: Double?
+
+        /// The clipping bound of one observation (ln(1 + allowance) × clip for a ratio), or nil.
+        public var clipBound: Double? {
+            guard let clip, allowedChange > 0 else { return nil }
+            return clip * (effect == .ratio ? log1p(allowedChange) : allowedChange)
+        }
 
         /// The statistic as a quantile: 0 for `min`, 0.5 for `median`, 0.1 for `p10`.
         public var quantile: Double { CanaryConfig.quantile(of: statistic) ?? 0.5 }
@@ -124,7 +135,7 @@ public struct CanaryConfig: Sendable, Equatable {
         }
         var seen = Set<String>()
         for metric in metrics {
-            try metric.rejectUnknown(["name", "direction", "allowed_change", "critical", "weight", "unit", "effect", "statistic"])
+            try metric.rejectUnknown(["name", "direction", "allowed_change", "critical", "weight", "unit", "effect", "statistic", "clip"])
             let name = try metric.requiredString("name")
             guard name.range(of: #"^[A-Za-z_:][A-Za-z0-9_:.\-]{0,127}\z"#, options: .regularExpression) != nil else {
                 throw metric.fail("name", "'\(Names.printable(name))' is not a metric name (letters, digits, _ : . -)")
@@ -151,9 +162,15 @@ public struct CanaryConfig: Sendable, Equatable {
                 throw metric.fail("statistic", "must be median, min or a percentile p1 … p99, not '\(Names.printable(statistic))'")
             }
             guard unit == .round || statistic == "median" else { throw metric.fail("statistic", "applies to unit: round only") }
+            let clip = try metric.number("clip")
+            if let clip {
+                guard unit == .round else { throw metric.fail("clip", "applies to unit: round only") }
+                guard clip >= 1, clip <= 100 else { throw metric.fail("clip", "must be from 1 to 100 (a multiple of allowed_change), got \(clip)") }
+                guard allowed > 0 else { throw metric.fail("clip", "needs an allowed_change above 0 (it clips at a multiple of it)") }
+            }
             config.metrics.append(Metric(name: name, direction: direction, allowedChange: allowed,
                                          isCritical: try metric.bool("critical") ?? false, weight: weight, unit: unit, effect: effect,
-                                         statistic: statistic))
+                                         statistic: statistic, clip: clip))
         }
         if let thresholds = try fields.nested("thresholds") {
             try thresholds.rejectUnknown(["pass", "marginal"])

@@ -58,10 +58,11 @@ extension Workspace {
         try Self.makeReadOnly(module)
         let network = (try? serviceConfig(service))?.verifyNetwork ?? false
         let sides = try ["a", "b"].map { name in
-            CanarySide(name: name, checkout: checkouts[name]!.files,
-                       sandbox: try verificationSandbox(checkout: checkouts[name]!.files, layered: true,
-                                                        readOnly: [Sandbox.Mount(module, at: CanaryRunner.modulePath)],
-                                                        network: network, privateFolder: folder + "/private-" + name))
+            var sandbox = try verificationSandbox(checkout: checkouts[name]!.files, layered: true,
+                                                  readOnly: [Sandbox.Mount(module, at: CanaryRunner.modulePath)],
+                                                  network: network, privateFolder: folder + "/private-" + name)
+            sandbox.guardsStreams = true // the module's stdout is the evidence; its children run branch code
+            return CanarySide(name: name, checkout: checkouts[name]!.files, sandbox: sandbox)
         }
         let environment = childEnvironment(allowing: [], extra: ["RATCHET_SERVICE": service])
         let baselineIndex = names[0] == "a" ? 0 : 1
@@ -85,6 +86,33 @@ extension Workspace {
         guard let side = try sides.first(where: { try repository.entryID("canary", in: $0.commit) == wanted }) else {
             throw RatchetError("neither side of the canary has the judge's canary/ folder (\(judge.short))")
         }
-        try FileManager.default.copyItem(atPath: side.files + "/canary", toPath: module)
+        try Self.copyClosingOnExec(side.files + "/canary", to: module)
+    }
+
+    /// Copies a folder tree (folders, files with their modes, symbolic links), writing every
+    /// file through a descriptor that closes on exec: Foundation's `copyItem` leaves its
+    /// descriptor inheritable, and a process started meanwhile by another thread kept the
+    /// module's `run` open for writing for its whole life, so that starting it failed with
+    /// "Text file busy" (ETXTBSY).
+    static func copyClosingOnExec(_ source: String, to target: String) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: target, withIntermediateDirectories: false)
+        var links: [String] = []
+        for item in try fm.subpathsOfDirectory(atPath: source).sorted() where !links.contains(where: { item.hasPrefix($0 + "/") }) {
+            let from = source + "/" + item, to = target + "/" + item
+            let attributes = try fm.attributesOfItem(atPath: from)
+            switch attributes[.type] as? FileAttributeType {
+            case .typeDirectory?: try fm.createDirectory(atPath: to, withIntermediateDirectories: false)
+            case .typeSymbolicLink?:
+                links.append(item)  // copied as a link, never followed
+                try fm.createSymbolicLink(atPath: to, withDestinationPath: fm.destinationOfSymbolicLink(atPath: from))
+            default:
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: from))
+                let fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t((attributes[.posixPermissions] as? Int) ?? 0o644))
+                guard fd >= 0 else { throw RatchetError("cannot write \(to): \(String(cString: strerror(errno)))") }
+                defer { close(fd) }
+                try bytes.withUnsafeBytes { try writeAll(fd, $0, path: to) }
+            }
+        }
     }
 }

@@ -29,12 +29,15 @@ public enum NoiseModel {
     /// The confidence sequence in effect space after each round from `minRounds` to the
     /// end of `observations`: (low, high) per round. For a metric with a direction each end
     /// is a one-sided bound at level α (a false High and a false Pass each have at most α);
-    /// for `direction: either` the interval is two-sided at α (adr/0017).
+    /// for `direction: either` the interval is two-sided at α (adr/0017). With `clip`, each
+    /// observation is first clipped to ±`metric.clipBound` (adr/0035).
     public static func intervals(_ observations: [Double], metric: CanaryConfig.Metric, config: CanaryConfig) -> [(Double, Double)] {
         let alpha = metric.direction == .either ? config.alpha : 2 * config.alpha
         var sum = 0.0, squares = 0.0
         var result: [(Double, Double)] = []
-        for (index, x) in observations.enumerated() {
+        let bound = metric.clipBound ?? .infinity
+        for (index, raw) in observations.enumerated() {
+            let x = min(max(raw, -bound), bound)
             sum += x
             squares += x * x
             let n = Double(index + 1)

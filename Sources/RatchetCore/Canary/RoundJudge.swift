@@ -132,11 +132,17 @@ enum RoundJudge {
         }
         let sequence = NoiseModel.intervals(values, metric: metric, config: config)
         guard let (low, high) = ConfidenceSequence.intersection(sequence) else { return }
-        let mean = values.reduce(0, +) / Double(values.count)
+        let bound = metric.clipBound ?? .infinity
+        let mean = values.reduce(0) { $0 + min(max($1, -bound), bound) } / Double(values.count)
         let estimate = min(max(metric.effect == .ratio ? exp(mean) - 1 : mean, low), high)
         result.change = estimate
         result.interval = [low, high].map { $0.isFinite ? $0 : nil }
         classify(metric, estimate: estimate, low: low, high: high, typical: (typical[0], typical[1]), into: &result)
+        let clipped = values.filter { abs($0) > bound }.count
+        if clipped > 0 {
+            let limit = metric.effect == .ratio ? CanaryJudge.percent(exp(bound) - 1, signed: false) : CanaryFormat.number(bound)
+            result.reason += " (\(clipped) of \(values.count) rounds clipped at ±\(limit))"
+        }
     }
 
     /// High / Low when the whole interval is beyond the allowance in a bad direction,

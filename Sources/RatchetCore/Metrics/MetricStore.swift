@@ -45,7 +45,7 @@ public enum MetricStore {
                        progress: ((Int) -> Void)? = nil) throws -> AppendResult {
         var result = AppendResult()
         var ids: [Labels: Int64] = [:]
-        var fresh: [RollupKey: Point] = [:], old: [RollupKey: Point] = [:]
+        var fresh: [RollupKey: Rollup] = [:], old: [RollupKey: Rollup] = [:]
         let rawStart = rawHorizon(now)
         let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO metricSample (seriesId, time, value) VALUES (?, ?, ?)")
         for (index, (labels, sample)) in samples.enumerated() {
@@ -62,7 +62,7 @@ public enum MetricStore {
             }
             for tier in tiers where sample.time >= horizon(now, tier) {
                 let key = RollupKey(series: id, step: tier.step, bucket: bucket(sample.time, tier.step))
-                if isRaw { merge(&fresh[key, default: .emptyRollup], sample) } else { merge(&old[key, default: .emptyRollup], sample) }
+                if isRaw { merge(&fresh[key, default: .empty], sample) } else { merge(&old[key, default: .empty], sample) }
             }
         }
         try writeRollups(db, old, onlyNew: true)
@@ -85,9 +85,30 @@ public enum MetricStore {
         return bucket(now - tier.retention, index + 1 < tiers.count ? tiers[index + 1].step : tier.step)
     }
 
-    /// Adds a sample to a rollup point (NaN is kept out of min and max, as min_over_time does).
-    static func merge(_ point: inout Point, _ sample: Sample) {
-        if point.count == 0 || sample.time >= point.time { point.time = sample.time; point.value = sample.value }
+    /// A rollup being accumulated: its point, and whether its samples came in time order (only
+    /// then are its first sample, resets and changes known).
+    struct Rollup {
+        var point = Point(time: 0, value: .nan, count: 0, sum: 0, min: .nan, max: .nan)
+        var ordered = true
+        static let empty = Rollup()
+    }
+
+    /// Adds a sample to a rollup (NaN is kept out of min and max, as min_over_time does).
+    /// A sample after the last one extends the first/last/resets/changes summary as `resets()`,
+    /// `rate()` and `changes()` would walk it; any other order leaves them unknown.
+    static func merge(_ rollup: inout Rollup, _ sample: Sample) {
+        var point = rollup.point
+        defer { rollup.point = point }
+        guard point.count > 0 else { point = Point(time: sample.time, value: sample.value); return }
+        if sample.time > point.time {
+            if sample.value < point.value { point.resets += 1; point.resetSum += point.value }
+            if sample.value != point.value && !(sample.value.isNaN && point.value.isNaN) { point.changes += 1 }
+            point.time = sample.time
+            point.value = sample.value
+        } else {
+            rollup.ordered = false
+            if sample.time == point.time { point.value = sample.value }
+        }
         point.count += 1
         point.sum += sample.value
         if !sample.value.isNaN {
@@ -97,22 +118,33 @@ public enum MetricStore {
     }
 
     /// Writes rollups: merged into existing buckets, or (`onlyNew`) only where no bucket exists.
-    private static func writeRollups(_ db: Database, _ rollups: [RollupKey: Point], onlyNew: Bool) throws {
+    /// Samples merged after a bucket's last one keep its summary exact (SQLite's SET reads the
+    /// row as it was); samples that land before it make the bucket's first sample unknown.
+    private static func writeRollups(_ db: Database, _ rollups: [RollupKey: Rollup], onlyNew: Bool) throws {
         let upsert = try db.cachedStatement(sql: onlyNew ? """
-            INSERT OR IGNORE INTO metricRollup (seriesId, step, bucket, time, last, samples, total, minimum, maximum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT OR IGNORE INTO metricRollup (seriesId, step, bucket, time, last, samples, total, minimum, maximum,
+                                                firstTime, firstValue, resets, resetSum, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """ : """
-            INSERT INTO metricRollup (seriesId, step, bucket, time, last, samples, total, minimum, maximum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO metricRollup (seriesId, step, bucket, time, last, samples, total, minimum, maximum,
+                                      firstTime, firstValue, resets, resetSum, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (seriesId, step, bucket) DO UPDATE SET
               last = CASE WHEN excluded.time >= time THEN excluded.last ELSE last END,
               time = max(time, excluded.time),
               samples = samples + excluded.samples,
               total = total + excluded.total,
               minimum = CASE WHEN minimum IS NULL THEN excluded.minimum WHEN excluded.minimum IS NULL THEN minimum ELSE min(minimum, excluded.minimum) END,
-              maximum = CASE WHEN maximum IS NULL THEN excluded.maximum WHEN excluded.maximum IS NULL THEN maximum ELSE max(maximum, excluded.maximum) END
+              maximum = CASE WHEN maximum IS NULL THEN excluded.maximum WHEN excluded.maximum IS NULL THEN maximum ELSE max(maximum, excluded.maximum) END,
+              firstTime = CASE WHEN excluded.firstTime > time THEN firstTime END,
+              resets = resets + excluded.resets + coalesce(excluded.firstValue < last, 0),
+              resetSum = resetSum + excluded.resetSum + CASE WHEN excluded.firstValue < last THEN last ELSE 0 END,
+              changes = changes + excluded.changes + (excluded.firstValue IS NOT last)
             """)
-        for (key, point) in rollups {
+        for (key, rollup) in rollups {
+            let point = rollup.point
             try upsert.execute(arguments: [key.series, key.step, key.bucket, point.time, nullable(point.value), point.count,
-                                           nullable(point.sum), nullable(point.min), nullable(point.max)])
+                                           nullable(point.sum), nullable(point.min), nullable(point.max),
+                                           rollup.ordered ? point.firstTime : nil, nullable(point.first), point.resets,
+                                           nullable(point.resetSum), point.changes])
         }
     }
 
@@ -158,62 +190,5 @@ public enum MetricStore {
             rollups += db.changesCount
         }
         return (raw, rollups)
-    }
-}
-
-extension Point {
-    /// A rollup of no samples yet.
-    static let emptyRollup = Point(time: 0, value: .nan, count: 0, sum: 0, min: .nan, max: .nan)
-}
-
-/// The store as a `SampleSource` for one service: raw samples where they are kept, rollups before them.
-struct StoreSource: SampleSource {
-    let database: RatchetDatabase
-    let service: String
-
-    func select(_ matchers: [LabelMatcher], start: Int64, end: Int64) throws -> [SeriesPoints] {
-        try database.read { db in
-            try series(db, matchers).compactMap { id, labels in
-                let points = try points(db, series: id, start: start, end: end)
-                return points.isEmpty ? nil : SeriesPoints(labels: labels, points: points)
-            }
-        }
-    }
-
-    /// The service's series that satisfy `matchers` (the name's equality matcher narrows the read).
-    private func series(_ db: Database, _ matchers: [LabelMatcher]) throws -> [(Int64, Labels)] {
-        let rows: [Row]
-        if let name = matchers.first(where: { $0.name == Labels.metricName && $0.kind == .equal }) {
-            rows = try Row.fetchAll(db, sql: "SELECT id, labels FROM metricSeries WHERE service = ? AND name = ?", arguments: [service, name.value])
-        } else {
-            rows = try Row.fetchAll(db, sql: "SELECT id, labels FROM metricSeries WHERE service = ?", arguments: [service])
-        }
-        return rows.compactMap { row in
-            let labels = MetricStore.labels(fromCanonical: row["labels"])
-            return matchers.matches(labels) ? (row["id"], labels) : nil
-        }
-    }
-
-    /// The raw samples in the window; before the first of them, the finest rollups; before the
-    /// first of those, the next tier's; and so on.
-    private func points(_ db: Database, series: Int64, start: Int64, end: Int64) throws -> [Point] {
-        // A cursor over a cached statement, columns by index: a raw window can be 100,000 rows.
-        var points: [Point] = []
-        let raw = try Row.fetchCursor(db.cachedStatement(sql: "SELECT time, value FROM metricSample WHERE seriesId = ? AND time BETWEEN ? AND ? ORDER BY time"),
-                                      arguments: [series, start, end])
-        while let row = try raw.next() { points.append(Point(time: row[0], value: (row[1] as Double?) ?? .nan)) }
-        for tier in MetricStore.tiers {
-            let before = points.first.map { $0.time - 1 } ?? end
-            guard before >= start else { break }
-            let rollups = try Row.fetchAll(db, sql: """
-                SELECT time, last, samples, total, minimum, maximum FROM metricRollup
-                WHERE seriesId = ? AND step = ? AND bucket BETWEEN ? AND ? AND time BETWEEN ? AND ? ORDER BY bucket
-                """, arguments: [series, tier.step, MetricStore.bucket(start, tier.step), before, start, before]).map { row in
-                Point(time: row["time"], value: (row["last"] as Double?) ?? .nan, count: row["samples"],
-                      sum: (row["total"] as Double?) ?? .nan, min: (row["minimum"] as Double?) ?? .nan, max: (row["maximum"] as Double?) ?? .nan)
-            }
-            points = rollups + points
-        }
-        return points
     }
 }

@@ -26,17 +26,44 @@ extension Workspace {
     /// `RatchetError` when Prometheus cannot be reached (nothing is written either way).
     public func query(service: String, expression: String, at time: Date) throws -> QueryValue {
         let name = try self.service(service).name
+        return try query(service: name, config: try serviceConfig(name), expression: expression, at: time)
+    }
+
+    /// The same for a service whose name and service.yaml the caller already holds (observe
+    /// evaluates dozens of expressions per service).
+    func query(service name: String, config: ServiceConfig, expression: String, at time: Date) throws -> QueryValue {
         let expr = try PromQL.parse(expression)
-        let config = try serviceConfig(name)
         if let server = config.metricsPrometheus {
             return try PrometheusClient(baseURL: server).query(expression, at: time)
         }
         return try Evaluator(source: StoreSource(database: database, service: name)).evaluate(expr, at: Self.milliseconds(time))
     }
 
-    /// The embedded store of `service` as a sample source (for evaluating expressions in place).
-    public func metricSource(service: String) throws -> any SampleSource {
-        StoreSource(database: database, service: try self.service(service).name)
+    /// An instant query as an agent may make it (the `metrics` tool): over the service's own
+    /// series only. The embedded store keeps each service's series apart; for a Prometheus server,
+    /// every selector of the expression is narrowed by the service's scope (`metrics.scope`,
+    /// default `{service="NAME"}`), and an expression that cannot be scoped is refused.
+    public func scopedQuery(service: String, expression: String, at time: Date) throws -> QueryValue {
+        let name = try self.service(service).name
+        let config = try serviceConfig(name)
+        guard config.metricsPrometheus != nil else { return try query(service: name, config: config, expression: expression, at: time) }
+        let matchers = try config.metricsScope.map(Self.scopeMatchers) ?? [try LabelMatcher(name: "service", kind: .equal, value: name)]
+        return try query(service: name, config: config, expression: try PromQL.scoped(expression, to: matchers), at: time)
+    }
+
+    /// The matchers of a `metrics.scope` selector: `{label="value", …}`, each rejecting series without its label.
+    static func scopeMatchers(_ selector: String) throws -> [LabelMatcher] {
+        guard case .vectorSelector(let parsed) = try PromQL.parse(selector), parsed.name == nil, parsed.offset == 0,
+              !parsed.matchers.isEmpty, parsed.matchers.allSatisfy({ !$0.matchesEmpty && $0.name != Labels.metricName }) else {
+            throw RatchetError("'\(selector)' is not a selector of labels every series of the service carries, such as {job=\"NAME\"}")
+        }
+        return parsed.matchers
+    }
+
+    /// The embedded store of `service` as a sample source (for evaluating expressions in place);
+    /// `useRollups: false` reads raw samples wherever they are kept (to compare, and in benchmarks).
+    public func metricSource(service: String, useRollups: Bool = true) throws -> any SampleSource {
+        StoreSource(database: database, service: try self.service(service).name, useRollups: useRollups)
     }
 
     /// Backfills timestamped samples (OpenMetrics ending in `# EOF`, or text format 0.0.4 with

@@ -39,6 +39,11 @@ extension Workspace {
         let targetLabels = ["job": name, "instance": Self.instanceLabel(target)]
         do {
             let page = Exposition.parse(try readScrapeTarget(target, service: name, timeout: timeout), format: .text)
+            // As Prometheus's sample_limit: a page over it fails whole (up = 0), so that a
+            // target cannot flood the store with new series.
+            guard page.samples.count <= Self.scrapeSampleLimit else {
+                throw RatchetError("the page has \(page.samples.count) samples, over the limit of \(Self.scrapeSampleLimit) per scrape")
+            }
             report.up = true
             report.samplesScraped = page.samples.count
             report.lineErrors = page.errors.map(\.description)
@@ -68,10 +73,17 @@ extension Workspace {
             guard let url = URL(string: target) else { throw RatchetError("metrics.scrape '\(target)' is not a valid URL") }
             return String(decoding: try MetricsHTTP.get(url, timeout: timeout), as: UTF8.self)
         }
-        let path = target.hasPrefix("/") ? target : servicePath(service) + "/" + target
-        guard let data = FileManager.default.contents(atPath: path) else { throw RatchetError("cannot read \(path)") }
-        return String(decoding: data, as: UTF8.self)
+        // A file in the main checkout is landed code's: opened beneath it, no link followed,
+        // regular files only, bounded like a page.
+        let (folder, relative) = target.hasPrefix("/")
+            ? ((target as NSString).deletingLastPathComponent, (target as NSString).lastPathComponent)
+            : (servicePath(service), target)
+        let bytes = try BeneathFolder(path: folder, fileLimit: MetricsHTTP.defaultMaxBytes).read(relative)
+        return String(decoding: bytes, as: UTF8.self)
     }
+
+    /// The most samples one scrape stores (Prometheus's `sample_limit`); a page over it fails whole.
+    static let scrapeSampleLimit = 200_000
 
     /// `host:port` for a URL, the path for a file (Prometheus's `instance` label).
     static func instanceLabel(_ target: String) -> String {

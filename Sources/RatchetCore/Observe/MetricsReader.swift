@@ -78,7 +78,7 @@ extension Workspace {
                 if !report.up { throw RatchetError("scrape of \(report.target) failed: \(report.error ?? "no answer")") }
             },
             query: { [self] expression, time in
-                switch try query(service: service, expression: expression, at: time) {
+                switch try query(service: service, config: config, expression: expression, at: time) {
                 case .scalar(let value): return .scalar(value)
                 case .vector(let samples): return .vector(samples.map { ObservedSample(labels: $0.labels.pairs, value: $0.value) })
                 case .matrix: throw RatchetError("'\(Names.printable(expression))' returns a range vector; observation needs an instant vector")

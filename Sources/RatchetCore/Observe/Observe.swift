@@ -94,10 +94,9 @@ extension Workspace {
 
     /// The invariants of a service's main evaluated against its metrics as they are now (no
     /// scrape, nothing filed, no event): for a trajectory's `initial_state` and the `invariants` tool.
-    public func invariantStatus(service rawName: String) throws -> [CheckStatus] {
+    public func invariantStatus(service rawName: String, at now: Date = Date()) throws -> [CheckStatus] {
         let name = try service(rawName).name
         let reader = try metricsReader(name)
-        let now = Date()
         return try observedFiles(name).invariants.map { evaluate($0, service: name, reader: reader, at: now).status }
     }
 
@@ -203,12 +202,11 @@ struct Breach {
 extension Workspace {
     /// Each SLO of `service` evaluated now over the samples already stored (no scrape, nothing
     /// filed, no event): its error budget left and burn rates. Empty without slos.yaml.
-    public func sloStatus(service rawName: String) throws -> [CheckStatus] {
+    public func sloStatus(service rawName: String, at now: Date = Date()) throws -> [CheckStatus] {
         let name = try service(rawName).name
         let slos = try observedFiles(name).slos
         guard !slos.isEmpty else { return [] }
         let reader = try metricsReader(name)
-        let now = Date()
         return slos.map { evaluate($0, service: name, reader: reader, at: now).status }
     }
 }

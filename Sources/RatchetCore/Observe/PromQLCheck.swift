@@ -46,42 +46,5 @@ enum PromQLCheck {
 /// Writes a parsed expression back as PromQL text (for evaluating a part of an expression
 /// on a Prometheus server, which takes text).
 enum PromQLText {
-    static func render(_ expr: Expr) -> String {
-        switch expr {
-        case .number(let value): return ObserveFormat.number(value)
-        case .string(let text): return "\"\(Labels.escape(text))\""
-        case .vectorSelector(let selector): return selectorText(selector, range: nil)
-        case .matrixSelector(let selector, let range): return selectorText(selector, range: range)
-        case .call(let function, let arguments): return "\(function)(\(arguments.map(render).joined(separator: ", ")))"
-        case .aggregate(let op, let inner, let parameter, let grouping):
-            let by = grouping.labels.isEmpty && !grouping.without ? "" : " \(grouping.without ? "without" : "by") (\(grouping.labels.joined(separator: ", ")))"
-            return "\(op.name)\(by) (\((parameter.map { [render($0)] } ?? []).joined(separator: ""))\(parameter == nil ? "" : ", ")\(render(inner)))"
-        case .binary(let op, let left, let right, let modifiers):
-            return "\(render(left)) \(op.symbol)\(modifierText(modifiers)) \(render(right))"
-        case .negation(let inner): return "-\(render(inner))"
-        case .parenthesis(let inner): return "(\(render(inner)))"
-        }
-    }
-
-    private static func selectorText(_ selector: VectorSelector, range: Int64?) -> String {
-        var matchers = selector.matchers
-        if selector.name != nil, let index = matchers.firstIndex(where: { $0.name == Labels.metricName && $0.kind == .equal }) { matchers.remove(at: index) }
-        let braces = matchers.isEmpty && selector.name != nil ? "" : "{\(matchers.map(\.description).joined(separator: ", "))}"
-        let window = range.map { "[\(ObserveFormat.duration(Double($0) / 1000))]" } ?? ""
-        let offset = selector.offset == 0 ? "" : " offset \(ObserveFormat.duration(Double(selector.offset) / 1000))"
-        return (selector.name ?? "") + braces + window + offset
-    }
-
-    private static func modifierText(_ modifiers: BinaryModifiers) -> String {
-        var text = modifiers.returnsBool ? " bool" : ""
-        if modifiers.on || !modifiers.matchingLabels.isEmpty {
-            text += " \(modifiers.on ? "on" : "ignoring")(\(modifiers.matchingLabels.joined(separator: ", ")))"
-        }
-        switch modifiers.grouping {
-        case .oneToOne: break
-        case .groupLeft: text += " group_left(\(modifiers.includeLabels.joined(separator: ", ")))"
-        case .groupRight: text += " group_right(\(modifiers.includeLabels.joined(separator: ", ")))"
-        }
-        return text
-    }
+    static func render(_ expr: Expr) -> String { PromQL.render(expr) }
 }

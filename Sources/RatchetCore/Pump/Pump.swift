@@ -45,6 +45,8 @@ public final class Pump: @unchecked Sendable {
     let progress: @Sendable (String) -> Void
     let concurrency: Int
     private let lock = NSLock()
+    /// Serialises checks of the watch windows (PumpWatch.swift).
+    let watchLock = NSLock()
     private let wake = DispatchSemaphore(value: 0)
     private var stopped = false
     private var summary = PumpSummary()
@@ -108,15 +110,20 @@ public final class Pump: @unchecked Sendable {
         runJobs(jobs)
     }
 
-    /// `observe` with filing: one ticket per new breach. A failure is an event, never a stop.
+    /// `observe` with filing, service by service: one ticket per new breach. A paused service
+    /// is not observed (SPEC §4: the pump leaves it to people until it is resumed). A failure
+    /// is an event, never a stop.
     func observe() {
-        do {
-            let report = try workspace.observe(service: nil, file: true, progress: progress)
-            count { $0.filed += report.filed.count }
-        } catch {
-            progress("pump: observe failed: \(describe(error))")
-            _ = try? workspace.database.write { db in
-                try RatchetDatabase.appendEvent(db, kind: "pump.observe-failed", data: ["error": .string(describe(error))])
+        for service in (try? workspace.services()) ?? [] {
+            if service.isPaused { skip("paused", service: service.name, ticket: nil, "service \(service.name) is paused"); continue }
+            do {
+                let report = try workspace.observe(service: service.name, file: true, progress: progress)
+                count { $0.filed += report.filed.count }
+            } catch {
+                progress("pump: observe of \(service.name) failed: \(describe(error))")
+                _ = try? workspace.database.write { db in
+                    try RatchetDatabase.appendEvent(db, kind: "pump.observe-failed", service: service.name, data: ["error": .string(describe(error))])
+                }
             }
         }
     }
@@ -156,12 +163,12 @@ public final class Pump: @unchecked Sendable {
                 count { $0.worked += 1 }
                 try workspace.work(ticket: job.ticket, agent: agent, progress: say)
             }
-            let baseline = workspace.breachedFingerprints(job.service)
-            let landing = try workspace.merge(ticket: job.ticket, progress: say)
+            let watch = WatchRequest(baseline: workspace.breachedFingerprints(job.service), window: workspace.config.watchWindow)
+            let landing = try workspace.merge(ticket: job.ticket, watch: watch, progress: say)
             count { $0.landed += 1 }
             say("landed \(landing.landing.short)" + (landing.deploy.map { "; deploy \($0.status)" } ?? ""))
             try Failpoints.hit("pump.landed")
-            try openWatch(job, landing: landing, baseline: baseline)
+            try afterLanding(job, landing: landing)
         } catch let stop as GateStop {
             count { if stop.outcome == "rejected" { $0.rejected += 1 } else { $0.held += 1 } }
             say("\(stop.outcome): \(stop.message)")
@@ -183,6 +190,8 @@ struct PumpJob: Sendable {
 private final class PumpQueue: @unchecked Sendable {
     // `jobs` and `index` are guarded by `lock`.
     private let lock = NSLock()
+    /// Serialises checks of the watch windows (PumpWatch.swift).
+    let watchLock = NSLock()
     private let jobs: [PumpJob]
     private var index = 0
     init(_ jobs: [PumpJob]) { self.jobs = jobs }

@@ -27,16 +27,16 @@ extension Pump {
             let config = try workspace.serviceConfig(service)
             let planned = perService[service, default: 0]
             if planned > 0 && workspace.config.watchWindow > 0 { continue }
-            if try workspace.landingsInLastHour(service) + planned >= config.maxLandingsPerHour {
-                skip("rate-limited", service: service, ticket: nil, "service \(service) reached max_landings_per_hour (\(config.maxLandingsPerHour))")
+            // The landing gates (PumpGates.swift), checked before working what could not land.
+            if let block = Workspace.rateBlock(config, landed: try workspace.landingsInLastHour(service), planned: planned) {
+                skip("rate-limited", service: service, ticket: nil, block.detail)
                 continue
             }
             if !ticket.restores {
                 let budgets = spent[service] ?? workspace.spentBudgets(service)
                 spent[service] = budgets
-                if !budgets.isEmpty {
-                    skip("budget-spent", service: service, ticket: ticket.id,
-                         "the error budget of \(budgets.joined(separator: ", ")) is spent: only tickets with restores: true land")
+                if let block = workspace.budgetBlock(ticket, spent: budgets) {
+                    skip("budget-spent", service: service, ticket: ticket.id, block.detail + ": only tickets with restores: true land")
                     continue
                 }
             }

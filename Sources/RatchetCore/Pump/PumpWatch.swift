@@ -8,33 +8,46 @@ import RatchetStore
 /// at that landing's door. A breach already present before the landing does not count; a
 /// failed deploy counts as one. A breach reverts the landing through a commit and reopens
 /// its ticket; the reverted tree lands again only with a person's approval.
-extension Pump {
-    /// Opens the watch of a landing (or, with a zero window, checks once now).
-    /// The watch is stored first, so that a pump killed after this still watches the
-    /// landing when it starts again.
-    func openWatch(_ job: PumpJob, landing: LandingResult, baseline: Set<String>) throws {
+/// What the pump asks of a landing: open its watch window in the landing's own transaction.
+struct WatchRequest: Sendable {
+    /// The fingerprints already in breach just before the landing.
+    var baseline: Set<String>
+    /// `watch_window`, seconds, counted from the landing.
+    var window: Double
+}
+
+extension Workspace {
+    /// Opens the watch window of `landing` inside the landing's transaction `db` (adr/0048),
+    /// so that no landing of the pump is ever left unwatched: a pump killed right after the
+    /// landing (`pump.landed`) finds the window on its next start and watches on.
+    static func startWatch(_ db: Database, _ request: WatchRequest, service: String, ticket: String, attempt: Int, landing: ObjectID) throws {
         let now = Date()
-        let window = workspace.config.watchWindow
-        try workspace.database.write { db in
-            try db.execute(sql: """
-                INSERT OR REPLACE INTO watch (service, ticketId, attemptNumber, landing, startedAt, endsAt, baseline) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [job.service, job.ticket, landing.attempt.number, landing.landing.hex, now, now.addingTimeInterval(window),
-                                 try RatchetJSON.string(baseline.sorted(), pretty: false)])
-            try RatchetDatabase.appendEvent(db, kind: "watch.started", service: job.service, ticket: job.ticket, data: [
-                "landing": .string(landing.landing.hex), "window_s": .number(window), "baseline": .array(baseline.sorted().map { .string($0) })])
-        }
-        if let deploy = landing.deploy, !deploy.succeeded {
-            try breach(service: job.service, ticket: job.ticket, landing: landing.landing.hex,
-                       reason: "deploy \(deploy.status) after landing \(landing.landing.short)", checks: [])
-            return
-        }
-        if window <= 0 { try checkWatches(services: [job.service]) }
+        try db.execute(sql: """
+            INSERT INTO watch (service, ticketId, attemptNumber, landing, startedAt, endsAt, baseline) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [service, ticket, attempt, landing.hex, now, now.addingTimeInterval(request.window),
+                             try RatchetJSON.string(request.baseline.sorted(), pretty: false)])
+        try RatchetDatabase.appendEvent(db, kind: "watch.started", service: service, ticket: ticket, data: [
+            "landing": .string(landing.hex), "window_s": .number(request.window), "baseline": .array(request.baseline.sorted().map { .string($0) })])
+    }
+}
+
+extension Pump {
+    /// After a landing (its watch already stored) and its deploy: a failed deploy is a breach
+    /// at once, and a zero window is checked once now.
+    func afterLanding(_ job: PumpJob, landing: LandingResult) throws {
+        guard workspace.config.watchWindow <= 0 || landing.deploy?.succeeded == false else { return }
+        try checkWatches(services: [job.service])
     }
 
     /// Checks every open watch (or those of `services`): a new breach reverts, a window
     /// that ran out passes.
     func checkWatches(services: Set<String>? = nil) throws {
-        for watch in try workspace.watches() where services?.contains(watch.service) ?? true {
+        // One check at a time: workers that just landed and the cycle check the same windows.
+        try watchLock.withLock { try checkWatchesNow(services: services) }
+    }
+
+    private func checkWatchesNow(services: Set<String>?) throws {
+        for watch in try workspace.watches(ofPaused: false) where services?.contains(watch.service) ?? true {
             if let status = try workspace.lastDeployStatus(watch.service, after: watch.since), status != "succeeded" {
                 try breach(service: watch.service, ticket: watch.ticket, landing: watch.landing,
                            reason: "deploy \(status) after landing \(watch.landing.prefix(7))", checks: [])
@@ -47,7 +60,7 @@ extension Pump {
                            reason: "\(names) breached within the watch window of landing \(watch.landing.prefix(7))", checks: breached.map(\.fingerprint))
             } else if Date() >= watch.endsAt {
                 try workspace.database.write { db in
-                    try db.execute(sql: "DELETE FROM watch WHERE service = ?", arguments: [watch.service])
+                    try db.execute(sql: "DELETE FROM watch WHERE landing = ?", arguments: [watch.landing])
                     try RatchetDatabase.appendEvent(db, kind: "watch.passed", service: watch.service, ticket: watch.ticket,
                                                     data: ["landing": .string(watch.landing)])
                 }
@@ -71,7 +84,7 @@ extension Pump {
             progress("\(ticket) \(service): the watch could not revert: \(failure!)")
         }
         try workspace.database.write { db in
-            try db.execute(sql: "DELETE FROM watch WHERE service = ?", arguments: [service])
+            try db.execute(sql: "DELETE FROM watch WHERE landing = ?", arguments: [landing])
             try RatchetDatabase.appendEvent(db, kind: "watch.breached", service: service, ticket: ticket, data: [
                 "landing": .string(landing), "reason": .string(reason), "checks": .array(checks.map { .string($0) }),
                 "revert": .optional(revert), "error": .optional(failure)])
@@ -91,14 +104,16 @@ struct WatchWindow {
 }
 
 extension Workspace {
-    /// The open watch windows.
-    func watches() throws -> [WatchWindow] {
+    /// The open watch windows; without `ofPaused`, none of a paused service (its window waits
+    /// for the resume: the pump neither observes nor reverts a paused service).
+    func watches(ofPaused: Bool = true) throws -> [WatchWindow] {
         try database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT service, ticketId, landing, endsAt, baseline,
                        (SELECT MAX(seq) FROM event WHERE kind = 'ticket.merged' AND ticketId = watch.ticketId) AS since
-                FROM watch ORDER BY service
-                """).map { row in
+                FROM watch WHERE ? OR service NOT IN (SELECT name FROM service WHERE isPaused)
+                ORDER BY startedAt
+                """, arguments: [ofPaused]).map { row in
                 let baseline = (try? RatchetJSON.decoder().decode([String].self, from: Data((row["baseline"] as String).utf8))) ?? []
                 return WatchWindow(service: row["service"], ticket: row["ticketId"], landing: row["landing"], endsAt: row["endsAt"],
                                    baseline: Set(baseline), since: row["since"] ?? 0)
@@ -108,10 +123,11 @@ extension Workspace {
 
     func watchedServices() throws -> Set<String> { Set(try watches().map(\.service)) }
 
-    func openWatches() throws -> Int { try watches().count }
+    /// The open watch windows the pump checks (none of a paused service).
+    func openWatches() throws -> Int { try watches(ofPaused: false).count }
 
-    /// When the next open watch window ends (now when none is open).
-    func nextWatchEnd() throws -> Date { try watches().map(\.endsAt).min() ?? Date() }
+    /// When the next open watch window the pump checks ends (now when none is open).
+    func nextWatchEnd() throws -> Date { try watches(ofPaused: false).map(\.endsAt).min() ?? Date() }
 
     /// The invariants and SLOs of `service` in breach now (a status-only observation, which
     /// scrapes); empty when they cannot be evaluated.

@@ -41,7 +41,7 @@ struct BeneathFolder {
     func readIfPresent(_ relative: String) throws -> [UInt8]? {
         _ = try Self.check(relative)
         let root = try rootDescriptor()
-        let fd = ratchet_open_beneath(root, relative, O_RDONLY, 0)
+        let fd = ratchet_open_beneath(root, relative, O_RDONLY | O_NONBLOCK, 0)
         let code = errno
         close(root)
         if fd < 0 && code == ENOENT { return nil }

@@ -28,6 +28,8 @@ public final class AttemptTools: @unchecked Sendable {
     let referenceGuard: ReferenceGuard?
     private let lock = NSLock()
     var endState: End?
+    /// What the agent's calls have added to the trajectory (limits.trajectory_steps/_bytes).
+    var growth = TrajectoryGrowth()
 
     init(workspace: Workspace, attempt: AttemptRecord, serviceConfig: ServiceConfig, worktreePath: String, link: WorktreeLink?,
          bubblewrap: String?, privateFolder: String, briefPath: String, referenceGuard: ReferenceGuard?) {
@@ -153,11 +155,23 @@ public final class AttemptTools: @unchecked Sendable {
     /// observation with its index; a call that cannot be recorded says so.
     private func record(_ tool: ToolDefinition, arguments: JSONValue, usage: ToolUsage?, _ observation: ToolObservation) -> ToolObservation {
         var result = observation
+        if growth.isFull {
+            // Past the limit nothing more is stored: the answer says so, and an agent calling in a loop adds nothing.
+            result.ok = false
+            result.ended = true
+            result.output = workspace.redact(result.output) + "\nerror: not recorded: \(TrajectoryGrowth.fullMessage)"
+            return result
+        }
+        if let reason = growth.overLimit(adding: arguments, result, config: serviceConfig) {
+            growth.reachLimit()
+            if endState == nil { result = close(result, .failed(reason)) } else { result.ok = false; result.output += "\nerror: \(reason)" }
+        }
+        growth.add(arguments, result)
         do {
             result.step = try workspace.recordStep(
                 trajectory: attempt.trajectoryId, ticket: attempt.ticketId, service: attempt.service, attempt: attempt.number,
-                tool: tool.name, arguments: workspace.redact(arguments), risk: tool.risk, effect: tool.effect, ok: observation.ok,
-                output: observation.output, data: workspace.redact(observation.data), commit: observation.commit, usage: usage?.json)
+                tool: tool.name, arguments: workspace.redact(arguments), risk: tool.risk, effect: tool.effect, ok: result.ok,
+                output: result.output, data: workspace.redact(result.data), commit: result.commit, usage: usage?.json)
         } catch {
             result.ok = false
             result.output += "\nerror: the step could not be recorded: \(describe(error))"

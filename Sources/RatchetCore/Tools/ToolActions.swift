@@ -34,7 +34,7 @@ extension AttemptTools {
     /// Prometheus); the observation's data is Prometheus's JSON for the value.
     private func metrics(_ expression: String) throws -> ToolObservation {
         let now = Date()
-        let value = try workspace.query(service: attempt.service, expression: expression, at: now)
+        let value = try workspace.scopedQuery(service: attempt.service, expression: expression, at: now)
         let json = PrometheusJSON.data(value, at: Int64((now.timeIntervalSince1970 * 1000).rounded()))
         let data = (try? RatchetJSON.decoder().decode(JSONValue.self, from: Data(json.utf8))) ?? .string(json)
         let output: String

@@ -22,6 +22,17 @@ public struct ToolDefinition: Sendable {
     /// Whether the call writes (then the reference guard runs after it).
     public var writes: Bool { effect == "commit" || effect == "write-worktree" }
 
+    /// The arguments as a JSON Schema object, with the usage any call may report: MCP's
+    /// `inputSchema` (`ratchet mcp`) and ATIF's `tool_definitions` (docs/atif.md).
+    public var parametersSchema: JSONValue {
+        var properties: [String: JSONValue] = [:]
+        for argument in arguments { properties[argument.name] = ["type": "string", "description": .string(argument.summary)] }
+        properties["tokens_in"] = ["type": "number", "description": "model input tokens this step used"]
+        properties["tokens_out"] = ["type": "number", "description": "model output tokens this step used"]
+        properties["cost_usd"] = ["type": "number", "description": "model cost of this step in USD"]
+        return ["type": "object", "properties": .object(properties), "required": .array(arguments.filter(\.required).map { .string($0.name) })]
+    }
+
     /// The call as a command line: `commit -m MSG`.
     public var usage: String {
         ([name] + arguments.map { argument in

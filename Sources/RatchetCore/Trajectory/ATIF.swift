@@ -7,7 +7,7 @@ import RatchetStore
 /// under `extra`.
 public enum ATIF {
     /// The pinned version, written as every document's `schema_version`.
-    public static let version = "ATIF-v1.4"
+    public static let version = "ATIF-v1.6"
 
     /// One trajectory as an ATIF document: a `user` step with the ticket, then one `agent`
     /// step per Ratchet step (its tool call and observation, usage as metrics).
@@ -48,7 +48,7 @@ public enum ATIF {
         return [
             "schema_version": .string(version),
             "session_id": .string(trajectory.id),
-            "agent": ["name": .string(trajectory.agent), "version": "ratchet-0.1.0"],
+            "agent": ["name": .string(trajectory.agent), "version": "ratchet-0.1.0", "tool_definitions": toolDefinitions],
             "steps": .array(steps),
             "final_metrics": .object(finalMetrics),
             "extra": ["ratchet": [
@@ -58,6 +58,12 @@ public enum ATIF {
             ]],
         ]
     }
+
+    /// The tools the agent had (ToolCatalog), in OpenAI's function-calling shape (ATIF v1.5's
+    /// `agent.tool_definitions`, for SFT pipelines that need the signatures).
+    static let toolDefinitions: JSONValue = .array(ToolCatalog.all.map { tool in
+        ["type": "function", "function": ["name": .string(tool.name), "description": .string(tool.summary), "parameters": tool.parametersSchema]]
+    })
 
     /// Ratchet's usage (`tokens_in`, `tokens_out`, `cost_usd`) as ATIF step metrics.
     static func metrics(_ usage: JSONValue?) -> JSONValue? {
