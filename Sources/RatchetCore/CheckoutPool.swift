@@ -76,7 +76,10 @@ extension Workspace {
     /// nothing when it holds no valid tree.
     private func switchSlot(_ slot: String, to tree: ObjectID, repository: Repository) throws {
         let stateFile = slot + "/tree", files = slot + "/files"
-        let held = (try? String(contentsOfFile: stateFile, encoding: .utf8)).flatMap { ObjectID(hex: $0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        // A `files` folder deleted by hand (or the whole slot) leaves nothing to switch from: rebuilt.
+        var isFolder: ObjCBool = false
+        let present = FileManager.default.fileExists(atPath: files, isDirectory: &isFolder) && isFolder.boolValue
+        let held = present ? (try? String(contentsOfFile: stateFile, encoding: .utf8)).flatMap { ObjectID(hex: $0.trimmingCharacters(in: .whitespacesAndNewlines)) } : nil
         if held == tree { return }
         try? FileManager.default.removeItem(atPath: stateFile)
         if let held, repository.isTree(held) {

@@ -13,7 +13,7 @@ public enum CommitMessage {
         if !trailers.isEmpty {
             text += "\n"
             for trailer in trailers {
-                guard trailer.key.range(of: #"^[A-Za-z][A-Za-z0-9-]*\z"#, options: .regularExpression) != nil else {
+                guard ASCII.isTrailerKey(trailer.key) else {
                     throw RatchetError("invalid trailer key '\(Names.printable(trailer.key))'")
                 }
                 text += "\(trailer.key): \(try Names.line(trailer.value, what: "\(trailer.key) trailer"))\n"

@@ -67,7 +67,7 @@ public struct ServiceConfig: Sendable, Equatable {
 
     /// Parses and validates `service.yaml`; errors name the key that is wrong.
     public static func parse(_ text: String, file: String = "service.yaml") throws -> ServiceConfig {
-        let fields = try YAMLFields.parse(text, file: file)
+        let fields = try YAMLFields.parse(text, file: file, typed: false)
         try fields.rejectUnknown(["name", "description", "owners", "test", "deploy", "metrics", "protected_paths", "max_attempts",
                                   "max_landings_per_hour", "agent_env", "sandbox", "limits", "test_paths", "deploy_env"])
         let name = try fields.requiredString("name")
@@ -96,11 +96,11 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         config.deployEnv = try fields.stringList("deploy_env") ?? []
         for (index, variable) in config.deployEnv.enumerated()
-        where variable.range(of: #"^[A-Za-z_][A-Za-z0-9_]*\z"#, options: .regularExpression) == nil || variable.hasPrefix("RATCHET_") {
+        where !ASCII.isEnvironmentName(variable) || variable.hasPrefix("RATCHET_") {
             throw fields.fail("deploy_env[\(index)]", "'\(variable)' is not an environment variable name deploy may receive")
         }
         for (index, variable) in config.agentEnv.enumerated()
-        where variable.range(of: #"^[A-Za-z_][A-Za-z0-9_]*\z"#, options: .regularExpression) == nil || variable.hasPrefix("RATCHET_") {
+        where !ASCII.isEnvironmentName(variable) || variable.hasPrefix("RATCHET_") {
             throw fields.fail("agent_env[\(index)]", "'\(variable)' is not an environment variable name an agent may receive")
         }
         for (key, paths) in [("protected_paths", config.protectedPaths), ("test_paths", config.testPaths)] {

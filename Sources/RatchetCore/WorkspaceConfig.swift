@@ -55,7 +55,7 @@ public struct WorkspaceConfig: Sendable, Equatable {
 
     /// Parses `ratchet.yaml`.
     public static func parse(_ text: String, file: String = "ratchet.yaml") throws -> WorkspaceConfig {
-        let fields = try YAMLFields.parse(text, file: file)
+        let fields = try YAMLFields.parse(text, file: file, typed: false)
         try fields.rejectUnknown(["identity", "default_agent", "agents", "concurrency", "watch_window", "reflect_window", "notify", "secret_patterns",
                                   "durability", "reflect"])
         var config = defaults

@@ -9,9 +9,16 @@ struct YAMLFields {
     let mapping: Node.Mapping
 
     /// Parses `text` (YAML or JSON) whose top level must be a mapping.
-    static func parse(_ text: String, file: String) throws -> YAMLFields {
+    ///
+    /// With `typed: false` every scalar keeps the tag `str`: the typed accessors below still
+    /// read integers, booleans, durations and nulls from its text, and Yams' type resolver is
+    /// never built (it compiles seven regular expressions with ICU, about 1.5 ms of every
+    /// command's start-up). For files whose fields are read only through these accessors
+    /// (`ratchet.yaml`, `service.yaml`); a file whose raw nodes keep their YAML types
+    /// (a runbook's arguments) stays typed.
+    static func parse(_ text: String, file: String, typed: Bool = true) throws -> YAMLFields {
         let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch {
+        do { node = try Yams.compose(yaml: text, typed ? .default : .basic) } catch {
             throw RatchetError("\(file): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
         guard let node else { throw RatchetError("\(file): empty document") }
@@ -37,7 +44,7 @@ struct YAMLFields {
 
     private func value(_ key: String) -> Node? {
         guard let node = mapping[key] else { return nil }
-        if case .scalar(let scalar) = node, scalar.tag == Tag(.null) || (scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)) {
+        if case .scalar(let scalar) = node, scalar.tag.rawValue == Tag.Name.null.rawValue || (scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)) {
             return nil
         }
         return node
@@ -65,8 +72,18 @@ struct YAMLFields {
 
     func bool(_ key: String) throws -> Bool? {
         guard let node = value(key) else { return nil }
-        guard let flag = node.bool else { throw fail(key, "expected true or false, got '\(node.any)'") }
+        guard let flag = node.bool ?? Self.plainBool(node) else { throw fail(key, "expected true or false, got '\(node.any)'") }
         return flag
+    }
+
+    /// A plain (unquoted) YAML 1.1 boolean read from an untyped scalar, as Yams' resolver would tag it.
+    private static func plainBool(_ node: Node) -> Bool? {
+        guard let scalar = node.scalar, scalar.style == .plain else { return nil }
+        switch scalar.string {
+        case "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON": return true
+        case "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF": return false
+        default: return nil
+        }
     }
 
     func stringList(_ key: String) throws -> [String]? {

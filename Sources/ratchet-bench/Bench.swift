@@ -93,6 +93,7 @@ struct Bench: ParsableCommand {
     /// The command line's lifecycle against a git script, and reading commands on many tickets.
     func commandFigures(source: String, scratch: String) throws -> [Figure] {
         try Merges.commandLine(source: source, runs: quick ? 3 : 21, scratch: scratch)
+            + Merges.readCommands(source: source, tickets: quick ? 3 : 10, runs: quick ? 3 : 21, scratch: scratch)
             + Merges.readCommands(source: source, tickets: quick ? 200 : 10_000, runs: quick ? 3 : 21, scratch: scratch)
     }
 

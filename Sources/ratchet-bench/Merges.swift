@@ -47,18 +47,18 @@ enum Merges {
         let workspace = try workspace(source: source, at: scratch + "/cli")
         let root = workspace.root.path
         let service = workspace.servicePath("svc")
-        var ratchet: [Double] = [], script: [Double] = []
+        var ratchet = ChildTimes(), script = ChildTimes()
         for run in 1...runs {
-            ratchet.append(try milliseconds {
+            try ratchet.measure {
                 let id = try Shell.run([binary, "ticket", "new", "--service", "svc", "--title", "CLI \(run)", "--workspace", root], in: root)
                     .trimmingCharacters(in: .whitespacesAndNewlines)
                 try Shell.run([binary, "work", id, "--agent", "command:echo \(run) > cli-\(run).txt", "--workspace", root], in: root)
                 try Shell.run([binary, "merge", id, "--workspace", root], in: root)
-            })
-            script.append(try milliseconds { try naiveLifecycle(run, in: service, scratch: scratch) })
+            }
+            try script.measure { try naiveLifecycle(run, in: service, scratch: scratch) }
         }
-        return [Figure(name: "cli-lifecycle", size: "small", pipeline: "ratchet/shipped", samples: ratchet),
-                Figure(name: "cli-lifecycle", size: "small", pipeline: "git-script", samples: script)]
+        return ratchet.figures(name: "cli-lifecycle", size: "small", pipeline: "ratchet/shipped")
+            + script.figures(name: "cli-lifecycle", size: "small", pipeline: "git-script")
     }
 
     /// What a person would script: a worktree, an edit, a commit with trailers, `merge --no-ff`,
@@ -77,14 +77,15 @@ enum Merges {
     /// `--version`, `ticket list` and `ticket show` through the binary, on a store with `tickets` tickets.
     static func readCommands(source: String, tickets: Int, runs: Int, scratch: String) throws -> [Figure] {
         guard let binary = ratchetBinary() else { return [] }
-        let workspace = try workspace(source: source, at: scratch + "/reads")
+        let workspace = try workspace(source: source, at: scratch + "/reads-\(tickets)")
         for index in 1...tickets { try workspace.createTicket(TicketDraft(service: "svc", title: "Ticket \(index)")) }
         let root = workspace.root.path
         var figures: [Figure] = []
         for (name, arguments) in [("version", ["--version"]), ("ticket-list", ["ticket", "list"]), ("ticket-show", ["ticket", "show", "T-\(tickets / 2)"])] {
             _ = try Shell.run([binary] + arguments, in: root)
-            let samples = try (0..<runs).map { _ in try milliseconds { try Shell.run([binary] + arguments, in: root) } }
-            figures.append(Figure(name: "command-\(name)", size: "\(tickets) tickets", pipeline: "ratchet/shipped", samples: samples))
+            var times = ChildTimes()
+            for _ in 0..<runs { try times.measure { try Shell.run([binary] + arguments, in: root) } }
+            figures += times.figures(name: "command-\(name)", size: "\(tickets) tickets", pipeline: "ratchet/shipped")
         }
         return figures
     }

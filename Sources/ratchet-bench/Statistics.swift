@@ -9,8 +9,12 @@ struct Figure: Codable {
     var median: Double
     var p90: Double
     var max: Double
+    /// The 1-minute load average when the figure started and ended (figures measured on a
+    /// shared machine: read them beside it and beside the CPU-time figure).
+    var loadAverage: [Double]?
 
-    init(name: String, size: String, pipeline: String, samples: [Double]) {
+    init(name: String, size: String, pipeline: String, samples: [Double], loadAverage: [Double]? = nil) {
+        self.loadAverage = loadAverage
         let sorted = samples.sorted()
         self.name = name
         self.size = size
@@ -53,6 +57,33 @@ func childrenCPUMilliseconds() -> Double {
 /// The 1, 5 and 15 minute load averages, as /proc/loadavg gives them.
 func loadAverage() -> String {
     (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+}
+
+/// The 1-minute load average (`/proc/loadavg`), or -1 when it cannot be read.
+func oneMinuteLoadAverage() -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
+          let first = text.split(separator: " ").first, let value = Double(first) else { return -1 }
+    return value
+}
+
+/// Wall-clock and CPU samples of work done by child processes (the `ratchet` binary, git):
+/// two figures, `PIPELINE` and `PIPELINE cpu`, each with the load average around them.
+struct ChildTimes {
+    var wall: [Double] = []
+    var cpu: [Double] = []
+    let loadAtStart = oneMinuteLoadAverage()
+
+    mutating func measure(_ body: () throws -> Void) rethrows {
+        let before = childrenCPUMilliseconds()
+        wall.append(try milliseconds(body))
+        cpu.append(childrenCPUMilliseconds() - before)
+    }
+
+    func figures(name: String, size: String, pipeline: String) -> [Figure] {
+        let load = [loadAtStart, oneMinuteLoadAverage()]
+        return [Figure(name: name, size: size, pipeline: pipeline, samples: wall, loadAverage: load),
+                Figure(name: name, size: size, pipeline: pipeline + " cpu", samples: cpu, loadAverage: load)]
+    }
 }
 
 enum Format {

@@ -8,6 +8,7 @@ struct CanaryCommand: ParsableCommand {
 
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "run",
             abstract: "Judge a ticket's proposed attempt (merged with main) or any commit against main with main's canary.")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
@@ -33,7 +34,7 @@ struct CanaryCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show the stored canary reports of a ticket, or one report by number.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show the stored canary reports of a ticket, or one report by number.")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "A ticket id (all its reports, oldest first) or a report number.") var id: String
@@ -48,6 +49,7 @@ struct CanaryCommand: ParsableCommand {
 
     struct Calibrate: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "calibrate",
             abstract: "Judge main against itself N times and report each metric's noise and the smallest allowed_change with under 1% false alarms.")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions

@@ -8,7 +8,7 @@ struct ServiceCommand: ParsableCommand {
         subcommands: [Add.self, List.self, Show.self, Check.self, Pause.self, Resume.self, Pack.self])
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a service repo from a template, or adopt an existing repo.")
+        static let configuration = CommandConfiguration(commandName: "add", abstract: "Create a service repo from a template, or adopt an existing repo.")
         @OptionGroup var workspace: WorkspaceOptions
         @Argument(help: "The service name: lowercase letters, digits and dashes.") var name: String
         @Option(help: "A template shipped with Ratchet (templates/T plus canaries/T).") var template: String?
@@ -26,7 +26,7 @@ struct ServiceCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the services.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the services.")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
 
@@ -45,7 +45,7 @@ struct ServiceCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one service.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one service.")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The service name.") var name: String
@@ -65,7 +65,7 @@ struct ServiceCommand: ParsableCommand {
     }
 
     struct Check: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Validate a service's files and say exactly what is wrong where.")
+        static let configuration = CommandConfiguration(commandName: "check", abstract: "Validate a service's files and say exactly what is wrong where.")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The service name.") var name: String
@@ -86,7 +86,7 @@ struct ServiceCommand: ParsableCommand {
     }
 
     struct Pause: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop landings for a service (merge, approve and work refuse it).")
+        static let configuration = CommandConfiguration(commandName: "pause", abstract: "Stop landings for a service (merge, approve and work refuse it).")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The service name.") var name: String
@@ -96,7 +96,7 @@ struct ServiceCommand: ParsableCommand {
     }
 
     struct Resume: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Let a paused service land again.")
+        static let configuration = CommandConfiguration(commandName: "resume", abstract: "Let a paused service land again.")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The service name.") var name: String
@@ -115,6 +115,7 @@ struct ServiceCommand: ParsableCommand {
 
     struct Pack: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "pack",
             abstract: "Pack a service repo's loose objects and combine its small packs (landings start this in the background).")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions

@@ -8,7 +8,7 @@ struct TicketCommand: ParsableCommand {
         subcommands: [New.self, List.self, Show.self, Cancel.self, Resolve.self])
 
     struct New: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "File a ticket, from flags or from a YAML or JSON file.")
+        static let configuration = CommandConfiguration(commandName: "new", abstract: "File a ticket, from flags or from a YAML or JSON file.")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
         @Option(help: "The service the ticket is for.") var service: String?
@@ -48,7 +48,7 @@ struct TicketCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List tickets.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List tickets.")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
         @Option(help: "Only tickets in this state.") var state: String?
@@ -63,7 +63,7 @@ struct TicketCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a ticket and its attempts.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a ticket and its attempts.")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The ticket id, e.g. T-7.") var id: String
@@ -88,7 +88,7 @@ struct TicketCommand: ParsableCommand {
     }
 
     struct Cancel: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Cancel a ticket that has not merged.")
+        static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a ticket that has not merged.")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The ticket id.") var id: String
@@ -103,7 +103,7 @@ struct TicketCommand: ParsableCommand {
     }
 
     struct Resolve: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Close a ticket that waits for a person (a reflection finding, an escalation) with a note.")
+        static let configuration = CommandConfiguration(commandName: "resolve", abstract: "Close a ticket that waits for a person (a reflection finding, an escalation) with a note.")
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The ticket id.") var id: String

@@ -62,6 +62,18 @@ struct CommandLineTests {
         try git(["fsck", "--strict"], in: service)
     }
 
+    /// Commands name themselves (adr/0038: the parser never derives a name from a type's):
+    /// each documented path answers `--help` under exactly that name.
+    @Test func everySubcommandAnswersToItsDocumentedName() throws {
+        let paths = ["canary run", "canary show", "canary calibrate", "service add", "service list", "service show", "service check",
+                     "service pause", "service resume", "service pack", "ticket new", "ticket list", "ticket show", "ticket cancel",
+                     "ticket resolve", "work", "merge", "events", "doctor", "metrics import", "trajectory show", "tool", "pump"]
+        for path in paths {
+            let output = try ratchet(path.split(separator: " ").map(String.init) + ["--help"], in: "/")
+            #expect(output.status == 0 && output.stdout.contains("USAGE: ratchet \(path)"), "\(path): \(output.stdout.prefix(200))\(output.stderr)")
+        }
+    }
+
     @Test func ticketShowJSONHasTheContractKeys() throws {
         let folder = ScratchFolder()
         let root = try makeWorkspace(folder)

@@ -346,4 +346,45 @@ struct FullDiskTests {
         #expect(try ratchet(["work", "T-2", "--agent", "command:echo 2 > two.txt"], in: root).status == 0)
         #expect(try ratchet(["merge", "T-2"], in: root).status == 0)
     }
+
+    /// A disk that fills while a verification checkout is switched (issue 11): the service's
+    /// checkout pool sits on a 512 KiB tmpfs and the candidate adds a 1 MiB file. The merge
+    /// fails with one error line and main does not move; with space again, the next merge
+    /// rebuilds the slot and it is exactly the landed tree (`git diff-files`, `ls-files --others`).
+    @Test(.enabled(if: canMountTmpfs, "needs root and a kernel that allows mounting tmpfs"))
+    func aDiskThatFillsMidSwitchFailsTheMergeAndThePoolIsRebuilt() throws {
+        let folder = ScratchFolder("pool-disk")
+        let root = folder("ws")
+        #expect(try ratchet(["init", root], in: folder.path).status == 0)
+        #expect(try ratchet(["service", "add", "svc", "--template", "kv-cache"], in: root).status == 0)
+        let service = root + "/services/svc"
+        try git(["rm", "-rq", "canary"], in: service)
+        try git(["commit", "-qm", "No canary"], in: service)
+        let pool = root + "/.ratchet/checkouts/svc"
+        try FileManager.default.createDirectory(atPath: pool, withIntermediateDirectories: true)
+        #expect(try run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", pool], in: "/").status == 0)
+        defer { _ = try? run(["umount", "-l", pool], in: "/") }
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Small", "--accept", "command:true"], in: root).status == 0)
+        #expect(try ratchet(["work", "T-1", "--agent", "command:echo 1 > one.txt"], in: root).status == 0)
+        #expect(try ratchet(["merge", "T-1"], in: root).status == 0)
+        let landing = try git(["rev-parse", "main"], in: service)
+        #expect(try ratchet(["ticket", "new", "--service", "svc", "--title", "Big", "--accept", "command:true"], in: root).status == 0)
+        #expect(try ratchet(["work", "T-2", "--agent", "command:head -c 1048576 /dev/zero > big.bin"], in: root).status == 0)
+        let failed = try ratchet(["merge", "T-2"], in: root)
+        #expect(failed.status != 0)
+        let lines = failed.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("error: ") && failed.stderr.contains("No space left on device"), "\(failed.stderr)")
+        #expect(try git(["rev-parse", "main"], in: service) == landing)
+        #expect(try run(["mount", "-o", "remount,size=8m", pool], in: "/").status == 0)
+        let merged = try ratchet(["merge", "T-2"], in: root)
+        #expect(merged.status == 0, "\(merged.stderr)")
+        let files = pool + "/0/files", index = folder("index")
+        let environment = ["GIT_INDEX_FILE": index, "GIT_DIR": service + "/.git", "GIT_WORK_TREE": files]
+        #expect(try run(["git", "read-tree", "main^{tree}"], in: files, environment: environment).status == 0)
+        _ = try run(["git", "update-index", "-q", "--refresh"], in: files, environment: environment)
+        let status = try run(["git", "diff-files", "--name-status"], in: files, environment: environment).stdout
+            + run(["git", "ls-files", "--others"], in: files, environment: environment).stdout
+        #expect(status == "", "\(status)")
+        #expect(FileManager.default.fileExists(atPath: files + "/big.bin"))
+    }
 }

@@ -55,4 +55,56 @@ struct CheckoutPoolTests {
         #expect(repaired.findings.contains { $0.kind == "checkout-pool" && $0.repaired })
         #expect(!FileManager.default.fileExists(atPath: slot))
     }
+
+    /// `git status` of a slot's files against `tree`, through a private index: what differs
+    /// (content or mode) and what the tree does not have. Empty when the slot is exactly the tree.
+    private func difference(_ files: String, from tree: ObjectID, service: String, index: String) throws -> String {
+        let environment = ["GIT_INDEX_FILE": index, "GIT_DIR": service + "/.git", "GIT_WORK_TREE": files]
+        let read = try run(["git", "read-tree", tree.hex], in: files, environment: environment)
+        #expect(read.status == 0, "\(read.stderr)")
+        _ = try run(["git", "update-index", "-q", "--refresh"], in: files, environment: environment)
+        return try run(["git", "diff-files", "--name-status"], in: files, environment: environment).stdout
+            + run(["git", "ls-files", "--others"], in: files, environment: environment).stdout
+    }
+
+    @Test func aRunThatDeletesWritesAndChmodsLeavesTheNextRunExactlyItsTree() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let service = workspace.servicePath("svc")
+        let repository = try Repository.open(service)
+        let main = try #require(try repository.resolveReference("refs/heads/main"))
+        let config = try workspace.serviceConfig("svc")
+        let hostile = "rm -f service.yaml && rm -rf tests && chmod 000 kvcache/cache.py && chmod +x config/cache.json"
+            + " && echo changed > kvcache/server.py && mkdir -p service.yaml.d && ln -s /etc/passwd planted"
+        let first = try workspace.runVerification(["/bin/sh", "-c", hostile], on: main, repository: repository, config: config)
+        #expect(first.succeeded, "\(first.output)")
+        let check = "test -f service.yaml && test -d tests && test -r kvcache/cache.py && test ! -x config/cache.json"
+            + " && test ! -e planted && test ! -e service.yaml.d && ! grep -qx changed kvcache/server.py"
+        let second = try workspace.runVerification(["/bin/sh", "-c", check], on: main, repository: repository, config: config)
+        #expect(second.succeeded, "\(second.output)")
+        let slot = workspace.checkoutPoolFolder("svc") + "/0/files"
+        let status = try difference(slot, from: try repository.commit(main).tree, service: service, index: folder("index"))
+        #expect(status == "", "\(status)")
+    }
+
+    @Test func aPoolFolderDeletedByHandIsRebuilt() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let service = workspace.servicePath("svc")
+        let repository = try Repository.open(service)
+        let main = try #require(try repository.resolveReference("refs/heads/main"))
+        let tree = try repository.commit(main).tree
+        try workspace.pooledCheckout(of: main, service: "svc", repository: repository).release()
+        let pool = workspace.checkoutPoolFolder("svc")
+        // Only the files (the slot's `tree` file still names the tree), then the whole pool.
+        try FileManager.default.removeItem(atPath: pool + "/0/files")
+        let afterFiles = try workspace.pooledCheckout(of: main, service: "svc", repository: repository)
+        #expect(try difference(afterFiles.files, from: tree, service: service, index: folder("index1")) == "")
+        afterFiles.release()
+        try FileManager.default.removeItem(atPath: pool)
+        let afterPool = try workspace.pooledCheckout(of: main, service: "svc", repository: repository)
+        #expect(afterPool.files == pool + "/0/files")
+        #expect(try difference(afterPool.files, from: tree, service: service, index: folder("index2")) == "")
+        afterPool.release()
+    }
 }
