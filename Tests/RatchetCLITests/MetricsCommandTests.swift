@@ -123,9 +123,7 @@ struct MetricsCommandTests {
         try server.run()
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() } // SIGTERM may be masked in the child
         // The port line is printed once the socket listens: reading it is the synchronisation.
-        var line = Data()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
-        let port = try #require(Int(String(decoding: line, as: UTF8.self)))
+        let port = try #require(Int(try firstLine(of: output)))
         let yaml = root + "/services/svc/service.yaml"
         try String(contentsOfFile: yaml, encoding: .utf8).replacingOccurrences(of: "scrape: \(folder("page.prom"))", with: "scrape: http://127.0.0.1:\(port)/metrics")
             .write(toFile: yaml, atomically: true, encoding: .utf8)

@@ -47,9 +47,7 @@ public final class LoopbackReceiver {
         process.standardOutput = output
         try process.run()
         // The port line is printed once the socket listens: reading it is the synchronisation.
-        var line = Data()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
-        port = Int(String(decoding: line, as: UTF8.self)) ?? 0
+        port = Int(try firstLine(of: output)) ?? 0
     }
 
     /// Every body received, one per line.
@@ -63,4 +61,12 @@ public final class LoopbackReceiver {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
+}
+
+/// The first line a child process writes to `pipe`, without its newline; blocks until it is
+/// written (a server that prints its port once it listens: reading it is the synchronisation).
+public func firstLine(of pipe: Pipe) throws -> String {
+    var line = Data()
+    while let byte = try pipe.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
+    return String(decoding: line, as: UTF8.self)
 }
