@@ -147,7 +147,7 @@ public func judgeCanaryWithoutTiming(service: String) throws {
     let text = original
         .replacingOccurrences(of: "allowed_change: 0.10 ", with: "allowed_change: 3.0  ")
         .replacingOccurrences(of: "allowed_change: 0.20 ", with: "allowed_change: 3.0  ")
-        .replacingOccurrences(of: "rounds: { min: 6, max: 40 }", with: "rounds: { min: 3, max: 6 }  ")
+        .replacingOccurrences(of: "rounds: { min: 10, max: 80 }", with: "rounds: { min: 3, max: 6 }   ")
     // The shipped kv-cache canary changed under this helper once, silently: fail loudly instead.
     let isKVCache = original.contains("name: cpu_us_per_request")
     guard !isKVCache || (text.components(separatedBy: "allowed_change: 3.0").count == 4 && text.contains("max: 6 }")) else {
