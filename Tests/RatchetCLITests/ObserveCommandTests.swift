@@ -250,18 +250,41 @@ struct ObserveCommandTests {
         #expect(oddCapacity?["state"] as? String == "no-data" && oddCapacity?["value"] == nil, "\(odd.stdout)")
     }
 
-    /// `metrics.prometheus` that does not answer: every check is an error, nothing is filed, one event.
-    @Test func anUnreachablePrometheusFilesNothing() throws {
+    /// `metrics.prometheus` that does not answer (nothing listens on its port): every check is
+    /// an error, nothing is filed, one `observe.failed` event. Then a real Prometheus starts on
+    /// that port, holding a breach (backfilled with promtool): the next run, unchanged, files it.
+    @Test func anUnreachablePrometheusFilesNothingAndTheNextRunFilesOnceItIsBack() throws {
         let folder = ScratchFolder()
         let root = try observedWorkspace(folder)
-        try commitEdit(root, "service.yaml", "scrape: http://127.0.0.1:8080/metrics", "prometheus: http://127.0.0.1:1")
+        let port = try freeLoopbackPort()
+        try commitEdit(root, "service.yaml", "scrape: http://127.0.0.1:8080/metrics", "prometheus: http://127.0.0.1:\(port)")
         let result = try ratchet(["observe", "--json"], in: root)
         #expect(result.status == 1 && result.stderr.hasPrefix("error: observation failed for 1 service(s)"), "\(result.stderr)")
         let report = try json(result.stdout)
         #expect((report["checks"] as? [[String: Any]] ?? []).allSatisfy { $0["state"] as? String == "error" && $0["holds"] == nil })
-        #expect((report["failures"] as? [[String: Any]])?.map { $0["stage"] as? String } == ["query"])
+        let failures = report["failures"] as? [[String: Any]] ?? []
+        #expect(failures.map { $0["stage"] as? String } == ["query"] && (failures.first?["error"] as? String)?.contains("127.0.0.1:\(port)") == true,
+                "\(failures)")
         #expect(report["filed"] as? [String] == [])
         #expect(try ticketIDs(root).isEmpty)
+        #expect(try ratchet(["events"], in: root).stdout.split(separator: "\n").filter { $0.contains("\tobserve.failed\tsvc\t") }.count == 1)
+
+        // The server is back, holding 10 minutes of samples up to a second ago: items over capacity.
+        let now = Int64(Date().timeIntervalSince1970) - 1
+        var lines = ["# TYPE kvcache_items gauge"] + stride(from: now - 600, through: now, by: 15).map { "kvcache_items 2048 \($0)" }
+        lines += ["# TYPE kvcache_capacity gauge"] + stride(from: now - 600, through: now, by: 15).map { "kvcache_capacity 1024 \($0)" }
+        try Data((lines + ["# EOF", ""]).joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: folder("back.om")))
+        let blocks = try run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", folder("back.om"), folder("prometheus")])
+        #expect(blocks.status == 0, "\(blocks.stderr)")
+        let server = try PrometheusServer(dataFolder: folder("prometheus"), scratch: folder, port: port)
+        defer { server.stop() }
+        let retried = try ratchet(["observe", "--json"], in: root)
+        #expect(retried.status == 0, "\(retried.stderr)")
+        let back = try json(retried.stdout)
+        let capacity = (back["checks"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "within_capacity" }
+        #expect(capacity?["state"] as? String == "breach" && capacity?["value"] as? Double == 2048, "\(retried.stdout)")
+        #expect(back["filed"] as? [String] == ["T-1"] && (back["failures"] as? [Any])?.isEmpty == true, "\(retried.stdout)")
+        #expect(try ticketIDs(root) == ["T-1"])
         #expect(try ratchet(["events"], in: root).stdout.split(separator: "\n").filter { $0.contains("\tobserve.failed\tsvc\t") }.count == 1)
     }
 

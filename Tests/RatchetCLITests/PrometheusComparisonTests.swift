@@ -273,8 +273,9 @@ final class PrometheusServer: @unchecked Sendable {
     let url: String
     private let process = Process()
 
-    init(dataFolder: String, scratch: ScratchFolder) throws {
-        let port = try freeLoopbackPort()
+    /// Starts on `port` (default: a free one) and returns once it is ready.
+    init(dataFolder: String, scratch: ScratchFolder, port: Int? = nil) throws {
+        let port = try port ?? freeLoopbackPort()
         url = "http://127.0.0.1:\(port)"
         let config = scratch("prometheus.yml")
         try Data("global:\n  scrape_interval: 1h\nscrape_configs: []\n".utf8).write(to: URL(fileURLWithPath: config))
