@@ -235,6 +235,20 @@ extension RatchetDatabase {
             try db.drop(table: "watch")
             try db.rename(table: "watchByLanding", to: "watch")
         }
+        migrator.registerMigration("v13-metrics-chunks") { db in
+            // Raw samples as one row per series and hour holding a Prometheus-style XOR chunk
+            // (SampleChunk; adr/0062) instead of one row per sample: about a sixth of the bytes.
+            try db.execute(sql: """
+                CREATE TABLE metricChunk (seriesId INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
+                                          samples INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seriesId, start)) WITHOUT ROWID
+                """)
+            for series in try Int64.fetchAll(db, sql: "SELECT DISTINCT seriesId FROM metricSample ORDER BY seriesId") {
+                let rows = try Row.fetchAll(db, sql: "SELECT time, value FROM metricSample WHERE seriesId = ? ORDER BY time", arguments: [series])
+                let samples = rows.map { (time: $0[0] as Int64, value: ($0[1] as Double?) ?? .nan) }
+                for (start, chunk) in SampleChunk.split(samples) { try SampleChunk.write(db, series: series, start: start, chunk) }
+            }
+            try db.drop(table: "metricSample")
+        }
         return migrator
     }
 }

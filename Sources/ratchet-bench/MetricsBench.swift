@@ -186,7 +186,7 @@ enum MetricsBench {
             try workspace.database.write { db in
                 try db.execute(sql: "INSERT INTO metricSeries (service, name, labels) SELECT ?, name, labels FROM metricSeries WHERE service = ?", arguments: [target, source])
                 let map = "SELECT a.id AS old, b.id AS new FROM metricSeries a JOIN metricSeries b ON b.labels = a.labels AND b.service = ? WHERE a.service = ?"
-                try db.execute(sql: "INSERT INTO metricSample SELECT m.new, s.time, s.value FROM metricSample s JOIN (\(map)) m ON s.seriesId = m.old",
+                try db.execute(sql: "INSERT INTO metricChunk SELECT m.new, c.start, c.end, c.samples, c.data FROM metricChunk c JOIN (\(map)) m ON c.seriesId = m.old",
                                arguments: [target, source])
                 try db.execute(sql: """
                     INSERT INTO metricRollup (seriesId, step, bucket, time, last, samples, total, minimum, maximum, firstTime, firstValue, resets, resetSum, changes)
@@ -202,10 +202,10 @@ enum MetricsBench {
         let (pages, tables, counts) = try workspace.database.read { db in
             ((try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0) * (try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0),
              (try? Row.fetchAll(db, sql: "SELECT name, sum(pgsize) AS bytes FROM dbstat WHERE name LIKE 'metric%' GROUP BY name")) ?? [],
-             (try Int.fetchOne(db, sql: "SELECT count(*) FROM metricSample") ?? 0, try Int.fetchOne(db, sql: "SELECT count(*) FROM metricRollup") ?? 0))
+             (try Int.fetchOne(db, sql: "SELECT coalesce(sum(samples), 0) FROM metricChunk") ?? 0, try Int.fetchOne(db, sql: "SELECT count(*) FROM metricRollup") ?? 0))
         }
         let byTable = Dictionary(uniqueKeysWithValues: tables.map { ($0["name"] as String, $0["bytes"] as Int) })
-        let rawBytes = byTable["metricSample"] ?? 0
+        let rawBytes = byTable["metricChunk"] ?? 0
         print("store of \(services) services × 100 series: \(pages / 1_048_576) MiB (\(counts.0) raw samples, \(counts.1) rollups); by table: "
               + byTable.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value / 1_048_576) MiB" }.joined(separator: ", "))
         if counts.0 > 0 {

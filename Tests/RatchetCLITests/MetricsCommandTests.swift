@@ -65,7 +65,7 @@ struct MetricsCommandTests {
         try Data("# TYPE a counter\na_total 1 1700000000\na_total{x=\"1\" 2 1700000015\n# EOF\n".utf8).write(to: URL(fileURLWithPath: folder("bad.om")))
         expectOneErrorLine(try ratchet(["metrics", "import", "--service", "svc", folder("bad.om")], in: root), containing: "bad.om: line 3: ")
         expectOneErrorLine(try ratchet(["metrics", "import", "--service", "svc", folder("missing.om")], in: root), containing: "cannot read")
-        #expect(try count(root, "SELECT count(*) FROM metricSample") == "0")
+        #expect(try count(root, "SELECT count(*) FROM metricChunk") == "0")
         #expect(try count(root, "SELECT count(*) FROM event WHERE kind LIKE 'metrics.%'") == "0")
         let now = Int(Date().timeIntervalSince1970)
         try Data("# TYPE a counter\na_total 1 \(now - 30)\na_total 4 \(now - 15)\n# EOF\n".utf8).write(to: URL(fileURLWithPath: folder("good.om")))
@@ -89,7 +89,7 @@ struct MetricsCommandTests {
             let killed = try ratchet(command, in: root, environment: ["RATCHET_FAILPOINTS": "\(failpoint)=crash"])
             #expect(killed.status != 0, "\(failpoint)")
             #expect(try count(root, "PRAGMA integrity_check") == "ok")
-            #expect(try count(root, "SELECT count(*) FROM metricSample") == "0", "\(failpoint)")
+            #expect(try count(root, "SELECT count(*) FROM metricChunk") == "0", "\(failpoint)")
             #expect(try count(root, "SELECT count(*) FROM metricRollup") == "0", "\(failpoint)")
             #expect(try count(root, "SELECT count(*) FROM event WHERE kind LIKE 'metrics.%'") == "0", "\(failpoint)")
         }

@@ -250,18 +250,41 @@ struct ObserveCommandTests {
         #expect(oddCapacity?["state"] as? String == "no-data" && oddCapacity?["value"] == nil, "\(odd.stdout)")
     }
 
-    /// `metrics.prometheus` that does not answer: every check is an error, nothing is filed, one event.
-    @Test func anUnreachablePrometheusFilesNothing() throws {
+    /// `metrics.prometheus` that does not answer (nothing listens on its port): every check is
+    /// an error, nothing is filed, one `observe.failed` event. Then a real Prometheus starts on
+    /// that port, holding a breach (backfilled with promtool): the next run, unchanged, files it.
+    @Test func anUnreachablePrometheusFilesNothingAndTheNextRunFilesOnceItIsBack() throws {
         let folder = ScratchFolder()
         let root = try observedWorkspace(folder)
-        try commitEdit(root, "service.yaml", "scrape: http://127.0.0.1:8080/metrics", "prometheus: http://127.0.0.1:1")
+        let port = try freeLoopbackPort()
+        try commitEdit(root, "service.yaml", "scrape: http://127.0.0.1:8080/metrics", "prometheus: http://127.0.0.1:\(port)")
         let result = try ratchet(["observe", "--json"], in: root)
         #expect(result.status == 1 && result.stderr.hasPrefix("error: observation failed for 1 service(s)"), "\(result.stderr)")
         let report = try json(result.stdout)
         #expect((report["checks"] as? [[String: Any]] ?? []).allSatisfy { $0["state"] as? String == "error" && $0["holds"] == nil })
-        #expect((report["failures"] as? [[String: Any]])?.map { $0["stage"] as? String } == ["query"])
+        let failures = report["failures"] as? [[String: Any]] ?? []
+        #expect(failures.map { $0["stage"] as? String } == ["query"] && (failures.first?["error"] as? String)?.contains("127.0.0.1:\(port)") == true,
+                "\(failures)")
         #expect(report["filed"] as? [String] == [])
         #expect(try ticketIDs(root).isEmpty)
+        #expect(try ratchet(["events"], in: root).stdout.split(separator: "\n").filter { $0.contains("\tobserve.failed\tsvc\t") }.count == 1)
+
+        // The server is back, holding 10 minutes of samples up to a second ago: items over capacity.
+        let now = Int64(Date().timeIntervalSince1970) - 1
+        var lines = ["# TYPE kvcache_items gauge"] + stride(from: now - 600, through: now, by: 15).map { "kvcache_items 2048 \($0)" }
+        lines += ["# TYPE kvcache_capacity gauge"] + stride(from: now - 600, through: now, by: 15).map { "kvcache_capacity 1024 \($0)" }
+        try Data((lines + ["# EOF", ""]).joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: folder("back.om")))
+        let blocks = try run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", folder("back.om"), folder("prometheus")])
+        #expect(blocks.status == 0, "\(blocks.stderr)")
+        let server = try PrometheusServer(dataFolder: folder("prometheus"), scratch: folder, port: port)
+        defer { server.stop() }
+        let retried = try ratchet(["observe", "--json"], in: root)
+        #expect(retried.status == 0, "\(retried.stderr)")
+        let back = try json(retried.stdout)
+        let capacity = (back["checks"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "within_capacity" }
+        #expect(capacity?["state"] as? String == "breach" && capacity?["value"] as? Double == 2048, "\(retried.stdout)")
+        #expect(back["filed"] as? [String] == ["T-1"] && (back["failures"] as? [Any])?.isEmpty == true, "\(retried.stdout)")
+        #expect(try ticketIDs(root) == ["T-1"])
         #expect(try ratchet(["events"], in: root).stdout.split(separator: "\n").filter { $0.contains("\tobserve.failed\tsvc\t") }.count == 1)
     }
 
@@ -305,10 +328,18 @@ struct ObserveCommandTests {
         #expect(try ticketIDs(root) == ["T-1"])
     }
 
-    /// Backfilled counters (`metrics import`), one sample a minute for 36 hours: 1 request a
-    /// second, and in the last hour 20% of them fail. Objective 0.99 (budget 0.01) over 30 days:
-    /// 1h and 5m burn at 20 (> 14.4: the page pair fires), 6h at 720/21600/0.01 = 3.33 (< 6),
-    /// 2h at 10 and 1d at 0.83 (< 3), 3d at 720/129600/0.01 = 0.56 (< 1); budget left 1 − 0.5556.
+    /// Backfilled counters (`metrics import`), one sample a minute for 36 hours up to `end`: 1
+    /// request a second, and in the last hour 20% of them fail (the 500 series sits at 0 before).
+    /// Objective 0.99 (budget 0.01) over 30 days. Events are Prometheus's `increase` per series
+    /// (adr/0061), evaluated δ = now − end after the last sample (0 < δ < 60 s), so a window w
+    /// inside the data holds the samples of S = w − 60 s and extrapolates both edges, by hand:
+    /// - 5m, 30m and 1h: every series is above 0 at the window's start and both extrapolate by
+    ///   w/S: 20% bad, burn 20 (the 1h/5m pair fires).
+    /// - 2h, 6h, 1d: the 500 series is 0 at the window's start, so it extrapolates only to the end
+    ///   (durationToZero = 0): bad = 720 (S + δ)/S, good = (S − 720) w/S, burn = 100·bad/(good + bad):
+    ///   2h 10.0084…10.0840, 6h 3.3336…3.3426 (< 6), 1d 0.83334…0.83391 (< 3); the difference rule's 10, 3.33, 0.83.
+    /// - 3d and 30d reach before the data: both series start at 0, extrapolate by (S + δ)/S alike,
+    ///   so the ratio is exact: 3d burns 720/129600/0.01 = 0.556 (< 1), budget left 1 − 0.5556.
     @Test func backfilledCountersGiveTheWorkbooksBurnRatesAndBudget() throws {
         let folder = ScratchFolder()
         let root = try observedWorkspace(folder)
@@ -331,7 +362,7 @@ struct ObserveCommandTests {
             """.utf8).write(to: URL(fileURLWithPath: root + "/services/svc/slos.yaml"))
         try commitEdit(root, "service.yaml", "metrics:                       # where observed metrics come from (one of scrape | prometheus)\n  scrape: http://127.0.0.1:8080/metrics", "")
 
-        let end = (Int64(Date().timeIntervalSince1970) / 60) * 60
+        let end = Int64(Date().timeIntervalSince1970)
         var lines = ["# TYPE kvcache_requests_total counter"]
         for minute in 0...(36 * 60) {
             let time = end - Int64(36 * 60 - minute) * 60
@@ -343,17 +374,30 @@ struct ObserveCommandTests {
         let imported = try ratchet(["metrics", "import", "--service", "svc", folder("backfill.prom")], in: root)
         #expect(imported.status == 0, "\(imported.stderr)")
 
+        let before = Date().timeIntervalSince1970
         let report = try json(ratchet(["observe", "--json"], in: root).stdout)
+        let delta = (before - Double(end))...(Date().timeIntervalSince1970 - Double(end))
+        try #require(delta.upperBound < 60, "the derivation assumes observe ran within a minute of the last sample: \(delta)")
         let slo = try #require((report["checks"] as? [[String: Any]])?.first { $0["name"] as? String == "availability" })
         func near(_ value: Any?, _ expected: Double) -> Bool { (value as? Double).map { abs($0 - expected) < 1e-9 } ?? false }
+        /// Burn of a window inside the data whose 500 series starts at 0, for δ in `delta` (increasing in δ).
+        func within(_ value: Any?, window w: Double) -> Bool {
+            let s = w - 60
+            func burn(_ d: Double) -> Double { let bad = 720 * (s + d) / s; return 100 * bad / ((s - 720) * w / s + bad) }
+            return (value as? Double).map { $0 >= burn(delta.lowerBound) - 1e-9 && $0 <= burn(delta.upperBound) + 1e-9 } ?? false
+        }
         #expect(slo["state"] as? String == "breach" && slo["severity"] as? String == "page")
         #expect(near(slo["value"], 20) && near(slo["budget_remaining"], 1 - 720.0 / 129_600 / 0.01), "\(slo)")
         let rates = (slo["slo"] as? [String: Any])?["burn_rates"] as? [[String: Any]] ?? []
         #expect(rates.count == 4)
-        let expected: [(Double, Double, Bool)] = [(20, 20, true), (720.0 / 21_600 / 0.01, 20, false), (720.0 / 86_400 / 0.01, 10, false),
-                                                  (720.0 / 129_600 / 0.01, 720.0 / 21_600 / 0.01, false)]
-        for (rate, (long, short, firing)) in zip(rates, expected) {
-            #expect(near(rate["long_burn_rate"], long) && near(rate["short_burn_rate"], short) && rate["firing"] as? Bool == firing, "\(rate)")
+        for (index, rate) in rates.enumerated() {
+            let (long, short) = (rate["long_burn_rate"], rate["short_burn_rate"])
+            switch index {
+            case 0: #expect(near(long, 20) && near(short, 20) && rate["firing"] as? Bool == true, "\(rate)")
+            case 1: #expect(within(long, window: 21_600) && near(short, 20) && rate["firing"] as? Bool == false, "\(rate)")
+            case 2: #expect(within(long, window: 86_400) && within(short, window: 7200) && rate["firing"] as? Bool == false, "\(rate)")
+            default: #expect(near(long, 720.0 / 129_600 / 0.01) && within(short, window: 21_600) && rate["firing"] as? Bool == false, "\(rate)")
+            }
         }
         #expect(report["filed"] as? [String] == ["T-1"])
         let ticket = try json(ratchet(["ticket", "show", "T-1", "--json"], in: root).stdout)

@@ -57,6 +57,7 @@ struct PrometheusComparisonTests {
         "sum_over_time(memory_bytes[90m])", "avg_over_time(memory_bytes[2h])", "min_over_time(memory_bytes[2h])",
         "max_over_time(memory_bytes[2h])", "last_over_time(memory_bytes[45m])",
         #"sum(rate(http_requests_total{code="500"}[2h])) / sum(rate(http_requests_total[2h]))"#,
+        #"sum(increase(http_requests_total{code!~"5.."}[2h])) / sum(increase(http_requests_total[2h]))"#,
         "histogram_quantile(0.9, sum by (le) (rate(request_duration_seconds_bucket[1h])))",
     ]
 
@@ -99,15 +100,72 @@ struct PrometheusComparisonTests {
         #expect(compared == Self.expressions.count * times.count)
     }
 
-    /// Commits `metrics: {prometheus: URL}` into the service's service.yaml on main (as a person would).
-    private func pointServiceAtPrometheus(_ service: String, url: String) throws {
+    /// An SLO over counters with a restart inside its window (series b/200/GET of the data set
+    /// drops to 3 half-way): `observe` counts its events as Prometheus's
+    /// `sum(increase(good[w])) / sum(increase(total[w]))` (adr/0061), on the embedded store and
+    /// through `metrics.prometheus`. Every window of the SLO reaches before the data's first
+    /// sample and past its last by more than a scrape interval, so each is the same at any
+    /// instant of the test and the answers are compared within a relative 1e-9.
+    @Test func sloEventsCountACounterResetAsPrometheusIncreaseDoes() throws {
+        let folder = ScratchFolder("prometheus-slo")
+        let data = MetricsDataSet(end: Int64(Date().timeIntervalSince1970) * 1000 - 10 * 60_000)
+        try Data(data.openMetrics.utf8).write(to: URL(fileURLWithPath: folder("data.om")))
+        #expect(try run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", folder("data.om"), folder("prometheus")]).status == 0)
+        let server = try PrometheusServer(dataFolder: folder("prometheus"), scratch: folder)
+        defer { server.stop() }
+        let root = folder("ws")
+        #expect(try ratchet(["init", root], in: folder.path).status == 0)
+        let slos = """
+            slos:
+              - name: availability
+                objective: 0.99
+                window: 30d
+                good: sum(http_requests_total{code!~"5.."})
+                total: sum(http_requests_total)
+                burn_rate_policy: [{long: 1d, short: 6h, factor: 1000, severity: ticket}]
+
+            """
+        for name in ["local", "remote"] {
+            #expect(try ratchet(["service", "add", name, "--template", "kv-cache"], in: root).status == 0)
+            try git(["rm", "-q", "invariants.yaml"], in: root + "/services/\(name)")
+            try Data(slos.utf8).write(to: URL(fileURLWithPath: root + "/services/\(name)/slos.yaml"))
+            try pointServiceAtPrometheus(root + "/services/\(name)", url: name == "remote" ? server.url : nil)
+        }
+        #expect(try ratchet(["metrics", "import", "--service", "local", folder("data.om")], in: root).status == 0)
+
+        func prometheus(_ expression: String) throws -> Double {
+            let answer = try ratchet(["query", "--service", "remote", "--json", "--", expression], in: root)
+            return try #require(QueryData(answer.stdout).series.values.first?.first, "\(expression): \(answer.stdout)\(answer.stderr)")
+        }
+        let good = try prometheus(#"sum(increase(http_requests_total{code!~"5.."}[30d]))"#)
+        let total = try prometheus("sum(increase(http_requests_total[30d]))")
+        let ratio6h = try prometheus(#"sum(increase(http_requests_total{code!~"5.."}[6h])) / sum(increase(http_requests_total[6h]))"#)
+        let restarted = try prometheus(#"increase(http_requests_total{instance="b", code="200", method="GET"}[30d])"#)
+        let withoutReset = try prometheus(#"last_over_time(http_requests_total{instance="b", code="200", method="GET"}[1h])"#)
+        #expect(restarted > withoutReset, "the restart is counted: \(restarted) vs its last value \(withoutReset)")
+        func near(_ value: Any?, _ expected: Double) -> Bool { (value as? Double).map { abs($0 - expected) <= 1e-9 * abs(expected) } ?? false }
+        for name in ["local", "remote"] {
+            let observed = try ratchet(["observe", "--service", name, "--json", "--no-file"], in: root)
+            #expect(observed.status == 0, "\(observed.stderr)")
+            let check = try #require((try JSONSerialization.jsonObject(with: Data(observed.stdout.utf8)) as? [String: Any])?["checks"] as? [[String: Any]]).first
+            let slo = check?["slo"] as? [String: Any] ?? [:]
+            #expect(near(slo["good"], good) && near(slo["total"], total) && near(slo["error_ratio"], 1 - good / total), "\(name): \(slo)")
+            let pair = (slo["burn_rates"] as? [[String: Any]])?.first ?? [:]
+            #expect(near(pair["short_burn_rate"], (1 - ratio6h) / 0.01) && near(pair["long_burn_rate"], (1 - good / total) / 0.01), "\(name): \(pair)")
+        }
+    }
+
+    /// Commits `metrics: {prometheus: URL}` (or no metrics source) into the service's
+    /// service.yaml on main (as a person would).
+    private func pointServiceAtPrometheus(_ service: String, url: String?) throws {
         let file = service + "/service.yaml"
         var text = try String(contentsOfFile: file, encoding: .utf8)
         text = text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("metrics:") && !$0.hasPrefix("  scrape:") }
             .joined(separator: "\n")
-        text += "\nmetrics:\n  prometheus: \(url)\n"
+        text += url.map { "\nmetrics:\n  prometheus: \($0)\n" } ?? ""
         try Data(text.utf8).write(to: URL(fileURLWithPath: file))
-        try git(["commit", "-qam", "Query the test's Prometheus"], in: service)
+        try git(["add", "-A"], in: service)
+        try git(["commit", "-qm", "Query the test's Prometheus"], in: service)
     }
 }
 
@@ -215,8 +273,9 @@ final class PrometheusServer: @unchecked Sendable {
     let url: String
     private let process = Process()
 
-    init(dataFolder: String, scratch: ScratchFolder) throws {
-        let port = try freeLoopbackPort()
+    /// Starts on `port` (default: a free one) and returns once it is ready.
+    init(dataFolder: String, scratch: ScratchFolder, port: Int? = nil) throws {
+        let port = try port ?? freeLoopbackPort()
         url = "http://127.0.0.1:\(port)"
         let config = scratch("prometheus.yml")
         try Data("global:\n  scrape_interval: 1h\nscrape_configs: []\n".utf8).write(to: URL(fileURLWithPath: config))

@@ -133,9 +133,9 @@ struct MetricsStoreTests {
         #expect(abs(rate - 1.0 / 60) < 1e-12)
         // Nothing raw is older than the raw retention; no rollup is older than the rollup retention.
         let (oldestRaw, oldestRollup) = try workspace.database.read { db in
-            (try Int64.fetchOne(db, sql: "SELECT min(time) FROM metricSample") ?? 0, try Int64.fetchOne(db, sql: "SELECT min(bucket) FROM metricRollup") ?? 0)
+            (try Int64.fetchOne(db, sql: "SELECT min(start) FROM metricChunk") ?? 0, try Int64.fetchOne(db, sql: "SELECT min(bucket) FROM metricRollup") ?? 0)
         }
-        #expect(oldestRaw >= now - MetricStore.rawRetention - MetricStore.rollupStep)
+        #expect(oldestRaw >= now - MetricStore.rawRetention - SampleChunk.span)
         #expect(oldestRollup >= now - MetricStore.rollupRetention - 3_600_000 && oldestRollup < now - 30 * 86_400_000)
         let oldestFine = try workspace.database.read { db in
             try Int64.fetchOne(db, sql: "SELECT min(bucket) FROM metricRollup WHERE step = ?", arguments: [MetricStore.rollupStep]) ?? 0

@@ -116,10 +116,18 @@ struct ObserveFilesTests {
         let start = now.addingTimeInterval(-40 * 86400)
         let slo = SLO(name: "availability", description: "", objective: 0.99, window: 30 * 86400, good: "good", bad: nil, total: "total",
                       isCounter: true, policy: BurnRateRule.standard)
-        let status = try SLOEvaluator.evaluate(slo, at: now) { expression, time in
+        func counted(_ name: String, at time: Date) -> Double {
             let total = 1000 * time.timeIntervalSince(start) / 3600
             let bad = 200 * min(1, max(0, time.timeIntervalSince(now.addingTimeInterval(-3600)) / 3600))
-            return expression == "total" ? total : total - bad
+            return name == "total" ? total : total - bad
+        }
+        // Each counter query arrives as its increase over the window (adr/0061); this one answers exactly.
+        let status = try SLOEvaluator.evaluate(slo, at: now) { expression, time in
+            let parts = expression.split(whereSeparator: { "([])".contains($0) })   // increase(NAME[WINDOW])
+            try #require(parts.count == 3 && parts[0] == "increase", "\(expression)")
+            let window = try #require(["5m": 300.0, "30m": 1800, "1h": 3600, "2h": 7200, "6h": 21600, "1d": 86400, "3d": 259_200,
+                                       "30d": 2_592_000][String(parts[2])])
+            return counted(String(parts[1]), at: time) - counted(String(parts[1]), at: time.addingTimeInterval(-window))
         }
         func near(_ a: Double?, _ b: Double) -> Bool { a.map { abs($0 - b) < 1e-9 } ?? false }
         #expect(near(status.errorRatio, 200.0 / 720_000))
@@ -131,16 +139,24 @@ struct ObserveFilesTests {
         #expect(status.firing?.rule == BurnRateRule.standard[0])
     }
 
-    @Test func aCounterThatRestartedCountsFromZeroAndNoEventsBurnNothing() throws {
+    /// Counter queries are asked as Prometheus's per-series increase over each window, then
+    /// combined as written (adr/0061); the evaluator's `increase` counts resets and extrapolates.
+    @Test func counterQueriesAreAskedAsTheirIncreaseAndNoEventsBurnNothing() throws {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
-        let slo = SLO(name: "a", description: "", objective: 0.9, window: 86400, good: "good", bad: nil, total: "total",
-                      isCounter: true, policy: [BurnRateRule(long: 3600, short: 300, factor: 1, severity: "page")])
-        // The counters restarted within every window: their value now is their increase.
-        let restarted = try SLOEvaluator.evaluate(slo, at: now) { expression, time in
-            time == now ? (expression == "total" ? 10 : 5) : 1000
+        let slo = SLO(name: "a", description: "", objective: 0.9, window: 86400, good: #"sum(x{code!~"5.."}) or vector(0)"#, bad: nil,
+                      total: "sum by (job) (x) - sum(rate(y[5m] offset 1h))", isCounter: true,
+                      policy: [BurnRateRule(long: 3600, short: 300, factor: 1, severity: "page")])
+        var asked: [String] = []
+        let quiet = try SLOEvaluator.evaluate(slo, at: now) { expression, time in
+            #expect(time == now)
+            asked.append(expression)
+            return nil
         }
-        #expect(restarted.good == 5 && restarted.total == 10 && restarted.burnRates[0].isFiring)
-        let quiet = try SLOEvaluator.evaluate(slo, at: now) { _, _ in nil }
         #expect(quiet.errorRatio == nil && quiet.budgetRemaining == nil && quiet.firing == nil)
+        let expected = ["1d", "1h", "5m"].flatMap { window in
+            [#"sum(increase(x{code!~"5.."}[\#(window)])) or vector(0.0)"#,
+             "sum by (job) (increase(x[\(window)])) - sum(rate(y[5m] offset 1h))"]
+        }
+        #expect(asked.sorted() == expected.sorted(), "\(asked)")
     }
 }

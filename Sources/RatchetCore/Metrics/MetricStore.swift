@@ -46,16 +46,17 @@ public enum MetricStore {
         var result = AppendResult()
         var ids: [Labels: Int64] = [:]
         var fresh: [RollupKey: Rollup] = [:], old: [RollupKey: Rollup] = [:]
+        var chunks: [ChunkKey: OpenChunk] = [:]
         let rawStart = rawHorizon(now)
-        let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO metricSample (seriesId, time, value) VALUES (?, ?, ?)")
         for (index, (labels, sample)) in samples.enumerated() {
             if index % 50_000 == 0 && index > 0 { progress?(index) }
             let id = try ids[labels] ?? seriesID(db, service: service, labels: labels, created: &result.newSeries)
             ids[labels] = id
             let isRaw = sample.time >= rawStart
             if isRaw {
-                try insert.execute(arguments: [id, sample.time, sample.value.isNaN ? nil : sample.value])
-                guard db.changesCount > 0 else { result.duplicates += 1; continue }
+                let key = ChunkKey(series: id, start: SampleChunk.start(of: sample.time))
+                if chunks[key] == nil { chunks[key] = try OpenChunk(db, key) }
+                guard chunks[key]!.add(sample) else { result.duplicates += 1; continue }
                 result.stored += 1
             } else {
                 result.rolledUpOnly += 1
@@ -65,19 +66,47 @@ public enum MetricStore {
                 if isRaw { merge(&fresh[key, default: .empty], sample) } else { merge(&old[key, default: .empty], sample) }
             }
         }
+        for (key, chunk) in chunks where chunk.isChanged { try SampleChunk.write(db, series: key.series, start: key.start, chunk.sorted) }
         try writeRollups(db, old, onlyNew: true)
         try writeRollups(db, fresh, onlyNew: false)
         return result
     }
 
     struct RollupKey: Hashable { var series: Int64; var step: Int64; var bucket: Int64 }
+    struct ChunkKey: Hashable { var series: Int64; var start: Int64 }
+
+    /// A stored chunk being extended: a sample already present (same series, same millisecond)
+    /// is a duplicate and keeps the stored value, as `INSERT OR IGNORE` of a row per sample did.
+    struct OpenChunk {
+        private var samples: SampleChunk.Samples
+        private var times: Set<Int64>
+        private(set) var isChanged = false
+        private var isOrdered = true
+
+        init(_ db: Database, _ key: ChunkKey) throws {
+            samples = try SampleChunk.read(db, series: key.series, from: key.start, to: key.start + SampleChunk.span - 1)
+            times = Set(samples.map(\.time))
+        }
+
+        /// Adds `sample` unless its time is taken; whether it was added.
+        mutating func add(_ sample: Sample) -> Bool {
+            guard times.insert(sample.time).inserted else { return false }
+            if let last = samples.last, last.time > sample.time { isOrdered = false }
+            samples.append((sample.time, sample.value))
+            isChanged = true
+            return true
+        }
+
+        var sorted: SampleChunk.Samples { isOrdered ? samples : samples.sorted { $0.time < $1.time } }
+    }
 
     /// The start of the `step` bucket holding `time`.
     static func bucket(_ time: Int64, _ step: Int64) -> Int64 { time - ((time % step) + step) % step }
 
-    /// Raw samples before this time are deleted. It is aligned to the finest rollup step, and
-    /// each tier's horizon to the next tier's step, so that a bucket is never half pruned.
-    static func rawHorizon(_ now: Int64) -> Int64 { bucket(now - rawRetention, tiers[0].step) }
+    /// Raw samples before this time are deleted. It is aligned to the chunk span (1 hour, a
+    /// multiple of every rollup step), and each tier's horizon to the next tier's step, so that
+    /// neither a chunk nor a bucket is ever half pruned.
+    static func rawHorizon(_ now: Int64) -> Int64 { bucket(now - rawRetention, SampleChunk.span) }
 
     /// Rollups of `tier` before this time are deleted.
     static func horizon(_ now: Int64, _ tier: Tier) -> Int64 {
@@ -178,10 +207,9 @@ public enum MetricStore {
 
     /// Deletes raw samples behind the raw retention and each tier's rollups behind its retention.
     static func applyRetention(_ db: Database, service: String, now: Int64) throws -> (raw: Int, rollups: Int) {
-        try db.execute(sql: """
-            DELETE FROM metricSample WHERE seriesId IN (SELECT id FROM metricSeries WHERE service = ?) AND time < ?
-            """, arguments: [service, rawHorizon(now)])
-        let raw = db.changesCount
+        let expired = "FROM metricChunk WHERE seriesId IN (SELECT id FROM metricSeries WHERE service = ?) AND start < ?"
+        let raw = try Int.fetchOne(db, sql: "SELECT coalesce(sum(samples), 0) " + expired, arguments: [service, rawHorizon(now)]) ?? 0
+        try db.execute(sql: "DELETE " + expired, arguments: [service, rawHorizon(now)])
         var rollups = 0
         for tier in tiers {
             try db.execute(sql: """

@@ -128,12 +128,7 @@ struct StoreSource: SampleSource {
     }
 
     private func rawPoints(_ db: Database, series: Int64, from: Int64, to: Int64) throws -> [Point] {
-        // A cursor over a cached statement, columns by index: a raw window can be 100,000 rows.
-        var points: [Point] = []
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT time, value FROM metricSample WHERE seriesId = ? AND time BETWEEN ? AND ? ORDER BY time"),
-                                       arguments: [series, from, to])
-        while let row = try rows.next() { points.append(Point(time: row[0], value: (row[1] as Double?) ?? .nan)) }
-        return points
+        try SampleChunk.read(db, series: series, from: from, to: to).map { Point(time: $0.time, value: $0.value) }
     }
 
     /// Rollups of `step` with bucket starts in `from...to`; `known` when their first sample is.

@@ -1,4 +1,5 @@
 import Foundation
+import RatchetMetrics
 
 /// One pair of the burn-rate policy, evaluated.
 public struct BurnRateStatus: Codable, Sendable, Equatable {
@@ -68,23 +69,27 @@ public enum SLOEvaluator {
         return min(1, max(0, 1 - events.good / events.total))
     }
 
-    /// Good and total events over `window` ending at `time`. Counters: the increase, value at
-    /// `time` minus value at `time − window`; a counter that went down restarted within the
-    /// window, so its increase is its value at `time`; no value counts as 0. Otherwise the
-    /// queries are evaluated at `time` with the window substituted.
+    /// Good and total events over `window` ending at `time`. Counters: each query with every
+    /// selector `s` read as `increase(s[window])` — per series, reset-aware and extrapolated as
+    /// Prometheus does, then combined as written (adr/0061: `sum(x)` is `sum(increase(x[w]))`).
+    /// Otherwise the queries are evaluated as written with the window substituted. A query that
+    /// returns nothing counts as 0.
     static func events(_ slo: SLO, window: Double, at time: Date, sum: Sum) throws -> (good: Double, total: Double) {
         func measure(_ query: String) throws -> Double {
-            guard slo.isCounter else { return try sum(substitute(query, window: window), time) ?? 0 }
-            let now = try sum(query, time) ?? 0
-            let before = try sum(query, time.addingTimeInterval(-window)) ?? 0
-            return now >= before ? now - before : now
+            try sum(counterQuery(query, window: window, isCounter: slo.isCounter), time) ?? 0
         }
         let total = try measure(slo.total)
         if let good = slo.good { return (try measure(good), total) }
         return (max(0, total - (try measure(slo.bad ?? "0"))), total)
     }
 
-    /// Remembers instant-query answers: the policy's windows share their end point.
+    /// The query evaluated for a window: a counter's increase over it, else the window substituted.
+    public static func counterQuery(_ query: String, window: Double, isCounter: Bool) throws -> String {
+        guard isCounter else { return substitute(query, window: window) }
+        return try PromQL.increase(query, overMilliseconds: Int64((window * 1000).rounded()))
+    }
+
+    /// Remembers instant-query answers: a window can recur across pairs (6h is a long and a short one).
     private final class Memo {
         private let inner: Sum
         private var answers: [String: Double?] = [:]
