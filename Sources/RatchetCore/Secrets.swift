@@ -27,7 +27,7 @@ struct SecretScanner {
     /// Lower-case ASCII words of which every match of a default pattern holds at least one
     /// (`defaults` in the same order); the last pattern also needs a `:` or `=`. Text that is
     /// ASCII and holds none of them cannot match, and is passed without starting ICU's regex
-    /// engine (2–4 ms a process, on every `ticket new`, `work` and `merge`; adr/0053).
+    /// engine (2–4 ms a process, on every `ticket new`, `work` and `merge`; adr/0054).
     static let triggers: [[String]] = [
         ["-----begin "], ["akia", "asia"], ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"], ["xox"], ["sk-"], ["aiza"], ["bearer"],
         ["password", "passwd", "secret", "api", "access", "auth", "client"],
