@@ -51,9 +51,9 @@ final class LandingRun {
         self.ticket = ticket
         self.approval = approval
         self.progress = progress
-        serviceConfig = try workspace.serviceConfig(ticket.service)
         // New objects are written as one pack per durable step, flushed before a ref moves to them.
         batch = try workspace.serviceBatch(ticket.service)
+        serviceConfig = try workspace.serviceConfig(ticket.service, repository: batch.repository)
         expectedState = approval == nil ? .proposed : .needsApproval
         criteria = try ticket.acceptance.map(Acceptance.parse)
         attempt = try workspace.takeMergeLease(ticket.id, state: expectedState)

@@ -74,9 +74,9 @@ extension Workspace {
             throw RatchetError("no agent for \(id): pass --agent 'command:SHELL', set the ticket's agent, or default_agent in ratchet.yaml")
         }
         let agent = try AgentSpec.parse(spec, config: config)
-        let serviceConfig = try serviceConfig(ticket.service)
-        let bubblewrap = try sandboxChoice(serviceConfig, unsandboxed: unsandboxed)
         let repository = try openService(ticket.service)
+        let serviceConfig = try serviceConfig(ticket.service, repository: repository)
+        let bubblewrap = try sandboxChoice(serviceConfig, unsandboxed: unsandboxed)
         guard let base = try repository.resolveReference("refs/heads/main") else {
             throw RatchetError("service \(ticket.service) has no commit on main")
         }

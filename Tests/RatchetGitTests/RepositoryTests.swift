@@ -40,6 +40,14 @@ private func commit(_ repository: Repository, _ folder: ScratchFolder, branch: S
 
 @Suite("RatchetGit")
 struct RepositoryTests {
+    /// libgit2's start-up asks mbedTLS to parse the CA bundle and gets Ratchet's empty chain
+    /// (adr/0053): the definitions in the executable are the ones libgit2 calls.
+    @Test func libgit2StartsWithoutParsingTheCABundle() throws {
+        let folder = ScratchFolder()
+        _ = try makeRepository(folder, files: ["a.txt": "a\n"])
+        #expect(GitSettings.caBundleParsesSkipped >= 1)
+    }
+
     @Test func commitsAdditionsModificationsDeletionsHonouringGitignore() throws {
         let folder = ScratchFolder()
         let (repository, root) = try makeRepository(folder, files: ["a.txt": "a\n", "b.txt": "b\n", ".gitignore": "*.log\n"])
