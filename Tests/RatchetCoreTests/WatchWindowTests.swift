@@ -116,4 +116,18 @@ struct WatchWindowTests {
         #expect(try events(workspace, "watch.passed").map(\.ticketId) == [harmless])
         try expectConsistent(workspace)
     }
+
+    /// Two pumps check the same windows: closing one is a compare-and-swap, so a window
+    /// passes (or breaches) once, whichever check comes second.
+    @Test func aWindowClosesOnceWhenTwoChecksCloseIt() throws {
+        let folder = ScratchFolder()
+        let workspace = try pumpWorkspace(folder)
+        let main = try #require(try workspace.openService("svc").resolveReference("refs/heads/main"))
+        try workspace.database.write { db in
+            try Workspace.startWatch(db, WatchRequest(baseline: [], window: 0), service: "svc", ticket: "T-1", attempt: 1, landing: main)
+        }
+        #expect(try workspace.closeWatch(main.hex, service: "svc", ticket: "T-1", kind: "watch.passed", data: [:]))
+        #expect(try !workspace.closeWatch(main.hex, service: "svc", ticket: "T-1", kind: "watch.passed", data: [:]))
+        #expect(try eventKinds(workspace, prefix: "watch.") == ["watch.started", "watch.passed"])
+    }
 }

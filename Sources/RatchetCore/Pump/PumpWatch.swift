@@ -71,12 +71,8 @@ extension Pump {
                 try breach(service: watch.service, ticket: watch.ticket, landing: watch.landing,
                            reason: "\(names) held before landing \(watch.landing.prefix(7)) and cannot be evaluated at the end of its watch window",
                            checks: dark.map(\.fingerprint))
-            } else if Date() >= watch.endsAt {
-                try workspace.database.write { db in
-                    try db.execute(sql: "DELETE FROM watch WHERE landing = ?", arguments: [watch.landing])
-                    try RatchetDatabase.appendEvent(db, kind: "watch.passed", service: watch.service, ticket: watch.ticket,
-                                                    data: ["landing": .string(watch.landing)])
-                }
+            } else if Date() >= watch.endsAt,
+                      try workspace.closeWatch(watch.landing, service: watch.service, ticket: watch.ticket, kind: "watch.passed", data: [:]) {
                 count { $0.watchesPassed += 1 }
                 progress("\(watch.ticket) \(watch.service): watch window passed")
             }
@@ -96,11 +92,23 @@ extension Pump {
             failure = describe(error)
             progress("\(ticket) \(service): the watch could not revert: \(failure!)")
         }
-        try workspace.database.write { db in
+        // A revert that failed because another pump's check closed this window first records nothing.
+        try workspace.closeWatch(landing, service: service, ticket: ticket, kind: "watch.breached", always: revert != nil, data: [
+            "reason": .string(reason), "checks": .array(checks.map { .string($0) }), "revert": .optional(revert), "error": .optional(failure)])
+    }
+}
+
+extension Workspace {
+    /// Closes the watch of `landing` with its event, as a compare-and-swap: only the check
+    /// that deletes the row records `kind` (two pumps check the same windows), unless
+    /// `always` (a revert this check made). Returns whether it recorded the event.
+    @discardableResult
+    func closeWatch(_ landing: String, service: String, ticket: String, kind: String, always: Bool = false, data: [String: JSONValue]) throws -> Bool {
+        try database.write { db in
             try db.execute(sql: "DELETE FROM watch WHERE landing = ?", arguments: [landing])
-            try RatchetDatabase.appendEvent(db, kind: "watch.breached", service: service, ticket: ticket, data: [
-                "landing": .string(landing), "reason": .string(reason), "checks": .array(checks.map { .string($0) }),
-                "revert": .optional(revert), "error": .optional(failure)])
+            guard db.changesCount > 0 || always else { return false }
+            try RatchetDatabase.appendEvent(db, kind: kind, service: service, ticket: ticket, data: .object(data.merging(["landing": .string(landing)]) { $1 }))
+            return true
         }
     }
 }
