@@ -194,8 +194,8 @@ final class LandingRun {
             guard StateChange.holdsLease(current), current.state == .proposed, ticketNow.state == expectedState else {
                 throw RatchetError("lost the claim on \(ticket.id) before landing (ticket is \(ticketNow.state), attempt is \(current.state)); nothing landed")
             }
-            if let block = try Workspace.recheckLandingRate(db, ticket: ticket.id, config: serviceConfig, overridden: gateOverride != nil),
-               !overriddenGates.contains(where: { $0.gate == block.gate }) {
+            for block in try Workspace.recheckLandingGates(db, ticket: ticket.id, config: serviceConfig, overridden: gateOverride != nil)
+            where !overriddenGates.contains(where: { $0.gate == block.gate }) {
                 overriddenGates.append(block)
             }
             let now = Date()
