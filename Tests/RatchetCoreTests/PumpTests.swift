@@ -229,9 +229,12 @@ struct PumpTests {
         let workspace = try pumpWorkspace(folder, scrape: folder("now.prom"))
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var text = ""
+        // The same series as the scrape makes (it adds `instance` and `job`): an SLO counts
+        // each series' increase (adr/0061), so a series of other labels would be another counter.
+        let labels = "instance=\"\(folder("now.prom"))\",job=\"svc\",op=\"get\""
         for (offset, good, bad) in [(7_200_000, 0, 0), (3_600_000, 0, 0)] as [(Int64, Int, Int)] {
-            text += "kvcache_requests_total{op=\"get\",code=\"200\"} \(good) \(now - offset)\n"
-            text += "kvcache_requests_total{op=\"get\",code=\"500\"} \(bad) \(now - offset)\n"
+            text += "kvcache_requests_total{\(labels),code=\"200\"} \(good) \(now - offset)\n"
+            text += "kvcache_requests_total{\(labels),code=\"500\"} \(bad) \(now - offset)\n"
         }
         try Data(text.utf8).write(to: URL(fileURLWithPath: folder("samples.prom")))
         _ = try workspace.importMetrics(service: "svc", file: folder("samples.prom"))
