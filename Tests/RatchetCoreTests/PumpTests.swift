@@ -208,10 +208,12 @@ struct PumpTests {
             .write(to: URL(fileURLWithPath: folder("now.prom")))
         let workspace = try pumpWorkspace(folder, scrape: folder("now.prom"))
         let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // The same series as the scrape's (its job and instance), so their increase counts (adr/0061).
+        let target = "job=\"svc\",instance=\"\(folder("now.prom"))\""
         var text = ""
         for (offset, good, bad) in [(7_200_000, 0, 0), (3_600_000, 0, 0)] as [(Int64, Int, Int)] {
-            text += "kvcache_requests_total{op=\"get\",code=\"200\"} \(good) \(now - offset)\n"
-            text += "kvcache_requests_total{op=\"get\",code=\"500\"} \(bad) \(now - offset)\n"
+            text += "kvcache_requests_total{op=\"get\",code=\"200\",\(target)} \(good) \(now - offset)\n"
+            text += "kvcache_requests_total{op=\"get\",code=\"500\",\(target)} \(bad) \(now - offset)\n"
         }
         try Data(text.utf8).write(to: URL(fileURLWithPath: folder("samples.prom")))
         _ = try workspace.importMetrics(service: "svc", file: folder("samples.prom"))
