@@ -3,9 +3,10 @@ import Foundation
 import FoundationNetworking
 #endif
 
-/// One HTTP GET with a hard deadline and a bounded body, for scrapes and Prometheus queries
-/// (URLSession; http and https). The body is read as it streams and the request cancelled at
-/// `maxBytes`: a target that answers without end costs at most that much memory.
+/// One HTTP GET with a hard deadline and a bounded body, for scrapes and Prometheus queries:
+/// `http` over Ratchet's own socket reading (`PlainHTTP`, strictly bounded), `https` through
+/// URLSession, whose body is read as it streams and the request cancelled at `maxBytes` (its
+/// queue can hold more before the cancel lands: adr/0072).
 enum MetricsHTTP {
     /// The most bytes of a scrape page or query answer.
     static let defaultMaxBytes = 16 << 20
@@ -15,6 +16,10 @@ enum MetricsHTTP {
     /// (Prometheus explains a refused query there). Returns within `timeout` seconds plus a second's grace.
     static func get(_ url: URL, timeout: TimeInterval, maxBytes: Int = defaultMaxBytes, accept: String = "text/plain;version=0.0.4",
                     errorBodies: Bool = false) throws -> Data {
+        if url.scheme?.lowercased() == "http" {
+            let (status, body) = try PlainHTTP.get(url, timeout: timeout, maxBytes: maxBytes, accept: accept)
+            return try accepted(status, body, url, errorBodies: errorBodies)
+        }
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = timeout
         configuration.timeoutIntervalForResource = timeout
@@ -30,6 +35,14 @@ enum MetricsHTTP {
             throw RatchetError("GET \(url.absoluteString): no answer within \(formatSeconds(timeout))")
         }
         return try body.outcome(url, errorBodies: errorBodies)
+    }
+
+    /// `body` when `status` is 2xx, or (with `errorBodies`) a 400/422/503 with a body.
+    static func accepted(_ status: Int?, _ body: Data, _ url: URL, errorBodies: Bool) throws -> Data {
+        if let status, !(200..<300).contains(status), !(errorBodies && [400, 422, 503].contains(status) && !body.isEmpty) {
+            throw RatchetError("GET \(url.absoluteString): HTTP status \(status)")
+        }
+        return body
     }
 
     static func formatSeconds(_ seconds: TimeInterval) -> String {
@@ -80,10 +93,7 @@ private final class BoundedBody: NSObject, URLSessionDataDelegate, @unchecked Se
         try lock.withLock {
             if isTooLarge { throw RatchetError("GET \(url.absoluteString): answer larger than \(limit) bytes") }
             if let failure { throw RatchetError("GET \(url.absoluteString): \(failure)") }
-            if let status, !(200..<300).contains(status), !(errorBodies && [400, 422, 503].contains(status) && !data.isEmpty) {
-                throw RatchetError("GET \(url.absoluteString): HTTP status \(status)")
-            }
-            return data
+            return try MetricsHTTP.accepted(status, data, url, errorBodies: errorBodies)
         }
     }
 }
