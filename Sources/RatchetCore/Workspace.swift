@@ -46,9 +46,15 @@ public final class Workspace: Sendable {
     private let lockDescriptor: Int32
 
     /// Tries to hold the workspace lock exclusively: true when no other Ratchet process has
-    /// the workspace open. Give it back with `shareWorkspaceLock()`.
+    /// the workspace open. Give it back with `shareWorkspaceLock()`. On Linux a failed upgrade
+    /// has already dropped the shared lock (flock(2): conversion is not atomic), so it is taken
+    /// shared again before returning false: otherwise a third process could hold it
+    /// exclusively and repair while this one still works.
     func holdWorkspaceLockExclusively() -> Bool {
-        lockDescriptor >= 0 && flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0
+        guard lockDescriptor >= 0 else { return false }
+        if flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0 { return true }
+        try? shareWorkspaceLock()
+        return false
     }
 
     /// Attempt branches move without reflog entries: their history is their commits, and a

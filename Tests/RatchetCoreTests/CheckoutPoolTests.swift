@@ -56,6 +56,18 @@ struct CheckoutPoolTests {
         #expect(!FileManager.default.fileExists(atPath: slot))
     }
 
+    /// A failed try for the exclusive workspace lock keeps the shared one: on Linux the
+    /// failed upgrade had dropped it, so a second process could then take the lock
+    /// exclusively and repair while the first still worked.
+    @Test func aFailedExclusiveTryKeepsTheSharedWorkspaceLock() throws {
+        let folder = ScratchFolder()
+        let first = try makeWorkspace(folder)
+        let second = try Workspace.locate(explicit: first.root.path)
+        #expect(!second.holdWorkspaceLockExclusively())
+        #expect(!first.holdWorkspaceLockExclusively(), "the second still has the workspace open")
+        #expect(!second.holdWorkspaceLockExclusively())
+    }
+
     /// A leftover folder under worktrees/ nested past PATH_MAX (an agent's relative `mkdir`
     /// chain) is removed by `doctor --repair`, and a removal that fails is never reported as
     /// repaired (it was: "repaired leftover-removed" every run, the folder still there).
