@@ -29,7 +29,9 @@ let package = Package(
         // A safe Swift API over libgit2.
         // zlib, for writing packs (required by libgit2-dev already).
         .systemLibrary(name: "Czlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "RatchetGit", dependencies: ["Clibgit2", "Czlib"], exclude: ["README.md"]),
+        // libgit2's start-up without parsing the CA bundle (adr/0053): libgit2 never speaks TLS here.
+        .target(name: "CGitTLS", exclude: ["README.md"]),
+        .target(name: "RatchetGit", dependencies: ["Clibgit2", "Czlib", "CGitTLS"], exclude: ["README.md"]),
         // The SQLite store: schema, migrations, records, the event log.
         .target(name: "RatchetStore", dependencies: ["CPosix", .product(name: "GRDB", package: "GRDB.swift")], exclude: ["README.md"]),
         // Metrics without dependencies: the exposition parser, PromQL's parser and evaluator.

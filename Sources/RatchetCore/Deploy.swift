@@ -66,7 +66,7 @@ extension Workspace {
         }
         let folder = deployFolder(service)
         try FileManager.default.createDirectory(atPath: folder + "/state", withIntermediateDirectories: true)
-        let lock = try DeployLock(path: folder + "/lock")
+        let lock = try FileLock(path: folder + "/lock")  // one deploy of a service at a time, across processes
         defer { lock.release() }
         guard let main = try openService(service).resolveReference("refs/heads/main") else { throw RatchetError("service \(service) has no main") }
         let previous = stopDeployment(service: service, grace: config.deployStopGrace)
@@ -162,17 +162,6 @@ extension Workspace {
                                 arguments: [service])
         }
     }
-}
-
-/// A per-service lock: one deploy of a service at a time across processes (flock).
-private struct DeployLock {
-    let fd: Int32
-    init(path: String) throws {
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw RatchetError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        try Workspace.lock(fd, LOCK_EX, path: path)
-    }
-    func release() { close(fd) }
 }
 
 /// Starting a persistent sandbox and reading its command's status without waiting for it to end.

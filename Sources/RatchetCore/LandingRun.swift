@@ -51,9 +51,9 @@ final class LandingRun {
         self.ticket = ticket
         self.approval = approval
         self.progress = progress
-        serviceConfig = try workspace.serviceConfig(ticket.service)
         // New objects are written as one pack per durable step, flushed before a ref moves to them.
         batch = try workspace.serviceBatch(ticket.service)
+        serviceConfig = try workspace.serviceConfig(ticket.service, repository: batch.repository)
         expectedState = approval == nil ? .proposed : .needsApproval
         criteria = try ticket.acceptance.map(Acceptance.parse)
         attempt = try workspace.takeMergeLease(ticket.id, state: expectedState)
@@ -194,8 +194,8 @@ final class LandingRun {
             guard StateChange.holdsLease(current), current.state == .proposed, ticketNow.state == expectedState else {
                 throw RatchetError("lost the claim on \(ticket.id) before landing (ticket is \(ticketNow.state), attempt is \(current.state)); nothing landed")
             }
-            if let block = try Workspace.recheckLandingRate(db, ticket: ticket.id, config: serviceConfig, overridden: gateOverride != nil),
-               !overriddenGates.contains(where: { $0.gate == block.gate }) {
+            for block in try Workspace.recheckLandingGates(db, ticket: ticket.id, config: serviceConfig, overridden: gateOverride != nil)
+            where !overriddenGates.contains(where: { $0.gate == block.gate }) {
                 overriddenGates.append(block)
             }
             let now = Date()

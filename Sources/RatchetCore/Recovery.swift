@@ -349,8 +349,10 @@ extension Workspace {
         for name in (try? fm.contentsOfDirectory(atPath: worktreesFolder)) ?? [] where name != ".pool" {
             let folder = worktreesFolder + "/" + name
             guard !registered.contains(folder) else { continue }
-            if repair { try? fm.removeItem(atPath: folder) }
-            findings.append(DoctorFinding(kind: "leftover-removed", service: nil, ticket: nil, detail: "worktrees/\(name) is no worktree", repaired: repair))
+            let removed = repair && FolderRemoval.remove(folder)
+            findings.append(DoctorFinding(kind: "leftover-removed", service: nil, ticket: nil,
+                                          detail: "worktrees/\(name) is no worktree" + (repair && !removed ? " (could not be removed)" : ""),
+                                          repaired: removed))
         }
         for name in (try? fm.contentsOfDirectory(atPath: runFolder)) ?? [] {
             let file = runFolder + "/" + name

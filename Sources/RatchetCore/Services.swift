@@ -137,7 +137,12 @@ extension Workspace {
 
     /// The service's `service.yaml` as committed on main.
     public func serviceConfig(_ name: String) throws -> ServiceConfig {
-        let repository = try Repository.open(servicePath(name))
+        try serviceConfig(name, repository: try Repository.open(servicePath(name)))
+    }
+
+    /// The service's `service.yaml` on main, read through a handle the caller already holds
+    /// (each open of a service reads its pack indexes again).
+    func serviceConfig(_ name: String, repository: Repository) throws -> ServiceConfig {
         guard let main = try repository.resolveReference("refs/heads/main"),
               let data = try repository.fileContents("service.yaml", in: main) else {
             throw RatchetError("service '\(name)' has no service.yaml on main")

@@ -62,9 +62,11 @@ extension Workspace {
     /// Returns the attempt, `proposed` on success. A failed agent ends the attempt and
     /// throws; the ticket is then open again (or escalated). `unsandboxed` runs the agent
     /// without bubblewrap, which the service must allow (`sandbox.allow_unsandboxed`); it is
-    /// reported through `warning` and recorded on the trajectory.
+    /// reported through `warning` and recorded on the trajectory. `seenAttempts` makes the
+    /// claim a compare-and-swap (the pump's): it claims only a ticket that still has exactly
+    /// the attempts its caller saw when it chose it, else throws `ClaimLost`.
     @discardableResult
-    public func work(ticket rawID: String, agent rawAgent: String? = nil, unsandboxed: Bool = false,
+    public func work(ticket rawID: String, agent rawAgent: String? = nil, unsandboxed: Bool = false, seenAttempts: Int? = nil,
                      progress: @escaping @Sendable (String) -> Void = { _ in },
                      warning: @escaping @Sendable (String) -> Void = { _ in },
                      agentOutput: (@Sendable (Data) -> Void)? = nil) throws -> AttemptRecord {
@@ -74,13 +76,13 @@ extension Workspace {
             throw RatchetError("no agent for \(id): pass --agent 'command:SHELL', set the ticket's agent, or default_agent in ratchet.yaml")
         }
         let agent = try AgentSpec.parse(spec, config: config)
-        let serviceConfig = try serviceConfig(ticket.service)
-        let bubblewrap = try sandboxChoice(serviceConfig, unsandboxed: unsandboxed)
         let repository = try openService(ticket.service)
+        let serviceConfig = try serviceConfig(ticket.service, repository: repository)
+        let bubblewrap = try sandboxChoice(serviceConfig, unsandboxed: unsandboxed)
         guard let base = try repository.resolveReference("refs/heads/main") else {
             throw RatchetError("service \(ticket.service) has no commit on main")
         }
-        let attempt = try claim(id, agent: agent, base: base, serviceConfig: serviceConfig)
+        let attempt = try claim(id, agent: agent, base: base, serviceConfig: serviceConfig, seenAttempts: seenAttempts)
         progress("claimed \(id) as attempt \(attempt.number) on branch \(attempt.branch)")
         try Failpoints.hit("claim.committed")
         var run = AttemptRun(workspace: self, attempt: attempt, serviceConfig: serviceConfig, repository: repository)
@@ -128,17 +130,21 @@ extension Workspace {
     }
 
     /// Claim: ticket open → working, a new attempt with a lease, its trajectory; one transaction.
-    private func claim(_ id: String, agent: AgentSpec, base: ObjectID, serviceConfig: ServiceConfig) throws -> AttemptRecord {
+    /// With `seenAttempts`, a compare-and-swap: nothing changes unless the ticket still has
+    /// exactly that many attempts (a second pump's stale choice of a ticket the first pump
+    /// already worked, and whose attempt ended, is not a new claim).
+    private func claim(_ id: String, agent: AgentSpec, base: ObjectID, serviceConfig: ServiceConfig, seenAttempts: Int?) throws -> AttemptRecord {
         let now = Date()
         let initial = initialState(service: serviceConfig.name, main: base)
         return try database.write { db in
             guard var current = try TicketRecord.fetchOne(db, key: id) else { throw RatchetError("no ticket \(id)") }
+            let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM attempt WHERE ticketId = ?", arguments: [id]) ?? 0) + 1
+            if let seenAttempts, number - 1 != seenAttempts { throw ClaimLost(ticket: id, seen: seenAttempts, now: number - 1) }
             if current.state == .working { throw RatchetError("ticket \(id) is already being worked (claimed by another process)") }
             try TicketLifecycle.check(id, from: current.state, to: .working)
             if try ServiceRecord.fetchOne(db, key: current.service)?.isPaused == true {
                 throw RatchetError("service \(current.service) is paused; 'ratchet service resume \(current.service)' first")
             }
-            let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM attempt WHERE ticketId = ?", arguments: [id]) ?? 0) + 1
             var attempt = AttemptRecord(
                 ticketId: id, number: number, service: current.service, branch: "ticket/\(id)/\(number)",
                 worktree: "worktrees/\(id)-\(number)", trajectoryId: UUIDv7.make(date: now), agent: agent.name,
@@ -156,5 +162,16 @@ extension Workspace {
                                                    "trajectory": .string(attempt.trajectoryId), "base": .string(base.hex)])
             return attempt
         }
+    }
+}
+
+/// A compare-and-swap claim that lost: the ticket was worked by another process since the
+/// caller chose it (`Workspace.work(seenAttempts:)`).
+struct ClaimLost: Error, CustomStringConvertible {
+    var ticket: String
+    var seen: Int
+    var now: Int
+    var description: String {
+        "\(ticket) was worked by another process since this pump chose it (\(seen) attempt(s) then, \(now) now); not claimed again"
     }
 }

@@ -72,6 +72,16 @@ public final class Workspace: Sendable {
         }
     }
 
+    /// Runs `body` holding `.ratchet/locks/landing-NAME`: the pump's baseline, landing, deploy
+    /// and zero-window check of one landing of `service` end before the next landing of the
+    /// service starts them, in this pump or another (adr/0057). `waiting` is called first
+    /// when another landing holds it.
+    func withLandingLock<T>(_ service: String, waiting: () -> Void = {}, _ body: () throws -> T) throws -> T {
+        let lock = try FileLock(path: root.appendingPathComponent(".ratchet/locks/landing-\(service)").path, waiting: waiting)
+        defer { lock.release() }
+        return try body()
+    }
+
     /// Opens the workspace named by `explicit`, else `$RATCHET_WORKSPACE`, else the nearest
     /// ancestor of `currentDirectory` that holds `ratchet.yaml`.
     /// With `readOnly` (commands that only read) the store is opened without write access.
@@ -150,4 +160,21 @@ public final class Workspace: Sendable {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
+}
+
+/// An exclusive flock on a file, held until `release` (or the process's end): one deploy of a
+/// service at a time, one landing of a service at a time under the pump; across processes,
+/// and across threads of one process (each lock is its own open file description).
+struct FileLock {
+    let fd: Int32
+    /// Takes the lock, waiting for its holder; `waiting` is called first when it must wait.
+    init(path: String, waiting: () -> Void = {}) throws {
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RatchetError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) != 0 else { return }
+        waiting()
+        do { try Workspace.lock(fd, LOCK_EX, path: path) } catch { close(fd); throw error }
+    }
+    func release() { close(fd) }
 }

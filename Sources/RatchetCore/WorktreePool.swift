@@ -39,7 +39,7 @@ extension Workspace {
                 return
             } catch {
                 try? repository.removeWorktree(pooledName)
-                try? FileManager.default.removeItem(atPath: path)
+                FolderRemoval.remove(path)
                 break
             }
         }
@@ -63,7 +63,7 @@ extension Workspace {
             }
         }
         try repository.removeWorktree(name)
-        try? FileManager.default.removeItem(atPath: path)
+        FolderRemoval.remove(path)
     }
 
     /// Whether an agent's worktree holds exactly its HEAD's tree, read by Ratchet itself
@@ -77,7 +77,7 @@ extension Workspace {
     /// Deletes the folder at `path` without following links and prunes admin folders whose
     /// worktree is gone: for a worktree whose link cannot be trusted.
     func discardWorktree(at path: String, service: String) {
-        try? FileManager.default.removeItem(atPath: path)
+        FolderRemoval.remove(path)
         try? Repository.open(servicePath(service)).pruneStaleWorktrees()
     }
 }

@@ -50,7 +50,7 @@ extension Repository {
     /// Whether a checkout of `tree` could differ from its raw blobs: a `.gitattributes`
     /// anywhere at its top, or `core.autocrlf` set.
     private func usesCheckoutFilters(_ tree: ObjectID) throws -> Bool {
-        if try treeEntries(tree)[".gitattributes"] != nil { return true }
+        if try treeEntries(tree)[FileName.Key(".gitattributes")] != nil { return true }
         var config: OpaquePointer?
         guard git_repository_config_snapshot(&config, pointer) == 0 else { return true }
         defer { git_config_free(config) }

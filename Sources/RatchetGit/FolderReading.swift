@@ -42,7 +42,7 @@ extension Repository {
     ///
     /// `cache` (the worktree's index, written only by Ratchet) saves hashing files whose
     /// inode, size and both times are unchanged; `isIgnored(path, isFolder)` is asked about
-    /// untracked paths only. A `.git` anywhere but the root, a special file, or any bound of
+    /// untracked paths only. A `.git` anywhere but the root, a special file, folders nested deeper than `folderDepthLimit`, a name that is not UTF-8, or any bound of
     /// `limits` throws with the path. Submodule entries are left as they are.
     ///
     /// A folder's `.gitignore` is read by Ratchet itself (no link, regular file only, never a
@@ -75,6 +75,9 @@ extension Repository {
 
     /// The most bytes of a `.gitignore` Ratchet reads.
     public static let ignoreFileBytes = 1 << 20
+    /// The deepest folder nesting Ratchet reads: deeper is refused, never recursed into (a
+    /// 30,000-deep chain overflowed the walk's stack; git itself handles about 4,096 bytes of path).
+    public static let folderDepthLimit = 256
 }
 
 /// The walk behind `readFolder`: one folder level at a time against the matching subtree.
@@ -100,13 +103,16 @@ private struct FolderReader {
         self.ignoreRules = ignoreRules
     }
 
-    mutating func walk(_ prefix: String, tree: ObjectID?) throws {
+    mutating func walk(_ prefix: String, tree: ObjectID?, depth: Int = 0) throws {
+        guard depth < Repository.folderDepthLimit else {
+            throw GitError(message: "\(prefix.prefix(200))…: folders nest more than \(Repository.folderDepthLimit) deep; refused")
+        }
         var tracked = try repository.treeEntries(tree)
         let names = try folderNames(root + "/" + prefix)
         if prefix.isEmpty { try readIgnoreFile(prefix) }
         for name in names where !(prefix.isEmpty && name == ".git") {
             let path = prefix + name
-            let entry = tracked.removeValue(forKey: name)
+            let entry = tracked.removeValue(forKey: FileName.Key(name))?.info
             if name.lowercased() == ".git" {
                 throw GitError(message: "\(path): a nested repository (.git) inside the worktree is refused")
             }
@@ -119,7 +125,7 @@ private struct FolderReader {
                 // Its rules are handed over before anything about it is asked (libgit2 keeps what it found missing).
                 try readIgnoreFile(path + "/")
                 if entry?.isTree != true && isIgnored(path + "/", true) { continue }
-                try walk(path + "/", tree: entry?.isTree == true ? entry!.id : nil)
+                try walk(path + "/", tree: entry?.isTree == true ? entry!.id : nil, depth: depth + 1)
             case S_IFREG, S_IFLNK:
                 if entry == nil && isIgnored(path, false) { continue }
                 try readFile(path, info: info, tracked: entry)
@@ -127,7 +133,7 @@ private struct FolderReader {
                 throw GitError(message: "\(path) is not a regular file, folder or symbolic link; only those are committed")
             }
         }
-        for (name, entry) in tracked.sorted(by: { $0.key < $1.key }) where !entry.isSubmodule {
+        for (name, entry) in tracked.values.sorted(by: { FileName.precedes($0.name, $1.name) }) where !entry.isSubmodule {
             try record(FolderChange(path: prefix + name, kind: .deleted, id: nil, mode: 0, size: 0))
         }
     }
@@ -206,10 +212,10 @@ private struct FolderReader {
         defer { closedir(stream) }
         var names: [String] = []
         while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            let name = try withUnsafeBytes(of: entry.pointee.d_name) { try FileName.decode($0.bindMemory(to: CChar.self).baseAddress!) }
             if name != "." && name != ".." { names.append(name) }
         }
-        return names.sorted()
+        return names.sorted(by: FileName.precedes)
     }
 }
 

@@ -1,3 +1,4 @@
+import CGitTLS
 import Clibgit2
 import Foundation
 
@@ -29,6 +30,10 @@ enum Library {
 
 /// Durability switches of the git layer.
 public enum GitSettings {
+    /// How many times libgit2 asked mbedTLS to parse the system's CA bundle and got an empty
+    /// chain instead (`CGitTLS`, adr/0053): 1 or more once libgit2 has started in this process.
+    public static var caBundleParsesSkipped: Int { Int(ratchet_git_ca_parses_skipped()) }
+
     /// Turns fsync of objects and refs (`GIT_OPT_ENABLE_FSYNC_GITDIR`) on or off for the process.
     /// Before libgit2 is first used this only records the setting, applied when it starts:
     /// a command that never opens a repository never initialises libgit2 (which reads the

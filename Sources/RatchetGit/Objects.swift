@@ -158,17 +158,18 @@ extension Repository {
     private func diffTrees(_ old: ObjectID?, _ new: ObjectID?, prefix: String, into out: inout [TreeDifference]) throws {
         if old == new { return }
         // Only the entries that differ get names as Swift strings (a busy folder of a
-        // thousand files changes by one or two per landing); they are then paired by name as
-        // Swift orders strings, so a file that became a folder is one name, as before.
+        // thousand files changes by one or two per landing); they are then paired by their
+        // bytes (`FileName`), so a file that became a folder is one name, as before, and two
+        // names Swift calls equal ("e\u{301}", "\u{e9}") stay two.
         let (before, after) = try differingEntries(old, new)
         var i = 0, j = 0
         while i < before.count || j < after.count {
             var x: TreeEntryInfo?, y: TreeEntryInfo?
             let name: String
-            if j == after.count || (i < before.count && before[i].name < after[j].name) {
+            if j == after.count || (i < before.count && FileName.precedes(before[i].name, after[j].name)) {
                 (name, x) = (before[i].name, before[i].info)
                 i += 1
-            } else if i == before.count || after[j].name < before[i].name {
+            } else if i == before.count || FileName.precedes(after[j].name, before[i].name) {
                 (name, y) = (after[j].name, after[j].info)
                 j += 1
             } else {
@@ -192,7 +193,7 @@ extension Repository {
     private typealias NamedEntry = (name: String, info: TreeEntryInfo)
 
     /// The entries of two tree levels that are not in the other level with the same name,
-    /// id and mode, each side sorted by name as Swift orders strings. A merge walk in git's
+    /// id and mode, each side sorted by the names' bytes. A merge walk in git's
     /// own entry order (`git_tree_entry_cmp`) skips the equal ones without reading names.
     private func differingEntries(_ old: ObjectID?, _ new: ObjectID?) throws -> (before: [NamedEntry], after: [NamedEntry]) {
         let one = try lookupTree(old)
@@ -201,25 +202,29 @@ extension Repository {
         defer { git_tree_free(two) }
         let countOne = one.map { git_tree_entrycount($0) } ?? 0, countTwo = two.map { git_tree_entrycount($0) } ?? 0
         var before: [NamedEntry] = [], after: [NamedEntry] = []
-        func named(_ entry: OpaquePointer) -> NamedEntry {
-            (String(cString: git_tree_entry_name(entry)), TreeEntryInfo(id: ObjectID(git_tree_entry_id(entry)), mode: git_tree_entry_filemode(entry).rawValue))
+        func named(_ entry: OpaquePointer) throws -> NamedEntry {
+            (try FileName.decode(git_tree_entry_name(entry)), TreeEntryInfo(id: ObjectID(git_tree_entry_id(entry)), mode: git_tree_entry_filemode(entry).rawValue))
         }
         var i = 0, j = 0
         while i < countOne || j < countTwo {
             let x = i < countOne ? git_tree_entry_byindex(one, i) : nil, y = j < countTwo ? git_tree_entry_byindex(two, j) : nil
             let order = x == nil ? 1 : y == nil ? -1 : git_tree_entry_cmp(x, y)
-            if order < 0 { before.append(named(x!)); i += 1; continue }
-            if order > 0 { after.append(named(y!)); j += 1; continue }
+            if order < 0 { before.append(try named(x!)); i += 1; continue }
+            if order > 0 { after.append(try named(y!)); j += 1; continue }
             if git_tree_entry_filemode(x) != git_tree_entry_filemode(y) || git_oid_equal(git_tree_entry_id(x), git_tree_entry_id(y)) == 0 {
-                before.append(named(x!))
-                after.append(named(y!))
+                before.append(try named(x!))
+                after.append(try named(y!))
             }
             i += 1
             j += 1
         }
-        // Git's order puts a folder as if its name ended in `/`; Swift's order is plain.
-        if !before.indices.dropFirst().allSatisfy({ before[$0 - 1].name < before[$0].name }) { before.sort { $0.name < $1.name } }
-        if !after.indices.dropFirst().allSatisfy({ after[$0 - 1].name < after[$0].name }) { after.sort { $0.name < $1.name } }
+        // Git's order puts a folder as if its name ended in `/`; the byte order here is plain.
+        if !before.indices.dropFirst().allSatisfy({ FileName.precedes(before[$0 - 1].name, before[$0].name) }) {
+            before.sort { FileName.precedes($0.name, $1.name) }
+        }
+        if !after.indices.dropFirst().allSatisfy({ FileName.precedes(after[$0 - 1].name, after[$0].name) }) {
+            after.sort { FileName.precedes($0.name, $1.name) }
+        }
         return (before, after)
     }
 
@@ -231,21 +236,47 @@ extension Repository {
         return object
     }
 
-    /// The entries of one tree level by name (nil: the empty tree).
-    func treeEntries(_ tree: ObjectID?) throws -> [String: TreeEntryInfo] {
+    /// The entries of one tree level by the bytes of their names (nil: the empty tree).
+    func treeEntries(_ tree: ObjectID?) throws -> [FileName.Key: (name: String, info: TreeEntryInfo)] {
         guard var id = tree?.raw else { return [:] }
         var object: OpaquePointer?
         try GitError.check(git_tree_lookup(&object, pointer, &id), "tree \(ObjectID(id).short)")
         defer { git_tree_free(object) }
         let count = git_tree_entrycount(object)
-        var result: [String: TreeEntryInfo] = [:]
+        var result: [FileName.Key: (name: String, info: TreeEntryInfo)] = [:]
         result.reserveCapacity(count)
         for index in 0..<count {
             guard let entry = git_tree_entry_byindex(object, index) else { continue }
-            result[String(cString: git_tree_entry_name(entry))] = TreeEntryInfo(id: ObjectID(git_tree_entry_id(entry)),
-                                                                               mode: git_tree_entry_filemode(entry).rawValue)
+            let name = try FileName.decode(git_tree_entry_name(entry))
+            result[FileName.Key(name)] = (name, TreeEntryInfo(id: ObjectID(git_tree_entry_id(entry)), mode: git_tree_entry_filemode(entry).rawValue))
         }
         return result
+    }
+}
+
+/// File names as git trees and Linux folders hold them: bytes. Swift's `String` compares and
+/// hashes by canonical equivalence ("e\u{301}" == "\u{e9}"), which would pair two different
+/// files as one: a folder in one tree and a link of the "same" name in the next, switched as
+/// one entry, left the link where the folder's files were then written (adr/0071). Every
+/// pairing, ordering and lookup of names from a tree or a folder goes through here.
+public enum FileName {
+    /// A name as a dictionary key: equal only when the bytes are.
+    public struct Key: Hashable, Comparable, Sendable {
+        let bytes: [UInt8]
+        public init(_ name: String) { bytes = Array(name.utf8) }
+        public static func < (a: Key, b: Key) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+    }
+
+    /// Whether `a` sorts before `b` by their UTF-8 bytes.
+    public static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+
+    /// A C name as a String with exactly its bytes; a name that is not UTF-8 is refused (a
+    /// repaired String would name another file).
+    public static func decode(_ name: UnsafePointer<CChar>) throws -> String {
+        guard let text = String(validatingUTF8: name) else {
+            throw GitError(message: "a file name is not UTF-8 (\(String(decoding: Data(bytes: name, count: strlen(name)), as: UTF8.self))); only UTF-8 names are handled")
+        }
+        return text
     }
 }
 

@@ -16,14 +16,14 @@ struct TreeMerge {
 
     init(repository: Repository) { self.repository = repository }
 
-    private func entries(_ tree: ObjectID?) throws -> [String: TreeEntryInfo] { try repository.treeEntries(tree) }
+    /// One tree level by the bytes of its names (`FileName`: never Swift's equivalence).
+    private func entries(_ tree: ObjectID?) throws -> [FileName.Key: (name: String, info: TreeEntryInfo)] { try repository.treeEntries(tree) }
 
     mutating func merge(base: ObjectID?, ours: ObjectID?, theirs: ObjectID?, prefix: String) throws {
         let b = try entries(base), o = try entries(ours), t = try entries(theirs)
-        let names = Set(b.keys).union(o.keys).union(t.keys).sorted()
-        for name in names {
-            let path = prefix + name
-            let (be, oe, te) = (b[name], o[name], t[name])
+        for key in Set(b.keys).union(o.keys).union(t.keys).sorted() {
+            let path = prefix + (b[key] ?? o[key] ?? t[key])!.name
+            let (be, oe, te) = (b[key]?.info, o[key]?.info, t[key]?.info)
             if oe == te || be == te { continue }
             if be == oe {
                 try take(te, replacing: oe, base: be, at: path)
@@ -64,8 +64,10 @@ struct TreeMerge {
 
     private mutating func collectConflicts(base: ObjectID?, tree: ObjectID, prefix: String) throws {
         let b = try entries(base), t = try entries(tree)
-        for (name, entry) in t.sorted(by: { $0.key < $1.key }) where b[name] != entry {
-            if entry.isTree { try collectConflicts(base: b[name]?.isTree == true ? b[name]?.id : nil, tree: entry.id, prefix: prefix + name + "/") }
+        for key in t.keys.sorted() {
+            let (name, entry) = t[key]!, before = b[key]?.info
+            guard before != entry else { continue }
+            if entry.isTree { try collectConflicts(base: before?.isTree == true ? before?.id : nil, tree: entry.id, prefix: prefix + name + "/") }
             else { conflicts.append(prefix + name) }
         }
     }

@@ -142,6 +142,7 @@ extension Repository {
             if !before.isSubmodule { try? fm.removeItem(atPath: root + difference.path) }
             removeEmptyParents(of: root + difference.path, below: root)
         }
+        var folders: Set<FileName.Key> = []
         for difference in differences {
             guard let after = difference.new, !after.isSubmodule else { continue }
             let file = root + difference.path
@@ -149,7 +150,7 @@ extension Repository {
             var blobID = after.id.raw
             try GitError.check(git_blob_lookup(&blob, pointer, &blobID), "blob \(difference.path)")
             defer { git_blob_free(blob) }
-            try fm.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try makeRealFolders(of: difference.path, below: root, known: &folders)
             try writeFile(file, blob: blob!, mode: git_filemode_t(rawValue: after.mode))
             if let time = fixedTime {
                 var times = [time, time]
@@ -173,6 +174,25 @@ extension Repository {
             var times = [time, time]
             if utimensat(AT_FDCWD, root + folder, &times, AT_SYMLINK_NOFOLLOW) != 0 && errno != ENOENT && errno != ENOTDIR {
                 throw GitError(message: "cannot set the times of \(root + folder): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Makes the folders above `path` (relative to `root`), refusing any that exists as
+    /// something else: a file is never written through a link a tree left where a folder
+    /// should be (adr/0071). `known` holds the folders already checked in this switch.
+    private func makeRealFolders(of path: String, below root: String, known: inout Set<FileName.Key>) throws {
+        let parts = path.split(separator: "/").dropLast()
+        for count in stride(from: 1, through: parts.count, by: 1) {
+            let folder = parts.prefix(count).joined(separator: "/")
+            guard known.insert(FileName.Key(folder)).inserted else { continue }
+            var info = stat()
+            if lstat(root + folder, &info) == 0 {
+                guard info.st_mode & S_IFMT == S_IFDIR else {
+                    throw GitError(message: "cannot write \(path): \(folder) is not a folder in the checkout; refused")
+                }
+            } else if mkdir(root + folder, 0o755) != 0 && errno != EEXIST {
+                throw GitError(message: "cannot make \(root + folder): \(String(cString: strerror(errno)))")
             }
         }
     }

@@ -36,6 +36,10 @@ public struct RatchetDatabase: Sendable {
             // Under `normal` durability (adr/0009) the WAL is not checkpointed and fsynced as each
             // command exits; SQLite checkpoints as the WAL grows. `full` syncs every commit anyway.
             if synchronous != "FULL" { _ = ratchet_sqlite_no_checkpoint_on_close(db.sqliteConnection, 1) }
+            // Every new process rebuilds the WAL's index from the frames written since the last
+            // checkpoint: at SQLite's default of 1,000 pages that was up to 4 MB read at each
+            // command's start. 128 pages (about two CLI lifecycles) bounds it (adr/0055).
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.walCheckpointPages)")
             // Every statement on stderr, for finding where a command spends its time.
             if ProcessInfo.processInfo.environment["RATCHET_SQL_TRACE"] != nil { db.trace { FileHandle.standardError.write(Data("sql: \($0)\n".utf8)) } }
         }
@@ -44,6 +48,9 @@ public struct RatchetDatabase: Sendable {
         if try !pool.read({ try Self.migrator.hasCompletedMigrations($0) }) { try Self.migrator.migrate(pool) }
         writer = pool
     }
+
+    /// Pages the WAL may hold before a commit checkpoints it (`wal_autocheckpoint`, adr/0055).
+    public static let walCheckpointPages = 128
 
     /// A read-only connection to a migrated store in WAL mode, or nil.
     private static func openForReading(_ path: String) -> DatabaseQueue? {

@@ -48,7 +48,9 @@ enum Merges {
         let workspace = try workspace(source: source, at: scratch + "/cli")
         let root = workspace.root.path
         let service = workspace.servicePath("svc")
-        var ratchet = ChildTimes(), script = ChildTimes()
+        var ratchet = ChildTimes(), script = ChildTimes(), sandboxStart = ChildTimes()
+        // The allowance: one bare sandbox start as adr/0013 builds it, measured between them.
+        let start = try SandboxBench.bareStart(scratch: scratch)
         for run in 1...runs {
             try ratchet.measure {
                 let id = try Shell.run([binary, "ticket", "new", "--service", "svc", "--title", "CLI \(run)", "--workspace", root], in: root)
@@ -57,9 +59,11 @@ enum Merges {
                 try Shell.run([binary, "merge", id, "--workspace", root], in: root)
             }
             try script.measure { try naiveLifecycle(run, in: service, scratch: scratch) }
+            if let start { try sandboxStart.measure(start) }
         }
         return ratchet.figures(name: "cli-lifecycle", size: "small", pipeline: "ratchet/shipped")
             + script.figures(name: "cli-lifecycle", size: "small", pipeline: "git-script")
+            + (start == nil ? [] : sandboxStart.figures(name: "cli-lifecycle", size: "small", pipeline: "bwrap-start"))
     }
 
     /// What a person would script: a worktree, an edit, a commit with trailers, `merge --no-ff`,

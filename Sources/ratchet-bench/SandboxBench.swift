@@ -6,6 +6,18 @@ import RatchetCore
 /// capabilities, an allow-list of mounts). Every agent run, acceptance command and canary
 /// run pays it once.
 enum SandboxBench {
+    /// One bare start of the sandbox as adr/0013 builds it (`/bin/true` in it), to run between
+    /// other measurements; nil without bubblewrap.
+    static func bareStart(scratch: String) throws -> (() throws -> Void)? {
+        guard let bwrap = Sandbox.bubblewrap() else { return nil }
+        let folder = scratch + "/bare-sandbox"
+        try FileManager.default.createDirectory(atPath: folder + "/checkout", withIntermediateDirectories: true)
+        let sandbox = try Sandbox(executable: bwrap, mounts: [Sandbox.Mount(folder + "/checkout", at: Sandbox.checkoutPath, writable: true)],
+                                  network: false, privateFolder: folder + "/private", workingDirectory: Sandbox.checkoutPath)
+        let limits = ProcessLimits(timeout: 30, outputBytes: 4096)
+        return { _ = try sandbox.run(["/bin/true"], environment: ["PATH": "/usr/bin:/bin"], limits: limits) }
+    }
+
     static func measure(runs: Int, scratch: String) throws -> [Figure] {
         guard let bwrap = Sandbox.bubblewrap() else { return [] }
         let folder = scratch + "/sandbox"

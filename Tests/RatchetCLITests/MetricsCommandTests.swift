@@ -132,7 +132,9 @@ struct MetricsCommandTests {
         let report = try #require(try JSONSerialization.jsonObject(with: Data(scraped.stdout.utf8)) as? [String: Any], "\(scraped.stderr)")
         #expect(report["up"] as? Bool == false && (report["error"] as? String)?.contains("larger than 16777216 bytes") == true, "\(report)")
         let peak = try #require(scraped.stderr.split(separator: "\n").last { $0.hasPrefix("peak-kib ") }.flatMap { Int($0.dropFirst(9)) })
-        #expect(peak < 400_000, "peak memory \(peak) KiB for a 16 MiB page limit")
+        // Unbounded, this took 1.3 GB; bounded, 250-440 MB (URLSession's queue holds more
+        // of a fast stream before the cancel lands on a loaded machine: 438 MB at load 9).
+        #expect(peak < 640_000, "peak memory \(peak) KiB for a 16 MiB page limit")
 
         // A page over the sample limit: nothing of it is stored.
         let many = (0..<200_001).map { "flood{i=\"\($0)\"} 1" }.joined(separator: "\n") + "\n"

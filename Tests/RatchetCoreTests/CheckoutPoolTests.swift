@@ -56,6 +56,30 @@ struct CheckoutPoolTests {
         #expect(!FileManager.default.fileExists(atPath: slot))
     }
 
+    /// A leftover folder under worktrees/ nested past PATH_MAX (an agent's relative `mkdir`
+    /// chain) is removed by `doctor --repair`, and a removal that fails is never reported as
+    /// repaired (it was: "repaired leftover-removed" every run, the folder still there).
+    @Test func doctorRemovesALeftoverNestedPastPathMax() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let leftover = workspace.root.appendingPathComponent("worktrees/T-9-1").path
+        try FileManager.default.createDirectory(atPath: leftover, withIntermediateDirectories: true)
+        var fd = open(leftover, O_RDONLY | O_DIRECTORY)
+        let name = String(repeating: "d", count: 100)
+        for _ in 0..<60 {  // 60 × 101 bytes: past PATH_MAX (4,096)
+            #expect(mkdirat(fd, name, 0o755) == 0)
+            let next = openat(fd, name, O_RDONLY | O_DIRECTORY)
+            close(fd)
+            fd = next
+        }
+        close(fd)
+        let report = try workspace.doctor(repair: true)
+        let finding = try #require(report.findings.first { $0.kind == "leftover-removed" && $0.detail.hasPrefix("worktrees/T-9-1") })
+        #expect(finding.repaired)
+        var info = stat()
+        #expect(lstat(leftover, &info) != 0)
+    }
+
     /// `git status` of a slot's files against `tree`, through a private index: what differs
     /// (content or mode) and what the tree does not have. Empty when the slot is exactly the tree.
     private func difference(_ files: String, from tree: ObjectID, service: String, index: String) throws -> String {

@@ -5,22 +5,22 @@ import RatchetStore
 import RatchetTestSupport
 import Testing
 
+/// A pump workspace (window 0) whose `metrics.scrape` is a file in main's checkout, so a
+/// landing controls the page exactly as landed service code controls its /metrics; within_capacity holds.
+func workspaceWithHealthyMetrics(_ folder: ScratchFolder) throws -> Workspace {
+    let workspace = try pumpWorkspace(folder, window: "0s", scrape: "metrics.prom")
+    let path = workspace.servicePath("svc")
+    try Data("kvcache_items 5\nkvcache_capacity 10\n".utf8).write(to: URL(fileURLWithPath: path + "/metrics.prom"))
+    try git(["add", "metrics.prom"], in: path)
+    try git(["commit", "-qm", "Person: metrics page"], in: path)
+    return workspace
+}
+
 /// Landed code owns its own /metrics, so the post-landing watch must not pass a landing that
 /// makes the service unobservable (a hostile review's finding: a landing that removed its
 /// metrics passed its watch).
 @Suite("Hostile watch", .serialized)
 struct HostileWatchTests {
-    /// `metrics.scrape` is a file in main's checkout, so a landing controls the page exactly
-    /// as landed service code controls its /metrics.
-    func workspaceWithHealthyMetrics(_ folder: ScratchFolder) throws -> Workspace {
-        let workspace = try pumpWorkspace(folder, window: "0s", scrape: "metrics.prom")
-        let path = workspace.servicePath("svc")
-        try Data("kvcache_items 5\nkvcache_capacity 10\n".utf8).write(to: URL(fileURLWithPath: path + "/metrics.prom"))
-        try git(["add", "metrics.prom"], in: path)
-        try git(["commit", "-qm", "Person: metrics page"], in: path)
-        return workspace
-    }
-
     /// Lands a ticket worked by `agent` with the pump's watch (window 0: judged at once, at its end).
     func landAndWatch(_ workspace: Workspace, agent: String) throws -> [String] {
         let baseline = workspace.breachedFingerprints("svc")

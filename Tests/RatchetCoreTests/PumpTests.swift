@@ -200,6 +200,26 @@ struct PumpTests {
         #expect(try later.tamperings(in: raw).map(\.after) == [first])
     }
 
+    /// A claim is a compare-and-swap against what the pump saw when it chose the ticket: a
+    /// second pump whose choice went stale (the first pump worked the ticket meanwhile, and
+    /// its attempt ended) does not claim it again.
+    @Test func aSecondPumpsStaleChoiceNeverClaimsATicketAgain() throws {
+        let folder = ScratchFolder()
+        let workspace = try pumpWorkspace(folder)
+        let id = try fileWithAgent(workspace, "Fails once", agent: "command:exit 3")
+        let second = Pump(workspace: workspace, options: PumpOptions(once: true))
+        let jobs = try second.selectJobs()
+        #expect(jobs.map(\.ticket) == [id] && jobs.first?.attempts == 0)
+        // Meanwhile the first pump claims it; its attempt fails and the ticket is open again.
+        #expect(message { try workspace.work(ticket: id, agent: nil, seenAttempts: 0) }?.contains("agent exited with status 3") == true)
+        #expect(try workspace.ticket(id).state.rawValue == "open")
+        second.runJobs(jobs)
+        #expect(try workspace.ticketView(id).attempts.count == 1)
+        let skips = try workspace.database.events(since: 0, limit: 100_000).filter { $0.kind == "pump.skipped" && $0.ticketId == id }
+        #expect(skips.map { $0.data["reason"]?.stringValue ?? "" } == ["claim-lost"])
+        try expectConsistent(workspace)
+    }
+
     /// When an SLO's error budget is spent, only tickets with `restores: true` land.
     @Test func whenTheErrorBudgetIsSpentOnlyTicketsThatRestoreLand() throws {
         let folder = ScratchFolder()
@@ -209,9 +229,12 @@ struct PumpTests {
         let workspace = try pumpWorkspace(folder, scrape: folder("now.prom"))
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var text = ""
+        // The same series as the scrape makes (it adds `instance` and `job`): an SLO counts
+        // each series' increase (adr/0061), so a series of other labels would be another counter.
+        let labels = "instance=\"\(folder("now.prom"))\",job=\"svc\",op=\"get\""
         for (offset, good, bad) in [(7_200_000, 0, 0), (3_600_000, 0, 0)] as [(Int64, Int, Int)] {
-            text += "kvcache_requests_total{op=\"get\",code=\"200\"} \(good) \(now - offset)\n"
-            text += "kvcache_requests_total{op=\"get\",code=\"500\"} \(bad) \(now - offset)\n"
+            text += "kvcache_requests_total{\(labels),code=\"200\"} \(good) \(now - offset)\n"
+            text += "kvcache_requests_total{\(labels),code=\"500\"} \(bad) \(now - offset)\n"
         }
         try Data(text.utf8).write(to: URL(fileURLWithPath: folder("samples.prom")))
         _ = try workspace.importMetrics(service: "svc", file: folder("samples.prom"))

@@ -63,4 +63,36 @@ struct StartupShapeTests {
         // The shipped settings parse to the same values.
         #expect(try WorkspaceConfig.parse(WorkspaceConfig.initialText) == WorkspaceConfig.defaults)
     }
+
+    /// The secret scanner's trigger words skip ICU only where no default pattern could match:
+    /// its redaction and findings equal the bare regular expressions' on tokens, near misses,
+    /// mixed case, non-ASCII text and random mixtures of the trigger words' pieces.
+    @Test func secretTriggersNeverHideAMatchOfTheRegularExpressions() throws {
+        let regexes = SecretScanner.defaults.map { try! NSRegularExpression(pattern: $0.pattern) }
+        func bare(_ text: String) -> String {
+            regexes.reduce(text) { $1.stringByReplacingMatches(in: $0, range: NSRange($0.startIndex..., in: $0), withTemplate: "[REDACTED]") }
+        }
+        var texts = ["", "plain title", "-----BEGIN RSA PRIVATE KEY-----", "-----begin rsa private key-----", "AKIAABCDEFGHIJKLMNOP", "ASIA1234567890ABCDEF",
+                     "ghp_" + String(repeating: "a", count: 36), "GHP_" + String(repeating: "a", count: 36), "github_pat_" + String(repeating: "B", count: 40),
+                     "xoxb-1234567890-abc", "sk-ant-" + String(repeating: "x", count: 20), "AIza" + String(repeating: "Q", count: 35),
+                     "Authorization: Bearer " + String(repeating: "t", count: 24), "BEARER " + String(repeating: "t", count: 24),
+                     "PASSWORD = 'hunter2hunter2'", "api-key: \"abcdefgh12\"", "Client_Secret='12345678'", "auth token= \"zzzzzzzzz\"",
+                     "passwd:'abcdefghij'", "secret 'abcdefghij'", "apikey='abcdefghij'", "pa\u{17F}sword='abcdefghij'", "Ké password='abcdefghij'",
+                     "\u{212A}EY sk-" + String(repeating: "y", count: 22), "Merge 12", "echo 3 > merge-3.txt", "command:true"]
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["sk-", "AKIA", "ghp_", "xox", "b-", "Bearer ", "bearer\t", "password", "SECRET", "api_key", "access-token", "=", ":", "'", "\"",
+                      "-----BEGIN ", "PRIVATE KEY-----", "AIza", "x", "0", "Q", " ", "é", "\n", String(repeating: "a", count: 12)]
+        for _ in 0..<2000 {
+            texts.append((0..<Int.random(in: 1...8, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined())
+        }
+        let scanner = SecretScanner(extra: [])
+        for text in texts {
+            #expect(scanner.redact(text) == bare(text), "\(text.debugDescription)")
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+                .filter { line in regexes.contains { $0.firstMatch(in: String(line.1), range: NSRange(String(line.1).startIndex..., in: String(line.1))) != nil } }
+                .map { $0.0 + 1 }
+            #expect(scanner.findings(in: Data(text.utf8)).map(\.line) == lines, "\(text.debugDescription)")
+        }
+        #expect(!scanner.mayMatch("Merge 12: echo 3 > merge-3.txt".utf8) && scanner.mayMatch("a password: x".utf8))
+    }
 }

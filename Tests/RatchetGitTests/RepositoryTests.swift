@@ -40,6 +40,14 @@ private func commit(_ repository: Repository, _ folder: ScratchFolder, branch: S
 
 @Suite("RatchetGit")
 struct RepositoryTests {
+    /// libgit2's start-up asks mbedTLS to parse the CA bundle and gets Ratchet's empty chain
+    /// (adr/0053): the definitions in the executable are the ones libgit2 calls.
+    @Test func libgit2StartsWithoutParsingTheCABundle() throws {
+        let folder = ScratchFolder()
+        _ = try makeRepository(folder, files: ["a.txt": "a\n"])
+        #expect(GitSettings.caBundleParsesSkipped >= 1)
+    }
+
     @Test func commitsAdditionsModificationsDeletionsHonouringGitignore() throws {
         let folder = ScratchFolder()
         let (repository, root) = try makeRepository(folder, files: ["a.txt": "a\n", "b.txt": "b\n", ".gitignore": "*.log\n"])
@@ -306,6 +314,72 @@ struct RepositoryTests {
         #expect(FileManager.default.isExecutableFile(atPath: checkout + "/run"))
         var info = stat()
         #expect(lstat(checkout + "/a/b", &info) == 0 && info.st_mtim.tv_sec == 1_000_000_000)
+    }
+
+    /// Names Swift calls equal ("e\u{301}" and "\u{e9}") are two files to git and Linux: a
+    /// folder of one name and a link of the other must never be switched as one entry, or
+    /// the next switch writes through the link (adr/0071; the hostile review's X → Y → Z).
+    @Test func namesThatSwiftCallsEqualStayTwoFilesAndNoSwitchWritesThroughALink() throws {
+        let folder = ScratchFolder()
+        let path = folder("repo")
+        let repository = try Repository.create(at: path)
+        let outside = folder("outside")
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        let decomposed = "e\u{301}", composed = "\u{e9}"
+        #expect(decomposed == composed && Array(decomposed.utf8) != Array(composed.utf8))
+        func tree(_ files: [(String, String, UInt32)]) throws -> ObjectID {
+            try repository.makeTree(from: try repository.emptyTree(), applying: try files.map {
+                .upsert($0.0, try repository.writeBlob(Data($0.1.utf8)), mode: $0.2)
+            })
+        }
+        let x = try tree([(decomposed + "/file", "one\n", 0o100644)])
+        let y = try tree([(composed, outside, 0o120000)])
+        let z = try tree([(composed, outside, 0o120000), (decomposed + "/pwned", "through the link\n", 0o100644)])
+        #expect(try repository.treeDifferences(from: x, to: y).map(\.path).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+                == [decomposed + "/file", composed].sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
+        let checkout = folder("checkout")
+        try FileManager.default.createDirectory(atPath: checkout, withIntermediateDirectories: true)
+        try repository.switchFolder(checkout, from: nil, to: x)
+        for (from, to) in [(x, y), (y, z), (z, x), (x, z)] {
+            try repository.switchFolder(checkout, from: from, to: to)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty, "written outside after \(to.short)")
+            let listed = try run(["git", "ls-tree", "-r", "--name-only", "-z", to.hex], in: path).stdout
+                .split(separator: "\0").map(String.init)
+            let found = try FileManager.default.subpathsOfDirectory(atPath: checkout).filter { sub in
+                var info = stat()
+                return lstat(checkout + "/" + sub, &info) == 0 && info.st_mode & S_IFMT != S_IFDIR
+            }
+            #expect(Set(found.map { Array($0.utf8) }) == Set(listed.map { Array($0.utf8) }), "checkout of \(to.short)")
+            #expect(repository.folderMatches(checkout, tree: to, cache: nil), "Ratchet's reading of \(to.short)")
+        }
+    }
+
+    /// The merge pairs entries by bytes too: one side adding "e\u{301}" and the other "\u{e9}"
+    /// is two new files, as `git merge-tree` has it, not one file changed on both sides.
+    @Test func aMergeKeepsBothNamesThatSwiftCallsEqual() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n"])
+        let ours = try commit(repository, folder, branch: "ours", from: root, files: ["e\u{301}": "decomposed\n"], message: "ours\n")
+        let theirs = try commit(repository, folder, branch: "theirs", from: root, files: ["\u{e9}": "composed\n"], message: "theirs\n")
+        guard case .clean(let tree) = try repository.merge(ours: ours, theirs: theirs) else { Issue.record("conflict"); return }
+        let expected = try git(["merge-tree", "--write-tree", "ours", "theirs"], in: folder("repo"))
+        #expect(tree.hex == expected)
+    }
+
+    /// A chain of folders deeper than `Repository.folderDepthLimit` is refused by the reading
+    /// (it overflowed the recursive walk's stack at 30,000 levels), never recursed into.
+    @Test func aFolderChainPastTheDepthLimitIsRefused() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n"])
+        let deep = folder("repo") + "/" + Array(repeating: "d", count: Repository.folderDepthLimit + 1).joined(separator: "/")
+        try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
+        try Data("x\n".utf8).write(to: URL(fileURLWithPath: deep + "/f"))
+        let tree = try repository.commit(root).tree
+        #expect(throws: GitError.self) {
+            try repository.readFolder(folder("repo"), against: tree, cache: nil,
+                                      limits: FolderLimits(fileBytes: 1 << 20, changeBytes: 1 << 30, changeCount: 1000)) { _, _ in false }
+        }
+        #expect(!repository.folderMatches(folder("repo"), tree: tree, cache: nil))
     }
 
     @Test func aCheckoutMovesByItsDifferenceOnlyWhenThatIsSafe() throws {

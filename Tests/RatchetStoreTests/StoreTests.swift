@@ -38,6 +38,21 @@ struct StoreTests {
         #expect(try fallback.events().count == 1)
     }
 
+    /// What a new process reads to rebuild the WAL's index stays bounded (adr/0055): after many
+    /// small commits the WAL holds at most the checkpoint threshold and the last commit's pages.
+    @Test func theWALAProcessRecoversAtOpenStaysSmall() throws {
+        let (store, folder) = try makeFileStore()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for index in 0..<600 {
+            try store.write { db in try RatchetDatabase.appendEvent(db, kind: "test.event", data: ["index": .number(Double(index))]) }
+        }
+        // Another connection, outside any transaction (a checkpoint cannot run inside one).
+        let probe = try DatabaseQueue(path: folder + "/ratchet.sqlite")
+        let frames = try probe.inDatabase { db in try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(PASSIVE)")?[1] as Int? } ?? -1
+        _ = store
+        #expect(frames >= 0 && frames <= RatchetDatabase.walCheckpointPages + 8, "\(frames) frames in the WAL")
+    }
+
     @Test func stateChangeAndEventCommitOrRollBackTogether() throws {
         let database = try RatchetDatabase()
         try database.write { db in

@@ -11,7 +11,11 @@ public final class ScratchFolder: @unchecked Sendable {
         path = url.resolvingSymlinksInPath().path
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    /// `RATCHET_KEEP_SCRATCH=1` keeps every folder (to read a failing run's workspace afterwards).
+    deinit {
+        guard ProcessInfo.processInfo.environment["RATCHET_KEEP_SCRATCH"] == nil else { return }
+        try? FileManager.default.removeItem(atPath: path)
+    }
 
     /// `path/relative`.
     public func callAsFunction(_ relative: String) -> String { path + "/" + relative }

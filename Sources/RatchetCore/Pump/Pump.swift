@@ -35,7 +35,8 @@ public struct PumpSummary: Codable, Sendable, Equatable {
 /// `ratchet pump` (SPEC §8): recovery first, then the loop observe → file → work → verify →
 /// land, with concurrent attempts in separate worktrees, a deploy after each landing and a
 /// watch window per landing (`PumpWatch.swift`); the landing rules (pause, rate limit, error
-/// budget, one landing per service per window) in `PumpGates.swift`. Claims go through
+/// budget, one landing per service per window) in `PumpGates.swift`. Landings of one service
+/// take turns (`withLandingLock`), each from its baseline to its first check. Claims go through
 /// `work`, whose claim is one store transaction: a second pump on the same workspace never
 /// claims a ticket twice. Agents always run sandboxed.
 public final class Pump: @unchecked Sendable {
@@ -161,14 +162,20 @@ public final class Pump: @unchecked Sendable {
             if let agent = job.agent {
                 say("working with agent \(agent)")
                 count { $0.worked += 1 }
-                try workspace.work(ticket: job.ticket, agent: agent, progress: say)
+                try workspace.work(ticket: job.ticket, agent: agent, seenAttempts: job.attempts, progress: say)
             }
-            let watch = WatchRequest(baseline: workspace.breachedFingerprints(job.service), window: workspace.config.watchWindow)
-            let landing = try workspace.merge(ticket: job.ticket, watch: watch, progress: say)
-            count { $0.landed += 1 }
-            say("landed \(landing.landing.short)" + (landing.deploy.map { "; deploy \($0.status)" } ?? ""))
-            try Failpoints.hit("pump.landed")
-            try afterLanding(job, landing: landing)
+            // One landing of a service at a time, from its baseline to its first check (adr/0057).
+            try workspace.withLandingLock(job.service, waiting: { say("waiting for another landing of \(job.service)") }) {
+                let watch = WatchRequest(baseline: workspace.breachedFingerprints(job.service), window: workspace.config.watchWindow)
+                let landing = try workspace.merge(ticket: job.ticket, watch: watch, progress: say)
+                count { $0.landed += 1 }
+                say("landed \(landing.landing.short)" + (landing.deploy.map { "; deploy \($0.status)" } ?? ""))
+                try Failpoints.hit("pump.landed")
+                try afterLanding(job, landing: landing)
+            }
+        } catch let lost as ClaimLost {
+            count { $0.worked -= 1 }  // counted as it began; nothing was claimed
+            skip("claim-lost", service: job.service, ticket: job.ticket, "\(lost)")
         } catch let stop as GateStop {
             count { if stop.outcome == "rejected" { $0.rejected += 1 } else { $0.held += 1 } }
             say("\(stop.outcome): \(stop.message)")
@@ -184,6 +191,8 @@ struct PumpJob: Sendable {
     var ticket: String
     var service: String
     var agent: String?
+    /// The ticket's attempts when the pump chose it: its claim expects exactly these.
+    var attempts = 0
 }
 
 /// The jobs of one cycle, taken one at a time by the workers.

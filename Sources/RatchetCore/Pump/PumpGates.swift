@@ -58,18 +58,30 @@ extension Workspace {
     /// Refuses the landing of `ticket` when a gate stops it, naming the gate, unless a person
     /// overrides the gates; returns the gates overridden (empty: none stopped it).
     func checkLandingGates(_ ticket: TicketRecord, config: ServiceConfig, override: GateOverride?) throws -> [LandingGateBlock] {
-        let blocks = [Self.rateBlock(config, landed: try landingsInLastHour(ticket.service)), budgetBlock(ticket)].compactMap { $0 }
+        let watching = try database.read { db in try Self.watchBlock(db, service: ticket.service) }
+        let blocks = [Self.rateBlock(config, landed: try landingsInLastHour(ticket.service)), watching, budgetBlock(ticket)].compactMap { $0 }
         guard let block = blocks.first, override == nil else { return blocks }
         throw Self.gateError(ticket.id, block)
     }
 
-    /// The rate gate again inside the landing's transaction, where concurrent landings are
-    /// serialised (the check in `checkLandingGates` only saves the verification's work);
-    /// returns the block an override lets through.
-    static func recheckLandingRate(_ db: Database, ticket: String, config: ServiceConfig, overridden: Bool) throws -> LandingGateBlock? {
-        guard let block = rateBlock(config, landed: try landingsInLastHour(db, config.name)) else { return nil }
-        guard overridden else { throw gateError(ticket, block) }
-        return block
+    /// The rate and watch gates again inside the landing's transaction, where concurrent
+    /// landings are serialised (the check in `checkLandingGates` only saves the verification's
+    /// work); returns the blocks an override lets through.
+    static func recheckLandingGates(_ db: Database, ticket: String, config: ServiceConfig, overridden: Bool) throws -> [LandingGateBlock] {
+        let blocks = [rateBlock(config, landed: try landingsInLastHour(db, config.name)), try watchBlock(db, service: config.name)].compactMap { $0 }
+        if let block = blocks.first, !overridden { throw gateError(ticket, block) }
+        return blocks
+    }
+
+    /// The watch gate (adr/0057): one landing per service per watch window. While a landing's
+    /// window is open (with `watch_window: 0`, until its one check), no other landing of the
+    /// service lands, the pump's or a person's; the pump skips the service with this detail.
+    static func watchBlock(_ db: Database, service: String) throws -> LandingGateBlock? {
+        let sql = "SELECT ticketId, landing FROM watch WHERE service = ? ORDER BY startedAt LIMIT 1"
+        guard let row = try Row.fetchOne(db, sql: sql, arguments: [service]) else { return nil }
+        let ticket: String = row["ticketId"], landing: String = row["landing"]
+        return LandingGateBlock(gate: "watch_window",
+                                detail: "service \(service) is inside the watch window of landing \(landing.prefix(7)) (\(ticket)): one landing per service per window")
     }
 
     static func gateError(_ ticket: String, _ block: LandingGateBlock) -> RatchetError {

@@ -6,15 +6,20 @@ import RatchetStore
 extension Pump {
     /// The tickets this cycle works or lands, best first (priority, then age): open tickets
     /// assigned to agents (never a person's, never `reflection:*`), and proposed ones waiting
-    /// to land; none of a paused service, of a service inside its watch window, of a service
+    /// to land; none of a paused service, of a service inside a watch window (the gate of
+    /// `Workspace.watchBlock`, whose detail the skip records), of a service
     /// at its landing rate, or (unless the ticket restores reliability) of a service whose
     /// error budget is spent. Each skip is an event, once per run.
     func selectJobs() throws -> [PumpJob] {
         guard !isStopped else { return [] }
         let services = Dictionary(uniqueKeysWithValues: try workspace.services().map { ($0.name, $0) })
-        let watching = try workspace.watchedServices()
-        let candidates = try workspace.database.read { db in
-            try TicketRecord.filter(sql: "state IN ('open', 'proposed')").order(sql: "priority DESC, number").fetchAll(db)
+        let watching = try workspace.watchBlocks(services.keys)
+        // The tickets and their attempt counts in one snapshot: a claim is a compare-and-swap
+        // against the count seen here (`PumpJob.attempts`).
+        let (candidates, attempts) = try workspace.database.read { db in
+            (try TicketRecord.filter(sql: "state IN ('open', 'proposed')").order(sql: "priority DESC, number").fetchAll(db),
+             try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT ticketId, COUNT(*) AS n FROM attempt GROUP BY ticketId")
+                .map { ($0["ticketId"] as String, $0["n"] as Int) }))
         }
         var jobs: [PumpJob] = []
         var perService: [String: Int] = [:]
@@ -23,7 +28,7 @@ extension Pump {
             let service = ticket.service
             guard let record = services[service] else { continue }
             if record.isPaused { skip("paused", service: service, ticket: nil, "service \(service) is paused"); continue }
-            if watching.contains(service) { continue }
+            if let block = watching[service] { skip("watching", service: service, ticket: nil, block.detail); continue }
             let config = try workspace.serviceConfig(service)
             let planned = perService[service, default: 0]
             if planned > 0 && workspace.config.watchWindow > 0 { continue }
@@ -50,7 +55,7 @@ extension Pump {
                 agent = spec
             }
             perService[service] = planned + 1
-            jobs.append(PumpJob(ticket: ticket.id, service: service, agent: agent))
+            jobs.append(PumpJob(ticket: ticket.id, service: service, agent: agent, attempts: attempts[ticket.id, default: 0]))
         }
         return jobs
     }

@@ -4,7 +4,8 @@ import RatchetGit
 import RatchetStore
 
 /// The post-landing watch (SPEC §8): after a landing and its deploy, the service is watched
-/// for `watch_window`; one landing per service per window, so that a new breach can be laid
+/// for `watch_window` from the end of the deploy; one landing per service per window (the
+/// watch gate of PumpGates.swift, for every landing), so that a new breach can be laid
 /// at that landing's door. A breach already present before the landing does not count; a
 /// failed deploy counts as one. A breach reverts the landing through a commit and reopens
 /// its ticket; the reverted tree lands again only with a person's approval.
@@ -12,7 +13,7 @@ import RatchetStore
 struct WatchRequest: Sendable {
     /// The fingerprints already in breach just before the landing.
     var baseline: Set<String>
-    /// `watch_window`, seconds, counted from the landing.
+    /// `watch_window`, seconds, counted from the end of the landing's deploy (adr/0057).
     var window: Double
 }
 
@@ -47,7 +48,9 @@ extension Pump {
     }
 
     private func checkWatchesNow(services: Set<String>?) throws {
-        for watch in try workspace.watches(ofPaused: false) where services?.contains(watch.service) ?? true {
+        // A window starts when the landing's deploy ends (adr/0057): until then the service
+        // still runs the code from before the landing.
+        for watch in try workspace.watches(ofPaused: false) where services?.contains(watch.service) ?? true && !watch.awaitsDeploy {
             if let status = try workspace.lastDeployStatus(watch.service, after: watch.since), status != "succeeded" {
                 try breach(service: watch.service, ticket: watch.ticket, landing: watch.landing,
                            reason: "deploy \(status) after landing \(watch.landing.prefix(7))", checks: [])
@@ -68,12 +71,8 @@ extension Pump {
                 try breach(service: watch.service, ticket: watch.ticket, landing: watch.landing,
                            reason: "\(names) held before landing \(watch.landing.prefix(7)) and cannot be evaluated at the end of its watch window",
                            checks: dark.map(\.fingerprint))
-            } else if Date() >= watch.endsAt {
-                try workspace.database.write { db in
-                    try db.execute(sql: "DELETE FROM watch WHERE landing = ?", arguments: [watch.landing])
-                    try RatchetDatabase.appendEvent(db, kind: "watch.passed", service: watch.service, ticket: watch.ticket,
-                                                    data: ["landing": .string(watch.landing)])
-                }
+            } else if Date() >= watch.endsAt,
+                      try workspace.closeWatch(watch.landing, service: watch.service, ticket: watch.ticket, kind: "watch.passed", data: [:]) {
                 count { $0.watchesPassed += 1 }
                 progress("\(watch.ticket) \(watch.service): watch window passed")
             }
@@ -93,50 +92,86 @@ extension Pump {
             failure = describe(error)
             progress("\(ticket) \(service): the watch could not revert: \(failure!)")
         }
-        try workspace.database.write { db in
+        // A revert that failed because another pump's check closed this window first records nothing.
+        try workspace.closeWatch(landing, service: service, ticket: ticket, kind: "watch.breached", always: revert != nil, data: [
+            "reason": .string(reason), "checks": .array(checks.map { .string($0) }), "revert": .optional(revert), "error": .optional(failure)])
+    }
+}
+
+extension Workspace {
+    /// Closes the watch of `landing` with its event, as a compare-and-swap: only the check
+    /// that deletes the row records `kind` (two pumps check the same windows), unless
+    /// `always` (a revert this check made). Returns whether it recorded the event.
+    @discardableResult
+    func closeWatch(_ landing: String, service: String, ticket: String, kind: String, always: Bool = false, data: [String: JSONValue]) throws -> Bool {
+        try database.write { db in
             try db.execute(sql: "DELETE FROM watch WHERE landing = ?", arguments: [landing])
-            try RatchetDatabase.appendEvent(db, kind: "watch.breached", service: service, ticket: ticket, data: [
-                "landing": .string(landing), "reason": .string(reason), "checks": .array(checks.map { .string($0) }),
-                "revert": .optional(revert), "error": .optional(failure)])
+            guard db.changesCount > 0 || always else { return false }
+            try RatchetDatabase.appendEvent(db, kind: kind, service: service, ticket: ticket, data: .object(data.merging(["landing": .string(landing)]) { $1 }))
+            return true
         }
     }
 }
 
-/// One open watch window, as stored.
+/// One open watch window, as stored, and when it runs (adr/0057): `window` seconds from the
+/// end of the landing's deploy (from the landing when the service has no deploy).
 struct WatchWindow {
     var service: String
     var ticket: String
     var landing: String
-    var endsAt: Date
+    /// `watch_window` of the landing, seconds.
+    var window: Double
+    var landedAt: Date
+    /// When the first deploy after the landing ended (its event), nil before it.
+    var deployedAt: Date?
+    /// Whether the service has a deploy: then the window starts when it ends.
+    var deploys: Bool
     var baseline: Set<String>
     /// Events after this one happened after the landing (its deploy among them).
     var since: Int64
+
+    /// The landing's deploy has not ended yet: the window has not started.
+    var awaitsDeploy: Bool { deploys && deployedAt == nil }
+    /// When the window ends (its start plus `window`; not before it has started).
+    var endsAt: Date { (deploys ? deployedAt ?? .distantFuture : landedAt).addingTimeInterval(window) }
 }
 
 extension Workspace {
     /// The open watch windows; without `ofPaused`, none of a paused service (its window waits
     /// for the resume: the pump neither observes nor reverts a paused service).
     func watches(ofPaused: Bool = true) throws -> [WatchWindow] {
-        try database.read { db in
+        let rows = try database.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT service, ticketId, landing, endsAt, baseline,
-                       (SELECT MAX(seq) FROM event WHERE kind = 'ticket.merged' AND ticketId = watch.ticketId) AS since
-                FROM watch WHERE ? OR service NOT IN (SELECT name FROM service WHERE isPaused)
+                SELECT w.*, (SELECT MIN(time) FROM event WHERE kind LIKE 'deploy.%' AND service = w.service AND seq > w.since) AS deployedAt
+                FROM (SELECT service, ticketId, landing, startedAt, endsAt, baseline,
+                             (SELECT MAX(seq) FROM event WHERE kind = 'ticket.merged' AND ticketId = watch.ticketId) AS since
+                      FROM watch WHERE ? OR service NOT IN (SELECT name FROM service WHERE isPaused)) AS w
                 ORDER BY startedAt
-                """, arguments: [ofPaused]).map { row in
-                let baseline = (try? RatchetJSON.decoder().decode([String].self, from: Data((row["baseline"] as String).utf8))) ?? []
-                return WatchWindow(service: row["service"], ticket: row["ticketId"], landing: row["landing"], endsAt: row["endsAt"],
-                                   baseline: Set(baseline), since: row["since"] ?? 0)
-            }
+                """, arguments: [ofPaused])
+        }
+        return rows.map { row in
+            let baseline = (try? RatchetJSON.decoder().decode([String].self, from: Data((row["baseline"] as String).utf8))) ?? []
+            let landedAt: Date = row["startedAt"], storedEnd: Date = row["endsAt"]
+            return WatchWindow(service: row["service"], ticket: row["ticketId"], landing: row["landing"], window: storedEnd.timeIntervalSince(landedAt),
+                               landedAt: landedAt, deployedAt: row["deployedAt"], deploys: (try? serviceConfig(row["service"]))?.deploy != nil,
+                               baseline: Set(baseline), since: row["since"] ?? 0)
         }
     }
 
-    func watchedServices() throws -> Set<String> { Set(try watches().map(\.service)) }
+    /// The watch gate of each of `services` that is inside a watch window.
+    func watchBlocks<Names: Sequence<String>>(_ services: Names) throws -> [String: LandingGateBlock] {
+        try database.read { db in
+            var blocks: [String: LandingGateBlock] = [:]
+            for service in services { blocks[service] = try Self.watchBlock(db, service: service) }
+            return blocks
+        }
+    }
 
     /// The open watch windows the pump checks (none of a paused service).
     func openWatches() throws -> Int { try watches(ofPaused: false).count }
 
-    /// When the next open watch window the pump checks ends (now when none is open).
+    /// When the next open watch window the pump checks ends (now when none is open; a window
+    /// whose deploy has not ended does not end before it).
     func nextWatchEnd() throws -> Date { try watches(ofPaused: false).map(\.endsAt).min() ?? Date() }
 
     /// The invariants and SLOs of `service` now (a status-only observation, which scrapes);
