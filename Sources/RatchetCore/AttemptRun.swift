@@ -45,7 +45,7 @@ struct AttemptRun {
         try FileManager.default.createDirectory(atPath: (briefPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: privateFolder, withIntermediateDirectories: true)
         try replaceFile(briefPath, with: Array(workspace.brief(ticket, attempt: attempt, serviceConfig: serviceConfig,
-                                                               agentsFile: worktreePath + "/AGENTS.md").utf8))
+                                                               agentsFile: worktreePath + "/" + ServiceConfig.agentsFile).utf8))
     }
 
     /// Records on the trajectory that the agent runs without a sandbox.

@@ -104,7 +104,7 @@ final class LandingRun {
         try repository.updateReference(candidateRef, to: commit, expected: try repository.resolveReference(candidateRef),
                                        message: "ratchet: candidate of \(ticket.id)/\(attempt.number)")
         try Failpoints.hit("candidate.written")
-        var results = try workspace.runAcceptance(criteria, candidate: commit, repository: repository, config: serviceConfig, progress: progress)
+        var results = try workspace.runAcceptance(criteria, candidate: commit, addedTests: candidate.review.addedTests, repository: repository, config: serviceConfig, progress: progress)
         if let failed = results.first(where: { $0.status == "failed" }) {
             try fail("acceptance criterion '\(failed.criterion)' failed on candidate \(commit.short): \(failed.detail.split(separator: "\n").last ?? "")",
                      acceptance: results)

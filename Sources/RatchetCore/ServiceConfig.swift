@@ -32,6 +32,9 @@ public struct ServiceConfig: Sendable, Equatable {
     public var allowUnsandboxed: Bool
     /// Paths whose existing files an attempt may change only with approval (adding is free).
     public var testPaths: [String]
+    /// Files that change how Python or the test runner starts, held for approval like
+    /// protected paths (`startup_paths`, rules of `PythonStartup`, adr/0069).
+    public var startupPaths = PythonStartup.defaultRules
     /// Whether `deploy` shares the host's network (`sandbox.deploy_network: host`), e.g. to
     /// serve on the host's loopback; default `none`.
     public var deployNetwork = false
@@ -64,12 +67,17 @@ public struct ServiceConfig: Sendable, Equatable {
 
     /// The protected paths when `service.yaml` names none.
     public static let defaultProtectedPaths = ["canary/", "invariants.yaml", "slos.yaml", "service.yaml", "runbooks/", "deploy/"]
+    /// The service's notes to agents, which every brief quotes as main has them (adr/0070).
+    public static let agentsFile = "AGENTS.md"
+    /// Protected whatever `protected_paths` says: what every later agent's brief includes.
+    public static let builtInProtectedPaths = [agentsFile]
 
     /// Parses and validates `service.yaml`; errors name the key that is wrong.
     public static func parse(_ text: String, file: String = "service.yaml") throws -> ServiceConfig {
         let fields = try YAMLFields.parse(text, file: file, typed: false)
         try fields.rejectUnknown(["name", "description", "owners", "test", "deploy", "metrics", "protected_paths", "max_attempts",
-                                  "max_landings_per_hour", "agent_env", "sandbox", "limits", "test_paths", "deploy_env"])
+                                  "max_landings_per_hour", "agent_env", "sandbox", "limits", "test_paths", "deploy_env",
+                                  "startup_paths"])
         let name = try fields.requiredString("name")
         do { _ = try Names.serviceName(name) } catch { throw fields.fail("name", describe(error)) }
         var config = ServiceConfig(
@@ -107,6 +115,10 @@ public struct ServiceConfig: Sendable, Equatable {
             for (index, path) in paths.enumerated() where path.isEmpty || path.hasPrefix("/") || path.split(separator: "/").contains("..") {
                 throw fields.fail("\(key)[\(index)]", "'\(path)' must be a relative path inside the repository")
             }
+        }
+        config.startupPaths = try fields.stringList("startup_paths") ?? config.startupPaths
+        for (index, rule) in config.startupPaths.enumerated() {
+            if let problem = PythonStartup.problem(rule) { throw fields.fail("startup_paths[\(index)]", problem) }
         }
         if let sandbox = try fields.nested("sandbox") {
             try sandbox.rejectUnknown(["network", "verify_network", "allow_unsandboxed", "deploy_network"])
@@ -148,7 +160,13 @@ public struct ServiceConfig: Sendable, Equatable {
 
     /// Whether `path` (a file path in the repository) is protected: a protected path, or a
     /// file the `deploy` command names (deploy runs landed code after each landing).
-    public func isProtected(_ path: String) -> Bool { Self.matches(path, protectedPaths) || deployPaths.contains(path) }
+    public func isProtected(_ path: String) -> Bool { Self.matches(path, allProtectedPaths) || deployPaths.contains(path) }
+
+    /// `protected_paths` with Ratchet's built-in ones (`builtInProtectedPaths`).
+    public var allProtectedPaths: [String] { protectedPaths + Self.builtInProtectedPaths.filter { !protectedPaths.contains($0) } }
+
+    /// Whether `path` changes how Python or the test runner starts (`startup_paths`).
+    public func isStartup(_ path: String) -> Bool { PythonStartup.matches(path, rules: startupPaths) }
 
     /// The repository files the `deploy` command names (`sh deploy/run.sh` names `deploy/run.sh`).
     public var deployPaths: [String] {

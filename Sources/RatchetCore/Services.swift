@@ -162,7 +162,7 @@ extension Workspace {
         for row in counts { tickets[row["state"]] = row["n"] }
         return ServiceView(name: record.name, path: record.path, template: record.template, paused: record.isPaused,
                            main: main?.hex, description: config.description, owners: config.owners,
-                           protectedPaths: config.protectedPaths, maxAttempts: config.maxAttempts, tickets: tickets)
+                           protectedPaths: config.allProtectedPaths, maxAttempts: config.maxAttempts, tickets: tickets)
     }
 
     /// Validates the service's files in its checked-out main; empty means all is well.

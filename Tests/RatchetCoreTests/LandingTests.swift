@@ -123,7 +123,7 @@ struct LandingTests {
         let path = workspace.servicePath("svc")
         // A landing that edits, adds, deletes, makes a file executable and turns a file into a folder.
         let id = try file(workspace, "Shapes", accept: ["command:true"])
-        try workspace.work(ticket: id, agent: "command:echo more >> README.md && chmod +x config/cache.json && mkdir -p new/deep && echo n > new/deep/n && rm AGENTS.md && mkdir AGENTS.md && echo i > AGENTS.md/i && rm -r adr && echo a > adr")
+        try workspace.work(ticket: id, agent: "command:echo more >> README.md && chmod +x config/cache.json && mkdir -p new/deep && echo n > new/deep/n && rm kvcache/__init__.py && mkdir kvcache/__init__.py && echo i > kvcache/__init__.py/i && rm -r adr && echo a > adr")
         // A person edits an unrelated file while the candidate is verified: kept, and the landing's files arrive.
         let landing = try workspace.merge(ticket: id, progress: { line in
             if line.hasPrefix("acceptance:") { try? Data("person\n".utf8).write(to: URL(fileURLWithPath: path + "/slos.yaml")) }
@@ -134,7 +134,7 @@ struct LandingTests {
         #expect(try git(["status", "--porcelain", "--untracked-files=all", "--ignored"], in: path) == "")
         try git(["diff", "--quiet", "HEAD"], in: path)
         #expect(FileManager.default.isExecutableFile(atPath: path + "/config/cache.json"))
-        #expect(try String(contentsOfFile: path + "/AGENTS.md/i", encoding: .utf8) == "i\n")
+        #expect(try String(contentsOfFile: path + "/kvcache/__init__.py/i", encoding: .utf8) == "i\n")
         // A person edits a file the next landing changes: main moves, the checkout is left alone with a warning.
         let second = try file(workspace, "Touch README", accept: ["command:true"])
         try workspace.work(ticket: second, agent: "command:echo again >> README.md")
