@@ -98,7 +98,7 @@ struct Lexer {
         while let c = current {
             if Self.isSpace(c) { index += 1; continue }
             if c == "#" {
-                while let s = current, s != "\n" { index += 1 }
+                while let s = current, s != "\n" && s != "\r" { index += 1 }   // Go ends a comment at either
                 continue
             }
             break
@@ -138,7 +138,7 @@ struct Lexer {
         var lastUnit = Int.min
         while !rest.isEmpty {
             let digits = rest.prefix { isDigit($0) }
-            guard !digits.isEmpty, digits.count <= 15, let count = Int64(String(String.UnicodeScalarView(digits))) else { return nil }
+            guard !digits.isEmpty, let count = Int64(String(String.UnicodeScalarView(digits))) else { return nil }
             rest = rest.dropFirst(digits.count)
             guard let (offset, unit) = Self.units.enumerated().first(where: { rest.starts(with: $0.element.0.unicodeScalars) })
                 .map({ ($0.offset, $0.element) }) else { return nil }
@@ -146,7 +146,12 @@ struct Lexer {
             guard order > lastUnit else { return nil }
             lastUnit = order
             rest = rest.dropFirst(unit.0.count)
-            total += count * unit.1
+            // An agent's `99999999999999999y` is refused, not a trap on overflow; the token carries the
+            // milliseconds as a Double, exact up to 2^53 (285,000 years).
+            let (product, overflow) = count.multipliedReportingOverflow(by: unit.1)
+            let (sum, overflowSum) = total.addingReportingOverflow(product)
+            guard !overflow && !overflowSum && sum <= 1 << 53 else { return nil }
+            total = sum
         }
         return total
     }

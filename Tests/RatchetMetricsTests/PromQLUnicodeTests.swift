@@ -56,6 +56,12 @@ import Testing
             #expect(throws: PromQLError.self, "\(text)") { try PromQL.parse(text) }
         }
         #expect(throws: PromQLError.self) { try PromQL.parse("x{a:b=\"v\"}") }
+        // A comment ends at a carriage return as in Go, and a duration that overflows is an error, not a trap.
+        #expect(try PromQL.parse("x # comment\r+ 1") == .binary(.add, try PromQL.parse("x"), .number(1), .none))
+        #expect(throws: PromQLError.self) { try PromQL.parse("rate(x[9999999999999999y])") }
+        for range in ["1000000s9223372036854775807ms", "9223372036854775807ms", "9007199254740993ms"] {
+            #expect(throws: PromQLError.self, "\(range)") { try PromQL.parse("rate(x[\(range)])") }
+        }
         #expect(throws: PromQLError.self) { try PromQL.parse("sum by (a:b) (x)") }
     }
 
