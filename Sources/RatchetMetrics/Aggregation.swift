@@ -12,7 +12,12 @@ enum Aggregation {
         }
         switch op.name {
         case "topk", "bottomk":
-            let k = Int(parameter ?? 0)
+            // As Prometheus: a k that is no int64 is an error (an agent's `topk(1e300, x)` must not trap).
+            let f = parameter ?? 0
+            guard f >= -9.223372036854774784e18 && f <= 9.223372036854774784e18 else {
+                throw EvaluationError("Scalar value \(PromQL.number(f)) overflows int64")
+            }
+            let k = Int(f)
             guard k >= 1 else { return [] }
             return order.flatMap { key -> [InstantSample] in
                 let sorted = groups[key]!.sorted { op.name == "topk" ? greater($0.value, $1.value) : greater($1.value, $0.value) }

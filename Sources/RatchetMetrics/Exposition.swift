@@ -276,7 +276,8 @@ struct LineReader {
             guard let milliseconds = Int64(token) else { throw fail("invalid timestamp '\(token)'") }
             return milliseconds
         case .openMetrics:
-            guard let seconds = Double(token), seconds.isFinite else { throw fail("invalid timestamp '\(token)'") }
+            // Bounded before the conversion: a scraped page (branch code writes it) must not trap us.
+            guard let seconds = Double(token), seconds.isFinite, abs(seconds) < 9.2e15 else { throw fail("invalid timestamp '\(token)'") }
             return Int64((seconds * 1000).rounded())
         }
     }

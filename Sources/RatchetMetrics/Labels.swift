@@ -50,18 +50,19 @@ public struct Labels: Hashable, Sendable, Comparable, CustomStringConvertible {
         return inner.isEmpty && !name.isEmpty ? name : "\(name){\(inner)}"
     }
 
-    /// Escapes `\`, `"` and newline as the exposition format does.
+    /// Escapes `\`, `"` and newline as the exposition format does, scalar by scalar (a combining
+    /// mark after a quote must not hide it from the escaping).
     public static func escape(_ value: String) -> String {
-        var out = ""
-        for character in value {
-            switch character {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.append(character)
+        var out = String.UnicodeScalarView()
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\\": out.append(contentsOf: "\\\\".unicodeScalars)
+            case "\"": out.append(contentsOf: "\\\"".unicodeScalars)
+            case "\n": out.append(contentsOf: "\\n".unicodeScalars)
+            default: out.append(scalar)
             }
         }
-        return out
+        return String(out)
     }
 
     /// Orders label sets as Prometheus sorts series: label by label, in name order.
@@ -95,11 +96,12 @@ public struct LabelMatcher: Sendable, Hashable, CustomStringConvertible {
         pattern = (kind == .regex || kind == .notRegex) ? try AnchoredRegex(value) : nil
     }
 
-    /// Whether a label value (empty when absent) satisfies the matcher.
+    /// Whether a label value (empty when absent) satisfies the matcher. Values are compared byte
+    /// for byte, as Prometheus compares them (Swift's `==` would call `é` and `e` + U+0301 equal).
     public func matches(_ labelValue: String) -> Bool {
         switch kind {
-        case .equal: return labelValue == value
-        case .notEqual: return labelValue != value
+        case .equal: return labelValue.utf8.elementsEqual(value.utf8)
+        case .notEqual: return !labelValue.utf8.elementsEqual(value.utf8)
         case .regex: return pattern!.matches(labelValue)
         case .notRegex: return !pattern!.matches(labelValue)
         }
@@ -111,8 +113,9 @@ public struct LabelMatcher: Sendable, Hashable, CustomStringConvertible {
     /// `name="value"`.
     public var description: String { "\(name)\(kind.rawValue)\"\(Labels.escape(value))\"" }
 
+    /// Same name, kind and value, byte for byte.
     public static func == (lhs: LabelMatcher, rhs: LabelMatcher) -> Bool {
-        lhs.name == rhs.name && lhs.kind == rhs.kind && lhs.value == rhs.value
+        lhs.name.utf8.elementsEqual(rhs.name.utf8) && lhs.kind == rhs.kind && lhs.value.utf8.elementsEqual(rhs.value.utf8)
     }
     public func hash(into hasher: inout Hasher) {
         hasher.combine(name); hasher.combine(kind); hasher.combine(value)

@@ -100,12 +100,15 @@ struct Parser {
         return modifiers
     }
 
+    /// `[a-zA-Z_][a-zA-Z0-9_]*`: an identifier without `:` (a metric name may hold one, a label name not).
+    static func isLabelName(_ text: String) -> Bool { !text.unicodeScalars.contains(":") }
+
     /// `(a, b, c)`.
     private mutating func labelList() throws -> [String] {
         try expect("(", "grouping opts")
         var labels: [String] = []
         while !isSymbol(")") {
-            guard current.kind == .identifier else { throw fail("unexpected \(current.quoted) in grouping opts, expected label") }
+            guard current.kind == .identifier, Self.isLabelName(current.text) else { throw fail("unexpected \(current.quoted) in grouping opts, expected label") }
             labels.append(advance().text)
             if isSymbol(",") { index += 1 } else if !isSymbol(")") { throw fail("unexpected \(current.quoted) in grouping opts, expected \",\" or \")\"") }
         }
@@ -183,7 +186,9 @@ struct Parser {
         if isSymbol("{") {
             index += 1
             while !isSymbol("}") {
-                guard current.kind == .identifier else { throw fail("unexpected \(current.quoted) in label matching, expected label name") }
+                guard current.kind == .identifier, Self.isLabelName(current.text) else {
+                    throw fail("unexpected \(current.quoted) in label matching, expected label name")
+                }
                 let label = advance()
                 guard current.kind == .symbol, let kind = LabelMatcher.Kind(rawValue: current.text) else {
                     throw fail("unexpected \(current.quoted) in label matching, expected one of \"=\", \"!=\", \"=~\", \"!~\"")

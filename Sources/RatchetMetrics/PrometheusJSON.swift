@@ -100,7 +100,7 @@ public enum PrometheusJSON {
     /// Reads a `data` object.
     public static func parseData(_ data: [String: Any]) throws -> QueryValue {
         func pointValue(_ any: Any?) throws -> (Int64, Double) {
-            guard let pair = any as? [Any], pair.count == 2, let seconds = (pair[0] as? NSNumber)?.doubleValue,
+            guard let pair = any as? [Any], pair.count == 2, let seconds = (pair[0] as? NSNumber)?.doubleValue, abs(seconds) < 9.2e15,
                   let text = pair[1] as? String, let value = LineReader.parseFloat(text) else {
                 throw EvaluationError("malformed sample in the Prometheus response")
             }

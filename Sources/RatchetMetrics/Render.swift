@@ -35,17 +35,21 @@ extension PromQL {
         return "\(value)"
     }
 
-    /// A double-quoted string with Go escapes for `\`, `"` and line breaks.
+    /// A double-quoted string of printable ASCII only, escaped scalar by scalar: `\\`, `\"`, `\n`,
+    /// `\r`, `\t`, and every other scalar (controls, anything beyond ASCII) as `\uXXXX` or
+    /// `\UXXXXXXXX`. No combining mark or prepended character is left to join a quote, so Go's
+    /// lexer, ours, and anything reading grapheme clusters split the text alike (adr/0066).
     static func quoted(_ text: String) -> String {
         var out = "\""
-        for character in text {
-            switch character {
+        for scalar in text.unicodeScalars {
+            switch scalar {
             case "\\": out += "\\\\"
             case "\"": out += "\\\""
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            default: out.append(character)
+            case " "..."~": out.unicodeScalars.append(scalar)
+            default: out += scalar.value <= 0xFFFF ? "\\u" + Lexer.hex(scalar.value, width: 4) : "\\U" + Lexer.hex(scalar.value, width: 8)
             }
         }
         return out + "\""

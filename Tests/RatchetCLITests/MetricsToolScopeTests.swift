@@ -30,6 +30,11 @@ struct MetricsToolScopeTests {
             "secret_total", #"secret_total{service="other"}"#, #"{__name__=~".+"}"#, #"{service=~".+"}"#, "sum by (service) (up)",
             #"up{service="other"} or secret_total"#, #"count({__name__=~"secret.*"})"#, "up", "own_total",
             #"label_replace(secret_total, "service", "svc", "", "")"#, "secret_total[10m:1m]",
+            // The hostile review's query (adr/0066): U+0600 before a quote and U+0301 after one. Read as
+            // Prometheus reads it, its last selector matches the empty value: refused. The variant
+            // that parses is scoped in all three selectors.
+            "{job=\"\u{0600}\"} or {__name__=~\"\u{0301}?.+|\u{0600}\"} or {x!=\"\u{0301}\"}",
+            "{job=\"\u{0600}\"} or {__name__=~\"\u{0301}?.+|\u{0600}\"} or {x!=\"\u{0301}\", __name__=~\".+\"}",
         ]
         let agent = queries.map { "ratchet tool metrics '\($0)' || true" }.joined(separator: "; ") + "; echo x > x.txt; exit 0"
         _ = try ws.attack(agent)
@@ -45,6 +50,7 @@ struct MetricsToolScopeTests {
         // Its own series are there; what cannot be scoped is refused.
         #expect(output(2).contains("own_total") && output(2).contains("up{") && output(7).contains(#"service="svc""#) && output(8).contains("17"))
         #expect(output(0) == "no data" && output(1) == "no data")
-        for refused in [9, 10] { #expect((calls[refused]["observation"] as? [String: Any])?["ok"] as? Bool == false, "\(output(refused))") }
+        #expect(output(12).contains("own_total") && output(12).contains("up{"), "\(output(12))")
+        for refused in [9, 10, 11] { #expect((calls[refused]["observation"] as? [String: Any])?["ok"] as? Bool == false, "\(output(refused))") }
     }
 }

@@ -155,6 +155,54 @@ struct PrometheusComparisonTests {
         }
     }
 
+    /// Label values holding combining marks (U+0301) and a prepended character (U+0600) next to
+    /// quotes and braces (adr/0066): our lexer reads scalars as Prometheus's reads runes, so every
+    /// expression selects the same series from both, whether a value is written as its scalars or
+    /// as the `\uXXXX` escapes `PromQL.render` writes; and the scoped rendering of the hostile
+    /// review's query (as the `metrics` tool sends it) reads only the `svc` service from Prometheus.
+    @Test func labelValuesWithCombiningMarksReadAlike() throws {
+        let folder = ScratchFolder("prometheus-unicode")
+        let (p, m) = ("\u{0600}", "\u{0301}")
+        let values = [p, m, "\"" + m, p + "\"", "a" + m + "b", "}" + m + " or {", "x\u{1F600}", "e" + m]
+        let end = Int64(Date().timeIntervalSince1970) - 600
+        var text = "# TYPE unicode counter\n"
+        for service in ["svc", "other"] {
+            for (index, value) in values.enumerated() {
+                // Scalar by scalar: Foundation's replacingOccurrences does not see a `"` that U+0301 joins.
+                let escaped = String(String.UnicodeScalarView(value.unicodeScalars.flatMap { $0 == "\"" || $0 == "\\" ? ["\\", $0] : [$0] }))
+                for t in stride(from: end - 1800, through: end, by: 15) { text += "unicode_total{service=\"\(service)\",v=\"\(escaped)\"} \(index + 1) \(t)\n" }
+            }
+        }
+        try Data((text + "# EOF\n").utf8).write(to: URL(fileURLWithPath: folder("data.om")))
+        #expect(try run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", folder("data.om"), folder("prometheus")]).status == 0)
+        let server = try PrometheusServer(dataFolder: folder("prometheus"), scratch: folder)
+        defer { server.stop() }
+        let root = folder("ws")
+        #expect(try ratchet(["init", root], in: folder.path).status == 0)
+        for name in ["local", "remote"] { #expect(try ratchet(["service", "add", name, "--template", "kv-cache"], in: root).status == 0) }
+        try pointServiceAtPrometheus(root + "/services/remote", url: server.url)
+        #expect(try ratchet(["metrics", "import", "--service", "local", folder("data.om")], in: root).status == 0)
+
+        let scoped = #"({job="\u0600", service="svc"} or {__name__=~"\u0301?.+|\u0600", service="svc"}) or {x!="\u0301", __name__=~"unicode.+", service="svc"}"#
+        let expressions = [
+            "unicode_total", "count by (v) (unicode_total)", "sum by (service) (unicode_total)",
+            "unicode_total{v=\"\(p)\"}", #"unicode_total{v="\u0600"}"#, "unicode_total{v=\"\\\"\(m)\"}", #"unicode_total{v="\"\u0301"}"#,
+            "unicode_total{v=\"}\(m) or {\"}", "unicode_total{v=\"e\(m)\"}", #"unicode_total{v="e\u0301"}"#, #"unicode_total{v="x\U0001F600"}"#,
+            "unicode_total{v=~\"\(m).*|.*\(p)\"}", "unicode_total{v!~\".*\(m).*\"}", "unicode_total{v=\"x\u{1F600}\"}",
+            "{job=\"\(p)\"} or {__name__=~\"\(m)?.+|\(p)\"} or {x!=\"\(m)\", __name__=~\"unicode.+\"}", scoped,
+        ]
+        let at = String(end)
+        for expression in expressions {
+            let ours = try ratchet(["query", "--service", "local", "--time", at, "--json", "--", expression], in: root)
+            let theirs = try ratchet(["query", "--service", "remote", "--time", at, "--json", "--", expression], in: root)
+            #expect(ours.status == 0 && theirs.status == 0, "\(expression): \(ours.stderr) | \(theirs.stderr)")
+            guard ours.status == 0 && theirs.status == 0 else { continue }
+            let (a, b) = (try QueryData(ours.stdout), try QueryData(theirs.stdout))
+            #expect(QueryData.difference(a, b) == nil && !b.series.isEmpty, "\(expression): \(QueryData.difference(a, b) ?? "no series")")
+            if expression == scoped { #expect(b.series.count == values.count && b.series.keys.allSatisfy { $0.contains("service=svc,") }, "\(b.series.keys)") }
+        }
+    }
+
     /// Commits `metrics: {prometheus: URL}` (or no metrics source) into the service's
     /// service.yaml on main (as a person would).
     private func pointServiceAtPrometheus(_ service: String, url: String?) throws {

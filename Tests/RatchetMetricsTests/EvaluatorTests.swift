@@ -14,6 +14,13 @@ private func vector(_ value: QueryValue) -> [Labels: Double] {
 }
 
 @Suite struct EvaluatorTests {
+    /// `topk`'s k must be an int64, as in Prometheus: an agent's `topk(1e300, x)` is an error, not a trap.
+    @Test func topkWithAKBeyondInt64IsAnError() throws {
+        let evaluator = Evaluator(source: source([(["__name__": "x"], [(0, 1)])]))
+        for k in ["1e300", "NaN", "-1e19"] { #expect(throws: EvaluationError.self, "\(k)") { try evaluator.query("topk(\(k), x)", at: 0) } }
+        #expect(try evaluator.query("topk(1e18, x)", at: 0) == evaluator.query("x", at: 0))
+    }
+
     @Test func instantSelectorsLookBackFiveMinutesBothEndsIncluded() throws {
         let evaluator = Evaluator(source: source([(["__name__": "x"], [(100, 1), (200, 2)])]))
         #expect(vector(try evaluator.query("x", at: 200_000)) == [Labels(["__name__": "x"]): 2])

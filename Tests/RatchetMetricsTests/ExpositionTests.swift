@@ -42,6 +42,12 @@ import Testing
         #expect(values[0].isNaN && values[1] == .infinity && values[2] == -.infinity && values[3] == .infinity && values[4].isNaN)
     }
 
+    /// A timestamp beyond Int64 milliseconds (a scraped page is written by branch code) is a malformed line, not a trap.
+    @Test func aTimestampBeyondInt64MillisecondsIsMalformed() {
+        let page = Exposition.parse("a 1 1e300\nb 1 -9.3e15\nc 2 1700000000.5\n# EOF\n", format: .openMetrics)
+        #expect(page.errors.count == 2 && page.samples.map(\.time) == [1_700_000_000_500])
+    }
+
     @Test func aMalformedLineIsReportedWithItsNumberAndTheRestKept() {
         let page = Exposition.parse("""
         good 1

@@ -19,7 +19,7 @@ import Testing
             let rendered = PromQL.render(parsed)
             let again = try PromQL.parse(rendered)
             #expect(PromQL.render(again) == rendered, "\(text) → \(rendered)")
-            #expect(Self.withoutNames(again) == Self.withoutNames(parsed), "\(text) → \(rendered)")
+            #expect(PromQL.canonical(again) == PromQL.canonical(parsed), "\(text) → \(rendered)")
         }
         #expect(PromQL.render(try PromQL.parse("rate(x[90s]) > 1.5")) == "rate(x[90s]) > 1.5")
         #expect(PromQL.render(try PromQL.parse("NaN + -Inf")) == "NaN + (-Inf)")
@@ -51,20 +51,5 @@ import Testing
         // A scope that a series without the label passes is no scope.
         #expect(throws: EvaluationError.self) { try PromQL.scoped("up", to: [try LabelMatcher(name: "service", kind: .regex, value: ".*")]) }
         #expect(throws: EvaluationError.self) { try PromQL.scoped("up", to: []) }
-    }
-
-    /// The expression with every selector's written name and every parenthesis dropped (`x` and
-    /// `{__name__="x"}` are one selector; parentheses only group).
-    static func withoutNames(_ expr: Expr) -> Expr {
-        switch expr {
-        case .number, .string: return expr
-        case .vectorSelector(var s): s.name = nil; return .vectorSelector(s)
-        case .matrixSelector(var s, let range): s.name = nil; return .matrixSelector(s, range: range)
-        case .call(let f, let arguments): return .call(function: f, arguments: arguments.map(withoutNames))
-        case .aggregate(let op, let inner, let parameter, let grouping): return .aggregate(op, withoutNames(inner), parameter: parameter.map(withoutNames), grouping: grouping)
-        case .binary(let op, let l, let r, let m): return .binary(op, withoutNames(l), withoutNames(r), m)
-        case .negation(let inner): return .negation(withoutNames(inner))
-        case .parenthesis(let inner): return withoutNames(inner)
-        }
     }
 }
