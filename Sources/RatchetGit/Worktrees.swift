@@ -10,6 +10,11 @@ extension Repository {
         var options = git_worktree_add_options()
         try GitError.check(git_worktree_add_options_init(&options, UInt32(GIT_WORKTREE_ADD_OPTIONS_VERSION)))
         options.ref = ref
+        // libgit2 1.5 creates `worktrees/` itself and fails the loser of a race to create it
+        // ("directory exists"): two attempts starting at once on a new repository. Made first.
+        if mkdir(commonDirectory + "worktrees", 0o755) != 0 && errno != EEXIST {
+            throw GitError(message: "cannot create \(commonDirectory)worktrees: \(String(cString: strerror(errno)))")
+        }
         var worktree: OpaquePointer?
         try GitError.check(git_worktree_add(&worktree, pointer, name, path, &options), "worktree add \(name)")
         git_worktree_free(worktree)

@@ -64,7 +64,7 @@ struct PumpTests {
         #expect(try ids.map { try workspace.ticket($0).state.rawValue } == ["open", "open", "open"])
         _ = try workspace.setPaused("svc", false, reason: nil)
         let summary = try Pump(workspace: workspace, options: PumpOptions(once: true)).run()
-        #expect(summary.landed == 2)
+        #expect(summary.landed == 2, "\(summary)")
         #expect(try ids.map { try workspace.ticket($0).state.rawValue } == ["merged", "merged", "open"])
         let skips = try workspace.database.events(since: 0, limit: 100_000).filter { $0.kind == "pump.skipped" }.map { $0.data["reason"]?.stringValue ?? "" }
         #expect(skips == ["paused", "rate-limited"])
