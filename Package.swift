@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "ratchet", targets: ["ratchet"]),
         .executable(name: "ratchet-tool", targets: ["ratchet-tool"]),
+        .executable(name: "ratchet-mcp", targets: ["ratchet-mcp"]),
         .library(name: "RatchetCore", targets: ["RatchetCore"]),
     ],
     dependencies: [
@@ -47,18 +48,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md", "Canary/README.md", "Review/README.md", "Metrics/README.md", "Observe/README.md",
-                      "Tools/README.md", "Trajectory/README.md", "Runbook/README.md", "Pump/README.md"]
+                      "Tools/README.md", "Trajectory/README.md", "Runbook/README.md", "Pump/README.md", "HTTP/README.md"]
         ),
-        // The executable: one file per command, no logic.
+        // The executable: one file per command, no logic. It links no FoundationNetworking
+        // (no libcurl at every start: adr/0073); RatchetCLITests check its dynamic section.
         .executableTarget(
             name: "ratchet",
             dependencies: [
                 "RatchetCore", "RatchetStore", "RatchetMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "MCP", package: "swift-sdk"),
             ],
             exclude: ["README.md"]
         ),
+        // `ratchet mcp`: the only executable that links the MCP SDK (which imports
+        // FoundationNetworking); `ratchet mcp` and the sandbox's thin client exec it.
+        .executableTarget(name: "ratchet-mcp", dependencies: ["RatchetCore", "RatchetStore", .product(name: "MCP", package: "swift-sdk")],
+                          exclude: ["README.md"]),
         // The thin `ratchet` of an agent's sandbox: answers `ratchet tool` itself, hands the rest to
         // the full binary (no Foundation, static standard library: start-up in ~2 ms, adr/0042).
         .executableTarget(name: "ratchet-tool", dependencies: ["RatchetTerminalText"], exclude: ["README.md"],
@@ -84,6 +89,6 @@ let package = Package(
                                                                              .product(name: "SystemPackage", package: "swift-system")],
                           path: "Tests/ScriptedMCPAgent", exclude: ["README.md"]),
         // End-to-end: drives the built `ratchet` binary.
-        .testTarget(name: "RatchetCLITests", dependencies: ["ratchet", "ratchet-scripted-mcp-agent", "RatchetTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "RatchetCLITests", dependencies: ["ratchet", "ratchet-mcp", "ratchet-scripted-mcp-agent", "RatchetTestSupport"], exclude: ["Fixtures"]),
     ]
 )

@@ -10,5 +10,7 @@ ratchet_install_deps
 # The Swift runtime and Foundation linked statically: every `ratchet` process starts without
 # resolving ~22,000 symbols across 15 Swift libraries (adr/0038; start-up 23.6 -> 14.4 ms CPU).
 swift build -c release --static-swift-stdlib --product ratchet
+# `ratchet mcp` is served by ratchet-mcp beside it (adr/0073: the only binary that links libcurl).
+swift build -c release --static-swift-stdlib --product ratchet-mcp
 swift build -c release --static-swift-stdlib --product ratchet-bench
 .build/release/ratchet-bench --output docs/performance.json --profile "$@"

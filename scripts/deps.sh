@@ -13,7 +13,9 @@ ratchet_missing_packages() {
   command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
   command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
   command -v pgrep >/dev/null 2>&1 || missing+=(procps)
-  [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev) # static Foundation (bench.sh's --static-swift-stdlib) links -lcurl
+  command -v curl >/dev/null 2>&1 || missing+=(curl)         # https scrapes, queries and webhooks (adr/0073)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # the tests' throwaway https certificates
+  [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev) # ratchet-mcp's static FoundationNetworking (bench.sh's --static-swift-stdlib) links -lcurl
   command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
   python3 -c 'import jsonschema' >/dev/null 2>&1 || missing+=(python3-jsonschema)   # validates ATIF exports in the tests
   command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)

@@ -51,6 +51,8 @@ public struct ProcessResult: Sendable, Equatable {
     public var duration: Double
     /// Its stderr, when `ProcessLimits.errorOutputBytes` separated it (cut at that limit).
     public var errorOutput: String = ""
+    /// `output` as the bytes read (an answer's body is not text).
+    public var outputData = Data()
 
     /// Whether it exited 0 within its limits and left nothing behind.
     public var succeeded: Bool { exitStatus == 0 && !timedOut && !leftProcesses }
@@ -181,6 +183,7 @@ public enum ProcessRunner {
         var result = ProcessResult(exitStatus: nil, signal: nil, output: String(decoding: data, as: UTF8.self),
                                    isTruncated: truncated, timedOut: timedOut, leftProcesses: leftProcesses,
                                    duration: Date().timeIntervalSince(start))
+        result.outputData = data
         if let errorCollector { result.errorOutput = String(decoding: errorCollector.result().0, as: UTF8.self) }
         if status & 0x7f == 0 { result.exitStatus = (status >> 8) & 0xff } else { result.signal = status & 0x7f }
         // prlimit reports a child killed by a signal as 128+N.

@@ -240,11 +240,18 @@ public struct Sandbox: Sendable {
     /// `ratchet` inside: the thin client built beside the full binary (`ratchet-tool`, which
     /// answers `ratchet tool` in ~2 ms and hands every other command line to the full binary,
     /// adr/0042) with the full binary at `libexecFolder`; the full binary itself without one.
+    /// `ratchet-mcp` (`ratchet mcp`, adr/0073), when built beside it, is bound beside the full
+    /// binary, where both the full binary and the thin client find it.
     static func binaryMounts(_ binary: String?) -> [String] {
         guard let binary else { return [] }
-        let thin = (binary as NSString).deletingLastPathComponent + "/ratchet-tool"
-        guard FileManager.default.isExecutableFile(atPath: thin) else { return ["--ro-bind", binary, binaryFolder + "/ratchet"] }
-        return ["--ro-bind", thin, binaryFolder + "/ratchet", "--ro-bind", binary, libexecFolder + "/ratchet"]
+        let folder = (binary as NSString).deletingLastPathComponent
+        let (thin, mcp) = (folder + "/ratchet-tool", folder + "/ratchet-mcp")
+        let hasThin = FileManager.default.isExecutableFile(atPath: thin)
+        let fullFolder = hasThin ? libexecFolder : binaryFolder
+        var mounts = hasThin ? ["--ro-bind", thin, binaryFolder + "/ratchet"] : []
+        mounts += ["--ro-bind", binary, fullFolder + "/ratchet"]
+        if FileManager.default.isExecutableFile(atPath: mcp) { mounts += ["--ro-bind", mcp, fullFolder + "/ratchet-mcp"] }
+        return mounts
     }
 
     /// Further executables bound read-only into `binaryFolder` under their own names, from

@@ -107,14 +107,20 @@ enum ToolWire {
     }
 
     /// The full binary: `../libexec/ratchet` (the sandbox's layout) or a `ratchet` beside this one.
-    static func fullBinary() -> String? {
+    static func fullBinary() -> String? { installed("ratchet") }
+
+    /// `ratchet mcp`'s own executable (adr/0073), where the full binary is.
+    static func mcpBinary() -> String? { installed("ratchet-mcp") }
+
+    /// The executable `name` in `../libexec` (the sandbox's layout) or beside this one (never this one).
+    static func installed(_ name: String) -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
         let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard length > 0 else { return nil }
         let me = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let folder = String(me[..<(me.lastIndex(of: "/") ?? me.startIndex)])
         let parent = String(folder[..<(folder.lastIndex(of: "/") ?? folder.startIndex)])
-        return [parent + "/libexec/ratchet", folder + "/ratchet"].first { $0 != me && access($0, X_OK) == 0 }
+        return [parent + "/libexec/" + name, folder + "/" + name].first { $0 != me && access($0, X_OK) == 0 }
     }
 }
 

@@ -6,17 +6,19 @@ import Musl
 import RatchetTerminalText
 
 // The `ratchet` an agent's sandbox runs (/run/ratchet/bin/ratchet): `ratchet tool NAME ARG…`
-// is answered here, one connection to the attempt's tool socket and one answer; every other
-// command line (`ratchet mcp`, `ratchet tool --json …`, help, errors before a request is sent)
-// is handed to the full binary by exec. No Foundation, static standard library: the call
+// is answered here, one connection to the attempt's tool socket and one answer; `ratchet mcp`
+// is handed to `ratchet-mcp` (adr/0073) and every other command line (`ratchet tool --json …`,
+// help, errors before a request is sent) to the full binary, by exec. No Foundation, static standard library: the call
 // starts in about a millisecond instead of the full binary's ~20 ms of dynamic linking
 // (docs/performance.md, adr/0042).
 
 let arguments = CommandLine.arguments
 
-/// The full `ratchet` binary answers everything else (same arguments, same environment).
+/// The full `ratchet` binary answers everything else (same arguments, same environment);
+/// `ratchet mcp` goes straight to `ratchet-mcp` (one exec fewer), when it is installed.
 func handOver() -> Never {
-    guard let full = ToolWire.fullBinary() else { fail("the full ratchet binary is not installed beside \(arguments[0])") }
+    let mcp = arguments.count == 2 && arguments[1] == "mcp" ? ToolWire.mcpBinary() : nil
+    guard let full = mcp ?? ToolWire.fullBinary() else { fail("the full ratchet binary is not installed beside \(arguments[0])") }
     var cArguments = ([full] + arguments.dropFirst()).map { strdup($0) }
     cArguments.append(nil)
     execv(full, cArguments)

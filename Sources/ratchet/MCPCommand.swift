@@ -1,71 +1,22 @@
 import ArgumentParser
 import Foundation
-import MCP
 import RatchetCore
-import RatchetStore
 
-/// `ratchet mcp`: the attempt's tools over MCP on stdio (the official Swift SDK), as a
-/// client of the attempt's tool socket (`RATCHET_SOCKET`); it writes nothing itself.
+/// `ratchet mcp`: the attempt's tools over MCP on stdin/stdout, served by `ratchet-mcp`, the
+/// executable beside this one that links the MCP SDK (adr/0073): this binary links neither
+/// the SDK nor, through it, libcurl. Same arguments, same environment, by exec.
 struct MCPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mcp", abstract: "Serve the attempt's tools over MCP on stdin/stdout (inside an agent's run).")
 
     func run() throws {
-        let environment = ProcessInfo.processInfo.environment
-        guard let socket = environment["RATCHET_SOCKET"], !socket.isEmpty else {
-            throw ToolRefusalError.outsideAnAttempt(command: "mcp", tool: nil)
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let server = (me as NSString).deletingLastPathComponent + "/ratchet-mcp"
+        guard FileManager.default.isExecutableFile(atPath: server) else {
+            throw RatchetError("'ratchet mcp' is served by ratchet-mcp, which is not installed beside \(me) (swift build --product ratchet-mcp)")
         }
-        let trajectory = environment["RATCHET_TRAJECTORY"]
-        let finished = DispatchSemaphore(value: 0)
-        let failure = FailureBox()
-        Task {
-            do { try await MCPBridge.serve(socket: socket, trajectory: trajectory) } catch { failure.set(describe(error)) }
-            finished.signal()
-        }
-        finished.wait()
-        if let message = failure.value { throw RatchetError(message) }
+        let arguments = ([server] + CommandLine.arguments.dropFirst()).map { strdup($0) } + [nil]
+        execv(server, arguments)
+        throw RatchetError("cannot run \(server): \(String(cString: strerror(errno)))")
     }
-}
-
-/// The MCP server: lists the tool catalog, forwards each call to the socket.
-enum MCPBridge {
-    static func serve(socket: String, trajectory: String?) async throws {
-        let server = Server(name: "ratchet", version: RatchetCommand.configuration.version,
-                            instructions: "The tools of one Ratchet attempt. Read the ticket, change the worktree, commit, then done (or escalate).",
-                            capabilities: .init(tools: .init(listChanged: false)))
-        await server.withMethodHandler(ListTools.self) { _ in .init(tools: try ToolCatalog.all.map(tool)) }
-        await server.withMethodHandler(CallTool.self) { parameters in
-            let arguments = try JSONValue.object(parameters.arguments.map(convert) ?? [:])
-            let request = ToolRequest(tool: parameters.name, arguments: arguments, trajectory: trajectory)
-            let observation: ToolObservation
-            do {
-                observation = try ToolClient.call(request, socket: socket)
-            } catch {
-                return .init(content: [.text(text: "error: \(describe(error))", annotations: nil, _meta: nil)], isError: true)
-            }
-            return .init(content: [.text(text: observation.output, annotations: nil, _meta: nil)], isError: !observation.ok)
-        }
-        try await server.start(transport: StdioTransport())
-        await server.waitUntilCompleted()
-    }
-
-    /// A catalog entry as an MCP tool: its arguments and the usage it may report.
-    static func tool(_ definition: ToolDefinition) throws -> Tool {
-        let schema = try JSONDecoder().decode(Value.self, from: JSONEncoder().encode(definition.parametersSchema))
-        return Tool(name: definition.name, description: "\(definition.summary) (risk \(definition.risk), effect \(definition.effect))",
-                    inputSchema: schema, annotations: .init(readOnlyHint: definition.effect == "read"))
-    }
-
-    /// MCP values as Ratchet's JSON values (through their JSON form).
-    static func convert(_ members: [String: Value]) throws -> [String: JSONValue] {
-        try JSONDecoder().decode([String: JSONValue].self, from: JSONEncoder().encode(members))
-    }
-}
-
-/// A failure message handed from the server task to the command.
-final class FailureBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var message: String?
-    func set(_ text: String) { lock.withLock { message = text } }
-    var value: String? { lock.withLock { message } }
 }

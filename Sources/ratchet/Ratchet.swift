@@ -8,7 +8,7 @@ struct RatchetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ratchet",
         abstract: "A git-native harness in which AI agents develop and operate infrastructure services.",
-        version: "0.1.0",
+        version: ratchetVersion,
         subcommands: [InitCommand.self, ServiceCommand.self, TicketCommand.self, WorkCommand.self, MergeCommand.self,
                       CanaryCommand.self, ApproveCommand.self, RejectCommand.self, RevertCommand.self, EventsCommand.self, DoctorCommand.self, QuickstartCommand.self,
                       SummaryCommand.self, ReindexCommand.self, ReflectCommand.self,

@@ -30,13 +30,3 @@ struct ToolCommand: ParsableCommand {
         if !observation.ok { throw ExitCode(1) }
     }
 }
-
-/// A tool called outside an attempt: the error, after recording `tool.refused` in the
-/// workspace around the caller when there is one (docs/events.md).
-enum ToolRefusalError {
-    static func outsideAnAttempt(command: String, tool: String?) -> RatchetError {
-        let reason = "RATCHET_SOCKET is not set ('ratchet \(command)' runs inside an agent's attempt)"
-        let recorded = Workspace.recordToolRefusal(command: command, tool: tool, reason: reason)
-        return RatchetError("no attempt to act for: \(reason)" + (recorded.map { "; recorded as tool.refused in \($0)" } ?? ""))
-    }
-}

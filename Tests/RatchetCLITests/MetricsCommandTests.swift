@@ -136,10 +136,23 @@ struct MetricsCommandTests {
         // fell behind a fast stream); read by Ratchet itself (adr/0072), 65 MB.
         #expect(peak < 200_000, "peak memory \(peak) KiB for a 16 MiB page limit")
 
+        // The same over https (the curl tool, adr/0073): curl is killed at the limit, without a length.
+        let tls = try HTTPSServer(folder)
+        defer { tls.stop() }
+        try String(contentsOfFile: yaml, encoding: .utf8).replacingOccurrences(of: "scrape: http://127.0.0.1:\(port)/metrics", with: "scrape: \(tls.url("/endless"))")
+            .write(toFile: yaml, atomically: true, encoding: .utf8)
+        try git(["commit", "-qam", "Scrape a hostile https target"], in: root + "/services/svc")
+        let overTLS = try run(["/usr/bin/time", "-f", "peak-kib %M", ratchetBinary, "metrics", "scrape", "--service", "svc", "--timeout", "30", "--json"],
+                              in: root, environment: ["CURL_CA_BUNDLE": tls.certificate])
+        let tlsReport = try #require(try JSONSerialization.jsonObject(with: Data(overTLS.stdout.utf8)) as? [String: Any], "\(overTLS.stderr)")
+        #expect(tlsReport["up"] as? Bool == false && (tlsReport["error"] as? String) == "GET \(tls.url("/endless")): answer larger than 16777216 bytes", "\(tlsReport)")
+        let tlsPeak = try #require(overTLS.stderr.split(separator: "\n").last { $0.hasPrefix("peak-kib ") }.flatMap { Int($0.dropFirst(9)) })
+        #expect(tlsPeak < 200_000, "peak memory \(tlsPeak) KiB for a 16 MiB page limit over https")
+
         // A page over the sample limit: nothing of it is stored.
         let many = (0..<200_001).map { "flood{i=\"\($0)\"} 1" }.joined(separator: "\n") + "\n"
         try Data(many.utf8).write(to: URL(fileURLWithPath: folder("page.prom")))
-        try String(contentsOfFile: yaml, encoding: .utf8).replacingOccurrences(of: "scrape: http://127.0.0.1:\(port)/metrics", with: "scrape: \(folder("page.prom"))")
+        try String(contentsOfFile: yaml, encoding: .utf8).replacingOccurrences(of: "scrape: \(tls.url("/endless"))", with: "scrape: \(folder("page.prom"))")
             .write(toFile: yaml, atomically: true, encoding: .utf8)
         try git(["commit", "-qam", "Scrape the file again"], in: root + "/services/svc")
         let flooded = try #require(try JSONSerialization.jsonObject(with: Data(try ratchet(["metrics", "scrape", "--service", "svc", "--json"], in: root).stdout.utf8)) as? [String: Any])

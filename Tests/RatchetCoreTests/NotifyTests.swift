@@ -38,6 +38,34 @@ struct NotifyTests {
         #expect(try workspace.deliverNotifications(notifier) == 0)
         let failed = try workspace.database.events(since: 0).filter { $0.kind == "notify.failed" }
         #expect(failed.count == 1 && failed.first?.data["attempts"] == JSONValue.number(3) && failed.first?.ticketId == "T-2")
+        #expect(failed.first?.data["error"]?.stringValue?.hasPrefix("POST http://127.0.0.1:\(receiver.port)/hook: cannot connect: ") == true, "\(failed)")
+    }
+
+    /// An https webhook goes through the curl tool (adr/0073), trusting the receiver's
+    /// certificate through curl's `CURL_CA_BUNDLE`; refused by an untrusting curl, the failure
+    /// is recorded in the http path's line shape.
+    @Test func anHTTPSWebhookIsDeliveredThroughCurl() throws {
+        let folder = ScratchFolder()
+        let server = try HTTPSServer(folder)
+        defer { server.stop() }
+        let workspace = try withWebhook(try makeWorkspace(folder), server.url("/hook"))
+        let id = try file(workspace, "Never works")
+        for _ in 0..<3 { _ = message { try workspace.work(ticket: id, agent: "command:exit 1") } }
+        var notifier = Notifier()
+        notifier.backoff = 0.01
+        notifier.environment = ["CURL_CA_BUNDLE": server.certificate]
+        #expect(try workspace.deliverNotifications(notifier) == 1)
+        let posted = server.posted()
+        #expect(posted.count == 1 && posted[0].hasPrefix(#"{"text":"Ratchet: T-1 (svc) is escalated: "#), "\(posted)")
+
+        let other = try file(workspace, "Never works either")
+        for _ in 0..<3 { _ = message { try workspace.work(ticket: other, agent: "command:exit 1") } }
+        notifier.environment = [:]
+        #expect(try workspace.deliverNotifications(notifier) == 0)
+        #expect(server.posted().count == 1)
+        let failed = try workspace.database.events(since: 0).filter { $0.kind == "notify.failed" }
+        let error = failed.first?.data["error"]?.stringValue ?? ""
+        #expect(failed.count == 1 && error.hasPrefix("POST \(server.url("/hook")): ") && error.contains("certificate"), "\(error)")
     }
 
     @Test func messagesAreEscapedForSlackAndWebhooksMustBeURLs() throws {

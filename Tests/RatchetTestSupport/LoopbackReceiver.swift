@@ -14,12 +14,7 @@ public final class LoopbackReceiver {
     public init(_ folder: ScratchFolder, failures: Int, tls: Bool = false) throws {
         bodies = folder("bodies.txt")
         certificate = tls ? folder("receiver-cert.pem") : nil
-        if let certificate {
-            let made = try run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                                "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", folder("receiver-key.pem"), "-out", certificate],
-                               in: folder.path)
-            guard made.status == 0 else { throw TestFailure("openssl req failed: \(made.stderr)") }
-        }
+        if let certificate { try makeCertificate(certificate, key: folder("receiver-key.pem"), in: folder) }
         let script = """
             import http.server, sys
             failures, out, seen = int(sys.argv[1]), sys.argv[2], [0]
@@ -69,4 +64,11 @@ public func firstLine(of pipe: Pipe) throws -> String {
     var line = Data()
     while let byte = try pipe.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
     return String(decoding: line, as: UTF8.self)
+}
+
+/// A throwaway self-signed certificate for 127.0.0.1 (`openssl req`), valid for a day.
+public func makeCertificate(_ certificate: String, key: String, in folder: ScratchFolder) throws {
+    let made = try run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", certificate], in: folder.path)
+    guard made.status == 0 else { throw TestFailure("openssl req failed: \(made.stderr)") }
 }

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import GRDB
 import RatchetStore
 
@@ -19,6 +16,8 @@ public struct Notifier: Sendable {
     public var backoff: Double = 0.5
     /// Seconds before a post is given up.
     public var timeout: Double = 10
+    /// The environment https posts see (curl's trust and proxy variables, adr/0073).
+    public var environment = ProcessInfo.processInfo.environment
 
     /// Makes a notifier.
     public init() {}
@@ -56,24 +55,17 @@ public struct Notifier: Sendable {
             .replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
     }
 
-    /// POSTs `{"text": text}` to `webhook`; nil when delivered, else why not.
+    /// POSTs `{"text": text}` to `webhook` (`HTTPClient`: http over a socket, https through
+    /// the curl tool); nil when delivered (2xx), else why not.
     func post(_ text: String, to webhook: String) -> String? {
         guard let url = URL(string: webhook) else { return "invalid URL" }
         let body = (try? JSONSerialization.data(withJSONObject: ["text": Self.slackText(text)], options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        if url.scheme == "http" { return HTTPPost.post(body, to: url, timeout: timeout) }
-        var request = URLRequest(url: url, timeoutInterval: timeout)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = body
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var failure: String?
-        URLSession.shared.dataTask(with: request) { _, response, error in
-            if let error { failure = error.localizedDescription }
-            else if let status = (response as? HTTPURLResponse)?.statusCode, !(200..<300).contains(status) { failure = "HTTP status \(status)" }
-            done.signal()
-        }.resume()
-        done.wait()
-        return failure
+        do {
+            let status = try HTTPClient.postJSON(body, to: url, timeout: timeout, environment: environment).status
+            return (200..<300).contains(status) ? nil : describe(HTTPClient.failure("POST", url, "HTTP status \(status)"))
+        } catch {
+            return describe(error)
+        }
     }
 }
 

@@ -20,3 +20,13 @@ extension Workspace {
         return workspace.root.path
     }
 }
+
+/// A tool called outside an attempt: the error, after recording `tool.refused` in the
+/// workspace around the caller when there is one (docs/events.md).
+public enum ToolRefusalError {
+    public static func outsideAnAttempt(command: String, tool: String?) -> RatchetError {
+        let reason = "RATCHET_SOCKET is not set ('ratchet \(command)' runs inside an agent's attempt)"
+        let recorded = Workspace.recordToolRefusal(command: command, tool: tool, reason: reason)
+        return RatchetError("no attempt to act for: \(reason)" + (recorded.map { "; recorded as tool.refused in \($0)" } ?? ""))
+    }
+}

@@ -1,10 +1,9 @@
 import Foundation
 
 /// One `http://` GET over a socket Ratchet reads itself, so that a target that answers without
-/// end costs at most `maxBytes` of memory: URLSession (FoundationNetworking on Linux) keeps
-/// reading from libcurl while its delegate's queue falls behind, and a fast endless answer
-/// grew to 0.7–1.2 GB before the cancel landed (adr/0072). HTTP/1.0 with `Connection: close`:
-/// the answer is the bytes up to the end of the connection, never chunked, never kept alive.
+/// end costs at most `maxBytes` of memory (adr/0072; `https` goes through `CurlHTTP`, adr/0073).
+/// HTTP/1.0 with `Connection: close`: the answer is the bytes up to the end of the connection,
+/// never chunked, never kept alive.
 enum PlainHTTP {
     /// The most bytes of a status line and headers.
     static let headerBytes = 64 << 10
@@ -14,7 +13,7 @@ enum PlainHTTP {
         do {
             return try get(url, deadline: Date().addingTimeInterval(timeout), maxBytes: maxBytes, accept: accept)
         } catch is TimedOut {
-            throw RatchetError("GET \(url.absoluteString): no answer within \(MetricsHTTP.formatSeconds(timeout))")
+            throw RatchetError("GET \(url.absoluteString): no answer within \(HTTPClient.formatSeconds(timeout))")
         }
     }
 
