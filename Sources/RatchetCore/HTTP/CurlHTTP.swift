@@ -19,6 +19,8 @@ enum CurlHTTP {
         var body: Data?
         var timeout: TimeInterval
         var maxBytes: Int
+        /// Whether the answer's body is thrown away by curl (a webhook's answer is not read).
+        var discardsBody = false
     }
 
     /// What curl is given of Ratchet's environment.
@@ -31,9 +33,10 @@ enum CurlHTTP {
     /// One exchange: the answer with any status, or `HTTPClient`'s error line.
     static func exchange(_ request: Request, environment: [String: String]) throws -> HTTPAnswer {
         let curl = try executable(environment, request)
+        let body = request.discardsBody ? ["--output", "/dev/null"] : ["--max-filesize", String(request.maxBytes), "--output", "-"]
         let arguments = [curl, "-q", "--config", "-", "--silent", "--show-error", "--proto", "=https", "--max-redirs", "0",
-                         "--max-time", String(format: "%.3f", request.timeout), "--max-filesize", String(request.maxBytes),
-                         "--output", "-", "--write-out", "%{stderr}\(statusMarker)%{http_code}\\n"]
+                         "--max-time", String(format: "%.3f", request.timeout)] + body
+            + ["--write-out", "%{stderr}\(statusMarker)%{http_code}\\n"]
         let result = try withConfig(config(request)) { input in
             try ProcessRunner.run(arguments, directory: "/", environment: environment.filter { passedEnvironment.contains($0.key) },
                                   limits: ProcessLimits(timeout: request.timeout + 2, outputBytes: request.maxBytes, errorOutputBytes: 16 << 10,
