@@ -69,14 +69,8 @@ public final class HTTPSServer {
     public func url(_ path: String) -> String { "https://127.0.0.1:\(port)\(path)" }
 
     /// Every body posted, one per line.
-    public func posted() -> [String] {
-        ((try? String(contentsOfFile: posts, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-    }
+    public func posted() -> [String] { lines(of: posts) }
 
-    /// Kills it (SIGKILL: the child may inherit a mask that blocks SIGTERM) and waits.
-    public func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
+    /// Kills it and waits.
+    public func stop() { stopServer(process) }
 }

@@ -46,16 +46,22 @@ public final class LoopbackReceiver {
     }
 
     /// Every body received, one per line.
-    public func received() -> [String] {
-        ((try? String(contentsOfFile: bodies, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-    }
+    public func received() -> [String] { lines(of: bodies) }
 
-    /// Kills it (SIGKILL: the child may inherit a mask that blocks SIGTERM) and waits.
-    public func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
+    /// Kills it and waits.
+    public func stop() { stopServer(process) }
+}
+
+/// Every line of `file`, none when it does not exist yet.
+func lines(of file: String) -> [String] {
+    ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+}
+
+/// Kills a test server (SIGKILL: the child may inherit a mask that blocks SIGTERM) and waits.
+func stopServer(_ process: Process) {
+    guard process.isRunning else { return }
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
 }
 
 /// The first line a child process writes to `pipe`, without its newline; blocks until it is
