@@ -28,7 +28,7 @@ struct MCPExecutableTests {
         let folder = ScratchFolder()
         let full = folder("bin/ratchet")
         try FileManager.default.createDirectory(atPath: folder("bin"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: ratchetBinary, toPath: full)
+        try install(ratchetBinary, at: full)
         let missing = try run([full, "mcp"], in: folder.path)
         #expect(missing.status == 1 && missing.stderr == "error: 'ratchet mcp' is served by ratchet-mcp, which is not installed beside \(full) (swift build --product ratchet-mcp)\n",
                 "\(missing.stderr)")
@@ -43,17 +43,28 @@ struct MCPExecutableTests {
         let folder = ScratchFolder()
         let thin = (ratchetBinary as NSString).deletingLastPathComponent + "/ratchet-tool"
         for sub in ["bin", "libexec"] { try FileManager.default.createDirectory(atPath: folder(sub), withIntermediateDirectories: true) }
-        try FileManager.default.copyItem(atPath: thin, toPath: folder("bin/ratchet"))
+        try install(thin, at: folder("bin/ratchet"))
         try script(folder("libexec/ratchet"), #"echo "full $*""#)
-        #expect(try run([folder("bin/ratchet"), "mcp"], in: folder.path).stdout == "full mcp\n", "no ratchet-mcp: the full binary answers")
+        let withoutMCP = try run([folder("bin/ratchet"), "mcp"], in: folder.path)
+        #expect(withoutMCP.stdout == "full mcp\n", "no ratchet-mcp: the full binary answers; \(withoutMCP.stderr)")
         try script(folder("libexec/ratchet-mcp"), #"echo "ratchet-mcp $*""#)
-        #expect(try run([folder("bin/ratchet"), "mcp"], in: folder.path).stdout == "ratchet-mcp mcp\n")
+        let direct = try run([folder("bin/ratchet"), "mcp"], in: folder.path)
+        #expect(direct.stdout == "ratchet-mcp mcp\n", "\(direct.stderr)")
         #expect(try run([folder("bin/ratchet"), "mcp", "--help"], in: folder.path).stdout == "full mcp --help\n")
         #expect(try run([folder("bin/ratchet"), "--version"], in: folder.path).stdout == "full --version\n")
     }
 
+    /// An executable at `path` running `body`.
     private func script(_ path: String, _ body: String) throws {
-        try Data("#!/bin/sh\n\(body)\n".utf8).write(to: URL(fileURLWithPath: path))
-        #expect(chmod(path, 0o755) == 0)
+        try Data("#!/bin/sh\n\(body)\n".utf8).write(to: URL(fileURLWithPath: path + ".source"))
+        try install(path + ".source", at: path)
+    }
+
+    /// Copies an executable by a child process (`install`), never through a descriptor of this
+    /// process: another test's child started meanwhile could inherit a descriptor open for
+    /// writing, and exec of the file would fail with ETXTBSY.
+    private func install(_ source: String, at path: String) throws {
+        let installed = try run(["install", "-m", "755", source, path])
+        #expect(installed.status == 0, "\(installed.stderr)")
     }
 }
