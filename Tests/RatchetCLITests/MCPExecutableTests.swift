@@ -3,7 +3,7 @@ import RatchetTestSupport
 import Testing
 
 /// `ratchet mcp` is its own executable (adr/0073): the only one that links the MCP SDK, and
-/// through it FoundationNetworking and libcurl, whose ~25 libraries cost every process start
+/// through it FoundationNetworking and libcurl, whose 20 libraries cost every process start
 /// of whatever links them 4-6 ms (docs/performance.md, session 19).
 @Suite("MCP executable")
 struct MCPExecutableTests {

@@ -1,7 +1,7 @@
 import Foundation
 
 /// `https` through the curl command-line tool in a child process (adr/0073), so that the
-/// `ratchet` binary links no TLS library and every process start is spared libcurl's ~25
+/// `ratchet` binary links no libcurl and every process start is spared libcurl's 20
 /// libraries. Ratchet keeps the bounds: curl gets `--max-time` and `--max-filesize` (an
 /// announced length over the limit is refused before the body), and its stdout, the body, is
 /// read through `ProcessRunner` with Ratchet's own byte limit, curl killed past it, so the

@@ -8,7 +8,7 @@ struct HTTPAnswer: Sendable, Equatable {
 
 /// Ratchet's HTTP client, for scrapes, Prometheus queries and webhooks: `http` over sockets
 /// Ratchet reads itself (`PlainHTTP`, `HTTPPost`), `https` through the curl command-line tool
-/// (`CurlHTTP`, adr/0073), so that the `ratchet` binary links no TLS library. Every transport
+/// (`CurlHTTP`, adr/0073), so that the `ratchet` binary links no libcurl. Every transport
 /// returns an `HTTPAnswer` (any status: the caller decides what it accepts) or throws one
 /// `RatchetError` line, `METHOD URL: reason`.
 enum HTTPClient {
