@@ -391,6 +391,33 @@ struct RepositoryTests {
         #expect(!repository.folderMatches(folder("repo"), tree: tree, cache: nil))
     }
 
+    /// A live agent swaps a folder for a link to a folder outside while it is read (here at
+    /// the moment its `.gitignore` rules are asked for, which is after the folder was looked
+    /// at and before anything in it was): the reading holds the folder it looked at open and
+    /// never reaches outside, so nothing outside becomes a blob (the walk used paths, and
+    /// committed the outside file as `sub/secret.txt`).
+    @Test func aFolderSwappedForALinkWhileItIsReadNeverReachesOutside() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "sub/.gitignore": "*.log\n", "sub/kept.txt": "agent's\n"])
+        let path = folder("repo")
+        try FileManager.default.createDirectory(atPath: folder("outside"), withIntermediateDirectories: true)
+        try Data("the host's secret\n".utf8).write(to: URL(fileURLWithPath: folder("outside/secret.txt")))
+        try Data("agent's new\n".utf8).write(to: URL(fileURLWithPath: path + "/sub/new.txt"))
+        var swapped = false
+        let changes = try repository.readFolder(path, against: try repository.commit(root).tree, cache: nil,
+                                                limits: FolderLimits(fileBytes: 1 << 20, changeBytes: 1 << 30, changeCount: 1000),
+                                                ignoreRules: { prefix, _ in
+            guard prefix == "sub/", !swapped else { return }
+            swapped = true
+            try FileManager.default.moveItem(atPath: path + "/sub", toPath: folder("moved-away"))
+            try FileManager.default.createSymbolicLink(atPath: path + "/sub", withDestinationPath: folder("outside"))
+        }, isIgnored: { _, _ in false })
+        #expect(swapped)
+        let secretID = try git(["hash-object", folder("outside/secret.txt")], in: path)
+        #expect(changes.map(\.path) == ["sub/new.txt"] && changes.allSatisfy { $0.id?.hex != secretID }, "\(changes)")
+        #expect(throws: (any Error).self) { try git(["cat-file", "-e", secretID], in: path) }
+    }
+
     @Test func aCheckoutMovesByItsDifferenceOnlyWhenThatIsSafe() throws {
         let folder = ScratchFolder()
         let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "b": "2\n", "d/e": "3\n"])
