@@ -198,7 +198,7 @@ private struct FolderReader {
         }
         let content = try workingFileContent(name, in: folder, shown: path, isLink: isLink, limit: limits.fileBytes)
         if let tracked, tracked.mode == mode, tracked.id == (try blobID(of: content)) { return }
-        try refuseGitControlFile(path, content: content)
+        if let refusal = GitControlFiles.refusal(path, content: content, isLink: isLink) { throw GitError(message: refusal) }
         let id: ObjectID
         if writesBlobs {
             var oid = git_oid()
@@ -208,19 +208,6 @@ private struct FolderReader {
             id = try blobID(of: content)
         }
         try record(FolderChange(path: path, kind: tracked == nil ? .added : .modified, id: id, mode: mode, size: size))
-    }
-
-    /// Files that would make a person's git run something or fetch something: a
-    /// `.gitmodules` (Ratchet never makes submodules) and a `.gitattributes` naming a filter
-    /// driver. Ratchet itself reads neither.
-    private func refuseGitControlFile(_ path: String, content: Data) throws {
-        let name = path.split(separator: "/").last.map(String.init) ?? path
-        if name.lowercased() == ".gitmodules" {
-            throw GitError(message: "\(path): a .gitmodules file is refused (Ratchet does not make submodules)")
-        }
-        if name.lowercased() == ".gitattributes", String(decoding: content, as: UTF8.self).range(of: #"(^|\s)filter="#, options: .regularExpression) != nil {
-            throw GitError(message: "\(path): a .gitattributes that names a filter driver is refused")
-        }
     }
 
     private mutating func record(_ change: FolderChange) throws {

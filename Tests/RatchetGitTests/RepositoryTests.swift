@@ -418,6 +418,33 @@ struct RepositoryTests {
         #expect(throws: (any Error).self) { try git(["cat-file", "-e", secretID], in: path) }
     }
 
+    /// What git reads from the tree as instructions is refused at the reading when it would
+    /// be followed (a link) or would make a checkout differ from the blob (H2-2, H2-4): a
+    /// linked `.gitattributes` to a FIFO hung every landing in libgit2's status, and `eol=crlf`
+    /// wrote other bytes to main than were verified. Harmless attributes stay allowed.
+    @Test func gitControlFilesThatWouldBeFollowedOrConvertAreRefused() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n"])
+        let path = folder("repo")
+        let tree = try repository.commit(root).tree
+        let limits = FolderLimits(fileBytes: 1 << 20, changeBytes: 1 << 30, changeCount: 1000)
+        func reading() throws -> [FolderChange] { try repository.readFolder(path, against: tree, cache: nil, limits: limits) { _, _ in false } }
+        for name in [".gitattributes", "sub/.mailmap"] {
+            try FileManager.default.createDirectory(atPath: path + "/sub", withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(atPath: path + "/" + name, withDestinationPath: "/tmp/anything")
+            #expect { try reading() } throws: { "\($0)".contains("\(name): a \((name as NSString).lastPathComponent) must be a regular file") }
+            try FileManager.default.removeItem(atPath: path + "/" + name)
+        }
+        for text in ["* text eol=crlf\n", "*.c\tident\n", "# ok\n[attr]mine text\n", "\"a b\" working-tree-encoding=UTF-16\n", "*.txt filter=evil\n",
+                     "* crlf\n", "*.sh eol=lf\n"] {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path + "/.gitattributes"))
+            #expect { try reading() } throws: { "\($0)".contains(".gitattributes: a .gitattributes that") }
+        }
+        try Data("# text eol=crlf\n*.png binary\n* -text\n*.txt !eol\n*.md linguist-documentation diff=markdown\n\"with text\" -ident\n".utf8)
+            .write(to: URL(fileURLWithPath: path + "/.gitattributes"))
+        #expect(try reading().map(\.path) == [".gitattributes"])
+    }
+
     @Test func aCheckoutMovesByItsDifferenceOnlyWhenThatIsSafe() throws {
         let folder = ScratchFolder()
         let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "b": "2\n", "d/e": "3\n"])
