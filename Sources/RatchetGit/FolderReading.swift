@@ -30,10 +30,15 @@ public struct FolderLimits: Sendable {
     public var changeBytes: Int
     /// The number of changed paths.
     public var changeCount: Int
-    public init(fileBytes: Int, changeBytes: Int, changeCount: Int) {
+    /// Seconds the whole reading may take (nil: no bound). What a reading costs is not only
+    /// what changed: every untracked path is asked about every ignore rule above it, so
+    /// 20,000 ignored files under 120,000 rules took 68 s in Ratchet's own process.
+    public var seconds: Double?
+    public init(fileBytes: Int, changeBytes: Int, changeCount: Int, seconds: Double? = nil) {
         self.fileBytes = fileBytes
         self.changeBytes = changeBytes
         self.changeCount = changeCount
+        self.seconds = seconds
     }
 }
 
@@ -92,6 +97,9 @@ private struct FolderReader {
     var writesBlobs = true
     var changes: [FolderChange] = []
     var changedBytes = 0
+    /// Paths looked at so far, and when the reading must have ended (`limits.seconds`).
+    var seen = 0
+    let deadline: UInt64?
 
     init(repository: Repository, root: String, cache: IndexStatCache?, limits: FolderLimits, isIgnored: @escaping (String, Bool) -> Bool,
          ignoreRules: @escaping (String, Data) throws -> Void) {
@@ -101,6 +109,7 @@ private struct FolderReader {
         self.limits = limits
         self.isIgnored = isIgnored
         self.ignoreRules = ignoreRules
+        deadline = limits.seconds.map { DispatchTime.now().uptimeNanoseconds + UInt64(max(0, $0) * 1e9) }
     }
 
     /// Reads the whole folder: the walk holds each folder open and reaches everything in it
@@ -124,6 +133,7 @@ private struct FolderReader {
         if prefix.isEmpty { try readIgnoreFile(prefix, folder: folder) }
         for name in names where !(prefix.isEmpty && name == ".git") {
             let path = prefix + name
+            try checkDeadline()
             let entry = tracked.removeValue(forKey: FileName.Key(name))?.info
             if name.lowercased() == ".git" {
                 throw GitError(message: "\(path): a nested repository (.git) inside the worktree is refused")
@@ -152,6 +162,14 @@ private struct FolderReader {
         for (name, entry) in tracked.values.sorted(by: { FileName.precedes($0.name, $1.name) }) where !entry.isSubmodule {
             try record(FolderChange(path: prefix + name, kind: .deleted, id: nil, mode: 0, size: 0))
         }
+    }
+
+    /// Throws once the reading has run past `limits.seconds`.
+    private mutating func checkDeadline() throws {
+        seen += 1
+        guard let deadline, DispatchTime.now().uptimeNanoseconds > deadline else { return }
+        throw GitError(message: "reading the worktree took more than \(Int(limits.seconds ?? 0)) s (\(seen) paths looked at, ignored ones "
+                       + "included; each is matched against every ignore rule above it): keep fewer files or fewer .gitignore rules")
     }
 
     /// Opens subfolder `name` of `folder`: a link or anything but a folder put in its place

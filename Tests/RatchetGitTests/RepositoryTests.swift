@@ -445,6 +445,23 @@ struct RepositoryTests {
         #expect(try reading().map(\.path) == [".gitattributes"])
     }
 
+    /// A reading's cost is not only what changed (H2-3): every untracked path is asked about
+    /// every ignore rule above it. The reading has a deadline and says why it stopped; with
+    /// none it reads as before.
+    @Test func aReadingStopsAtItsDeadlineNamingWhatItLookedAt() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n"])
+        let path = folder("repo")
+        for index in 0..<50 { try Data().write(to: URL(fileURLWithPath: path + "/f\(index).ign")) }
+        let tree = try repository.commit(root).tree
+        var limits = FolderLimits(fileBytes: 1 << 20, changeBytes: 1 << 30, changeCount: 1000, seconds: 0)
+        #expect { try repository.readFolder(path, against: tree, cache: nil, limits: limits) { _, _ in true } } throws: {
+            "\($0)".contains("reading the worktree took more than 0 s (1 paths looked at, ignored ones included")
+        }
+        limits.seconds = nil
+        #expect(try repository.readFolder(path, against: tree, cache: nil, limits: limits) { path, _ in path.hasSuffix(".ign") }.isEmpty)
+    }
+
     @Test func aCheckoutMovesByItsDifferenceOnlyWhenThatIsSafe() throws {
         let folder = ScratchFolder()
         let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "b": "2\n", "d/e": "3\n"])
