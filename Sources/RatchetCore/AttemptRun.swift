@@ -150,8 +150,7 @@ struct AttemptRun {
     /// false the caller records the step that made the change, with the commit on it.
     mutating func commitWorktree(agent: AgentSpec, summary: String? = nil, recording: Bool = true,
                                  progress: @Sendable (String) -> Void) throws -> ObjectID? {
-        let limits = FolderLimits(fileBytes: serviceConfig.agentFileBytes, changeBytes: serviceConfig.agentChangeBytes,
-                                  changeCount: serviceConfig.agentChangeFiles)
+        let limits = serviceConfig.agentFolderLimits
         let step: StepCommit?
         do {
             step = try workspace.commitStep(attempt: attempt, worktree: worktreePath, link: link, limits: limits, summary: summary)

@@ -224,6 +224,9 @@ final class LandingRun {
                 try RatchetDatabase.appendEvent(db, kind: "merge.gate-overridden", service: ticket.service, ticket: ticket.id, attempt: current.number,
                                                 data: ["gates": try RatchetJSON.value(overriddenGates), "reason": .string(gateOverride.reason),
                                                        "by": .string(gateOverride.by), "landing": .string(landing.hex)])
+                if overriddenGates.contains(where: { $0.gate == "watch_window" }) {
+                    try Workspace.interruptWatches(db, service: ticket.service, by: landing, ticket: ticket.id, override: gateOverride)
+                }
             }
             try RatchetDatabase.appendEvent(db, kind: "attempt.landed", service: ticket.service, ticket: ticket.id, attempt: current.number,
                                             data: ["landing": .string(landing.hex), "main_before": .string(candidate.main.hex),

@@ -1,4 +1,5 @@
 import Foundation
+import RatchetGit
 
 /// `service.yaml`: what Ratchet knows about one service (SPEC §3).
 public struct ServiceConfig: Sendable, Equatable {
@@ -179,6 +180,16 @@ public struct ServiceConfig: Sendable, Equatable {
             return token
         }
     }
+
+    /// The bounds of a step commit's reading of an agent's worktree: the `limits.agent_*`
+    /// sizes, and at most `stepReadingSeconds` for the whole reading.
+    var agentFolderLimits: FolderLimits {
+        FolderLimits(fileBytes: agentFileBytes, changeBytes: agentChangeBytes, changeCount: agentChangeFiles, seconds: Self.stepReadingSeconds)
+    }
+
+    /// Seconds a step commit may spend reading a worktree (a service's own 20,000 files take a
+    /// fraction of one; an agent's ignored files under a huge `.gitignore` could take hours).
+    static let stepReadingSeconds: Double = 60
 
     /// Whether `path` lies under one of the `test_paths`.
     public func isTestPath(_ path: String) -> Bool { Self.matches(path, testPaths) }

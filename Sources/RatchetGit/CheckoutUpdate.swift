@@ -97,9 +97,7 @@ extension Repository {
     /// Checks out `paths` from HEAD by force against `baseline` (the tree the index holds),
     /// updating the index for them.
     private func forceCheckoutHead(paths: [String], baseline: ObjectID) throws {
-        var options = git_checkout_options()
-        try GitError.check(git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION)))
-        options.checkout_strategy = GIT_CHECKOUT_FORCE.rawValue | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH.rawValue
+        var options = try Self.rawCheckoutOptions(GIT_CHECKOUT_FORCE.rawValue | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH.rawValue)
         var tree: OpaquePointer?
         var raw = baseline.raw
         try GitError.check(git_tree_lookup(&tree, pointer, &raw), "baseline tree")

@@ -81,6 +81,7 @@ extension Repository {
         Library.ensure()
         var options = git_clone_options()
         try GitError.check(git_clone_options_init(&options, UInt32(GIT_CLONE_OPTIONS_VERSION)))
+        options.checkout_opts = try rawCheckoutOptions(GIT_CHECKOUT_SAFE.rawValue)
         var out: OpaquePointer?
         try branch.withCString { name in
             options.checkout_branch = name

@@ -74,15 +74,25 @@ extension Repository {
         return id
     }
 
+    /// Checkout options with `strategy` that write every blob's raw bytes, whatever a
+    /// `.gitattributes` asks (eol, ident, working-tree-encoding, filters): every checkout
+    /// Ratchet makes (worktrees, clones, the service's main) holds exactly what was verified,
+    /// as its own pooled switches do.
+    static func rawCheckoutOptions(_ strategy: UInt32) throws -> git_checkout_options {
+        var options = git_checkout_options()
+        try GitError.check(git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION)))
+        options.checkout_strategy = strategy
+        options.disable_filters = 1
+        return options
+    }
+
     /// Updates the checked-out files and index to HEAD's tree after Ratchet moved the
     /// checked-out branch, refusing (`.conflict`) if that would overwrite any local change.
     ///
     /// The baseline is the repository's index: it records what was last checked out, so a
     /// file that differs from it is a person's change and is never overwritten.
     public func safeCheckoutHead() throws {
-        var options = git_checkout_options()
-        try GitError.check(git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION)))
-        options.checkout_strategy = GIT_CHECKOUT_SAFE.rawValue
+        var options = try Self.rawCheckoutOptions(GIT_CHECKOUT_SAFE.rawValue)
         var index: OpaquePointer?
         try GitError.check(git_repository_index(&index, pointer), "index")
         defer { git_index_free(index) }

@@ -10,6 +10,7 @@ extension Repository {
         var options = git_worktree_add_options()
         try GitError.check(git_worktree_add_options_init(&options, UInt32(GIT_WORKTREE_ADD_OPTIONS_VERSION)))
         options.ref = ref
+        options.checkout_options = try Self.rawCheckoutOptions(GIT_CHECKOUT_SAFE.rawValue)
         // libgit2 1.5 creates `worktrees/` itself and fails the loser of a race to create it
         // ("directory exists"): two attempts starting at once on a new repository. Made first.
         if mkdir(commonDirectory + "worktrees", 0o755) != 0 && errno != EEXIST {

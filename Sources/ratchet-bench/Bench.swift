@@ -371,12 +371,12 @@ struct Bench: ParsableCommand {
 
     private func printTable(_ figures: [Figure]) {
         print("")
-        print("figure              size                           pipeline              median ms   p90 ms   max ms   runs   vs git")
+        print("figure                    size                           pipeline              median ms   p90 ms   max ms   runs   vs git")
         for figure in figures {
             let baseline = figures.first { $0.name == figure.name && $0.size == figure.size && figure.pipeline.hasPrefix("ratchet")
                 && $0.pipeline == figure.pipeline.replacingOccurrences(of: "ratchet", with: "git-cli") }
             let ratio = baseline.map { String(format: "%.1fx", $0.median / max(figure.median, 0.0001)) } ?? ""
-            print(figure.name.padding(toLength: 20, withPad: " ", startingAt: 0) + figure.size.padding(toLength: 31, withPad: " ", startingAt: 0)
+            print(figure.name.padding(toLength: 26, withPad: " ", startingAt: 0) + figure.size.padding(toLength: 31, withPad: " ", startingAt: 0)
                 + figure.pipeline.padding(toLength: 22, withPad: " ", startingAt: 0)
                 + Format.ms(figure.median).leftPadded(9) + Format.ms(figure.p90).leftPadded(9) + Format.ms(figure.max).leftPadded(9)
                 + "\(figure.runs)".leftPadded(7) + ratio.leftPadded(9))

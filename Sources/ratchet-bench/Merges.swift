@@ -49,21 +49,31 @@ enum Merges {
         let root = workspace.root.path
         let service = workspace.servicePath("svc")
         var ratchet = ChildTimes(), script = ChildTimes(), sandboxStart = ChildTimes()
+        // Where the lifecycle goes, command by command, beside a bare process start.
+        var new = ChildTimes(), work = ChildTimes(), merge = ChildTimes(), version = ChildTimes()
         // The allowance: one bare sandbox start as adr/0013 builds it, measured between them.
         let start = try SandboxBench.bareStart(scratch: scratch)
         for run in 1...runs {
             try ratchet.measure {
-                let id = try Shell.run([binary, "ticket", "new", "--service", "svc", "--title", "CLI \(run)", "--workspace", root], in: root)
-                    .trimmingCharacters(in: .whitespacesAndNewlines)
-                try Shell.run([binary, "work", id, "--agent", "command:echo \(run) > cli-\(run).txt", "--workspace", root], in: root)
-                try Shell.run([binary, "merge", id, "--workspace", root], in: root)
+                var id = ""
+                try new.measure {
+                    id = try Shell.run([binary, "ticket", "new", "--service", "svc", "--title", "CLI \(run)", "--workspace", root], in: root)
+                        .trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+                try work.measure { try Shell.run([binary, "work", id, "--agent", "command:echo \(run) > cli-\(run).txt", "--workspace", root], in: root) }
+                try merge.measure { try Shell.run([binary, "merge", id, "--workspace", root], in: root) }
             }
             try script.measure { try naiveLifecycle(run, in: service, scratch: scratch) }
             if let start { try sandboxStart.measure(start) }
+            try version.measure { try Shell.run([binary, "--version"], in: root) }
         }
         return ratchet.figures(name: "cli-lifecycle", size: "small", pipeline: "ratchet/shipped")
             + script.figures(name: "cli-lifecycle", size: "small", pipeline: "git-script")
             + (start == nil ? [] : sandboxStart.figures(name: "cli-lifecycle", size: "small", pipeline: "bwrap-start"))
+            + new.figures(name: "cli-lifecycle-ticket-new", size: "small", pipeline: "ratchet/shipped")
+            + work.figures(name: "cli-lifecycle-work", size: "small", pipeline: "ratchet/shipped")
+            + merge.figures(name: "cli-lifecycle-merge", size: "small", pipeline: "ratchet/shipped")
+            + version.figures(name: "cli-lifecycle-version", size: "small", pipeline: "ratchet/shipped")
     }
 
     /// What a person would script: a worktree, an edit, a commit with trailers, `merge --no-ff`,

@@ -404,10 +404,19 @@ struct HostileAgentTests {
     func whatIsCommittedIsTheRawBytes(identity: Identity) throws {
         let folder = ScratchFolder()
         let ws = try identity.workspace(folder)
-        let output = try ws.attack("printf '* text eol=crlf\\n' > .gitattributes; printf 'a\\nb\\n\\000binary\\n' > data.bin")
+        // Attributes that convert are refused from agents (below), but a person may commit them on main.
+        try Data("* text eol=crlf\n".utf8).write(to: URL(fileURLWithPath: ws.service + "/.gitattributes"))
+        try ws.git(["add", ".gitattributes"])
+        try ws.git(["commit", "-qm", "Person: line endings"])
+        let output = try ws.attack("printf 'a\\nb\\n\\000binary\\n' > data.bin; printf 'x\\ny\\n' > note.txt")
         #expect(output.status == 0, "\(output.stderr)")
         let blob = try run(identity.prefix + ["git", "-c", "safe.directory=*", "cat-file", "blob", "ticket/T-1/1:data.bin"], in: ws.service)
         #expect(blob.stdout == "a\nb\n\u{0}binary\n")
+        // Landed, main's checkout holds the verified bytes too (H2-4: it was written with CRLF,
+        // so what was deployed was not what was judged), and main is not "changed" after it.
+        try ws.expectOK(["merge", "T-1"])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: ws.service + "/note.txt")) == Data("x\ny\n".utf8))
+        #expect(try ws.git(["status", "--porcelain"]) == "")
     }
 
     @Test(arguments: Identity.all)
@@ -418,7 +427,11 @@ struct HostileAgentTests {
         let nested = try ws.attack("mkdir -p sub/.git && echo x > sub/.git/HEAD")
         #expect(nested.stderr.contains("nested repository"), "\(nested.stderr)")
         for (number, agent, message) in [(2, "printf '[submodule \"x\"]\\n\\turl = https://example.invalid/x\\n' > .gitmodules", ".gitmodules file is refused"),
-                                         (3, "printf '*.txt filter=evil\\n' > .gitattributes", "names a filter driver")] {
+                                         (3, "printf '*.txt filter=evil\\n' > .gitattributes", "names a filter driver"),
+                                         // H2-2: libgit2 follows a linked .gitattributes (to a FIFO: every landing hung).
+                                         (4, "ln -s ../../.ratchet/f .gitattributes", "must be a regular file"),
+                                         // H2-4: main would get other bytes than were verified, then look changed for good.
+                                         (5, "printf '* text eol=crlf\\n' > .gitattributes", "converts files on checkout")] {
             try ws.expectOK(["ticket", "new", "--service", "svc", "--title", "Control \(number)"])
             let output = try ws.ratchet(["work", "T-\(number)", "--agent", "command:" + agent])
             #expect(output.stderr.contains(message), "\(output.stderr)")

@@ -50,6 +50,37 @@ struct WatchWindowTests {
         #expect(override?.data["gates"]?.arrayValue?.compactMap { $0["gate"]?.stringValue } == ["watch_window"])
     }
 
+    /// A person's override inside a window ends that window without a verdict (adr/0076): a
+    /// breach after it could be either landing's doing, so the watch reverts neither.
+    @Test func anOverrideInsideAWindowInterruptsItAndALaterBreachRevertsNothing() throws {
+        let folder = ScratchFolder()
+        try Data("kvcache_items 1\nkvcache_capacity 5\n".utf8).write(to: URL(fileURLWithPath: folder("now.prom")))
+        let workspace = try pumpWorkspace(folder, window: "1h", scrape: folder("now.prom"))
+        let first = try fileWithAgent(workspace, "First", agent: "command:echo 1 > one.txt")
+        let second = try fileWithAgent(workspace, "Second", agent: "command:echo 2 > two.txt")
+        try workspace.work(ticket: first, agent: nil)
+        let watched = try workspace.merge(ticket: first, watch: WatchRequest(baseline: workspace.breachedFingerprints("svc"), window: 3600),
+                                          progress: { _ in })
+        try workspace.work(ticket: second, agent: nil)
+        let hotfix = try workspace.merge(ticket: second, overrideGate: "the hotfix cannot wait")
+        #expect(try workspace.openWatches() == 0)
+        let interrupted = try events(workspace, "watch.interrupted")
+        #expect(interrupted.count == 1 && interrupted.first?.ticketId == first)
+        #expect(interrupted.first?.data["landing"]?.stringValue == watched.landing.hex)
+        #expect(interrupted.first?.data["by_landing"]?.stringValue == hotfix.landing.hex)
+        #expect(interrupted.first?.data["by_ticket"]?.stringValue == second)
+        #expect(interrupted.first?.data["reason"]?.stringValue == "the hotfix cannot wait")
+        // Now a breach (more items than capacity): nothing is reverted, both stay landed.
+        try Data("kvcache_items 10\nkvcache_capacity 5\n".utf8).write(to: URL(fileURLWithPath: folder("now.prom")))
+        let main = try workspace.openService("svc").resolveReference("refs/heads/main")
+        let summary = try Pump(workspace: workspace, options: PumpOptions(once: true)).run()
+        #expect(summary.reverted == 0 && summary.watchesPassed == 0, "\(summary)")
+        #expect(try [first, second].map { try workspace.ticket($0).state.rawValue } == ["merged", "merged"])
+        #expect(try workspace.openService("svc").resolveReference("refs/heads/main") == main)
+        #expect(try events(workspace, "watch.breached").isEmpty)
+        try expectConsistent(workspace)
+    }
+
     /// The gate holds again as the landing commits: a window opened by another landing while
     /// this one was being verified (here, as its candidate is built) refuses it; nothing lands.
     @Test func aWindowOpenedDuringVerificationRefusesTheLanding() throws {

@@ -391,6 +391,77 @@ struct RepositoryTests {
         #expect(!repository.folderMatches(folder("repo"), tree: tree, cache: nil))
     }
 
+    /// A live agent swaps a folder for a link to a folder outside while it is read (here at
+    /// the moment its `.gitignore` rules are asked for, which is after the folder was looked
+    /// at and before anything in it was): the reading holds the folder it looked at open and
+    /// never reaches outside, so nothing outside becomes a blob (the walk used paths, and
+    /// committed the outside file as `sub/secret.txt`).
+    @Test func aFolderSwappedForALinkWhileItIsReadNeverReachesOutside() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "sub/.gitignore": "*.log\n", "sub/kept.txt": "agent's\n"])
+        let path = folder("repo")
+        try FileManager.default.createDirectory(atPath: folder("outside"), withIntermediateDirectories: true)
+        try Data("the host's secret\n".utf8).write(to: URL(fileURLWithPath: folder("outside/secret.txt")))
+        try Data("agent's new\n".utf8).write(to: URL(fileURLWithPath: path + "/sub/new.txt"))
+        var swapped = false
+        let changes = try repository.readFolder(path, against: try repository.commit(root).tree, cache: nil,
+                                                limits: FolderLimits(fileBytes: 1 << 20, changeBytes: 1 << 30, changeCount: 1000),
+                                                ignoreRules: { prefix, _ in
+            guard prefix == "sub/", !swapped else { return }
+            swapped = true
+            try FileManager.default.moveItem(atPath: path + "/sub", toPath: folder("moved-away"))
+            try FileManager.default.createSymbolicLink(atPath: path + "/sub", withDestinationPath: folder("outside"))
+        }, isIgnored: { _, _ in false })
+        #expect(swapped)
+        let secretID = try git(["hash-object", folder("outside/secret.txt")], in: path)
+        #expect(changes.map(\.path) == ["sub/new.txt"] && changes.allSatisfy { $0.id?.hex != secretID }, "\(changes)")
+        #expect(throws: (any Error).self) { try git(["cat-file", "-e", secretID], in: path) }
+    }
+
+    /// What git reads from the tree as instructions is refused at the reading when it would
+    /// be followed (a link) or would make a checkout differ from the blob (H2-2, H2-4): a
+    /// linked `.gitattributes` to a FIFO hung every landing in libgit2's status, and `eol=crlf`
+    /// wrote other bytes to main than were verified. Harmless attributes stay allowed.
+    @Test func gitControlFilesThatWouldBeFollowedOrConvertAreRefused() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n"])
+        let path = folder("repo")
+        let tree = try repository.commit(root).tree
+        let limits = FolderLimits(fileBytes: 1 << 20, changeBytes: 1 << 30, changeCount: 1000)
+        func reading() throws -> [FolderChange] { try repository.readFolder(path, against: tree, cache: nil, limits: limits) { _, _ in false } }
+        for name in [".gitattributes", "sub/.mailmap"] {
+            try FileManager.default.createDirectory(atPath: path + "/sub", withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(atPath: path + "/" + name, withDestinationPath: "/tmp/anything")
+            #expect { try reading() } throws: { "\($0)".contains("\(name): a \((name as NSString).lastPathComponent) must be a regular file") }
+            try FileManager.default.removeItem(atPath: path + "/" + name)
+        }
+        for text in ["* text eol=crlf\n", "*.c\tident\n", "# ok\n[attr]mine text\n", "\"a b\" working-tree-encoding=UTF-16\n", "*.txt filter=evil\n",
+                     "* crlf\n", "*.sh eol=lf\n"] {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path + "/.gitattributes"))
+            #expect { try reading() } throws: { "\($0)".contains(".gitattributes: a .gitattributes that") }
+        }
+        try Data("# text eol=crlf\n*.png binary\n* -text\n*.txt !eol\n*.md linguist-documentation diff=markdown\n\"with text\" -ident\n".utf8)
+            .write(to: URL(fileURLWithPath: path + "/.gitattributes"))
+        #expect(try reading().map(\.path) == [".gitattributes"])
+    }
+
+    /// A reading's cost is not only what changed (H2-3): every untracked path is asked about
+    /// every ignore rule above it. The reading has a deadline and says why it stopped; with
+    /// none it reads as before.
+    @Test func aReadingStopsAtItsDeadlineNamingWhatItLookedAt() throws {
+        let folder = ScratchFolder()
+        let (repository, root) = try makeRepository(folder, files: ["a": "1\n"])
+        let path = folder("repo")
+        for index in 0..<50 { try Data().write(to: URL(fileURLWithPath: path + "/f\(index).ign")) }
+        let tree = try repository.commit(root).tree
+        var limits = FolderLimits(fileBytes: 1 << 20, changeBytes: 1 << 30, changeCount: 1000, seconds: 0)
+        #expect { try repository.readFolder(path, against: tree, cache: nil, limits: limits) { _, _ in true } } throws: {
+            "\($0)".contains("reading the worktree took more than 0 s (1 paths looked at, ignored ones included")
+        }
+        limits.seconds = nil
+        #expect(try repository.readFolder(path, against: tree, cache: nil, limits: limits) { path, _ in path.hasSuffix(".ign") }.isEmpty)
+    }
+
     @Test func aCheckoutMovesByItsDifferenceOnlyWhenThatIsSafe() throws {
         let folder = ScratchFolder()
         let (repository, root) = try makeRepository(folder, files: ["a": "1\n", "b": "2\n", "d/e": "3\n"])

@@ -32,6 +32,23 @@ extension Workspace {
     }
 }
 
+extension Workspace {
+    /// Ends the open watch windows of `service` without a verdict, in the transaction of a
+    /// landing a person put inside them with `--override-gate` (adr/0076): from then on a new
+    /// breach could be either landing's doing, so the watch reverts neither; the person who
+    /// overrode the gate owns what follows. One `watch.interrupted` event per window.
+    static func interruptWatches(_ db: Database, service: String, by landing: ObjectID, ticket: String, override: GateOverride) throws {
+        let rows = try Row.fetchAll(db, sql: "SELECT ticketId, landing FROM watch WHERE service = ?", arguments: [service])
+        try db.execute(sql: "DELETE FROM watch WHERE service = ?", arguments: [service])
+        for row in rows {
+            let watched: String = row["landing"]
+            try RatchetDatabase.appendEvent(db, kind: "watch.interrupted", service: service, ticket: row["ticketId"], data: [
+                "landing": .string(watched), "by_landing": .string(landing.hex), "by_ticket": .string(ticket),
+                "by": .string(override.by), "reason": .string(override.reason)])
+        }
+    }
+}
+
 extension Pump {
     /// After a landing (its watch already stored) and its deploy: a failed deploy is a breach
     /// at once, and a zero window is checked once now.

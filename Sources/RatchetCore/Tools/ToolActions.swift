@@ -106,8 +106,7 @@ extension AttemptTools {
     }
 
     private func commit(_ message: String) throws -> ToolObservation {
-        let limits = FolderLimits(fileBytes: serviceConfig.agentFileBytes, changeBytes: serviceConfig.agentChangeBytes,
-                                  changeCount: serviceConfig.agentChangeFiles)
+        let limits = serviceConfig.agentFolderLimits
         guard let step = try workspace.commitStep(attempt: attempt, worktree: worktreePath, link: link, limits: limits, summary: message) else {
             return ToolObservation(ok: true, output: "nothing to commit: the worktree matches \(attempt.branch)")
         }
