@@ -21,7 +21,7 @@ public final class PooledCheckout {
 
     /// Frees the slot for the next run.
     public func release() {
-        if lock >= 0 { close(lock) }
+        if lock >= 0 { Workspace.unlockAndClose(lock) }
         lock = -1
     }
 }
@@ -103,7 +103,7 @@ extension Workspace {
                 guard FileManager.default.fileExists(atPath: folder + "/files"), !FileManager.default.fileExists(atPath: folder + "/tree") else { continue }
                 let fd = open("\(base)/\(service)/\(slot).lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
                 guard fd >= 0 else { continue }
-                defer { close(fd) }
+                defer { Workspace.unlockAndClose(fd) }
                 guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { continue }
                 found.append(".ratchet/checkouts/\(service)/\(slot)")
                 if repair { try? FileManager.default.removeItem(atPath: folder) }

@@ -40,10 +40,10 @@ extension Workspace {
         root.appendingPathComponent(".ratchet/locks/pack-\(service)").path
     }
 
-    private func openPackLock(_ service: String, closeOnExec: Bool) throws -> Int32 {
+    private func openPackLock(_ service: String) throws -> Int32 {
         let path = packLockPath(service)
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let fd = open(path, O_RDWR | O_CREAT | (closeOnExec ? O_CLOEXEC : 0), 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw RatchetError("cannot open \(path): \(String(cString: strerror(errno)))") }
         return fd
     }
@@ -75,7 +75,7 @@ extension Workspace {
                 throw RatchetError("--lock-fd \(lockDescriptor) is not the pack lock of \(name) (\(packLockPath(name)))")
             }
         }
-        let fd = try lockDescriptor ?? openPackLock(name, closeOnExec: true)
+        let fd = try lockDescriptor ?? openPackLock(name)
         defer { close(fd) }
         if lockDescriptor == nil, flock(fd, LOCK_EX | LOCK_NB) != 0 {
             progress("waiting for the packing of \(name) in progress")
@@ -130,19 +130,23 @@ extension Workspace {
             return
         }
         do {
-            let fd = try openPackLock(service, closeOnExec: false)
+            // Close-on-exec here, so no other child started meanwhile inherits it; the packer gets
+            // its own copy, `childLock`, made for it alone by the spawn (a dup2 clears the flag).
+            let fd = try openPackLock(service)
             defer { close(fd) }
             guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return }
+            let childLock: Int32 = fd == 3 ? 4 : 3
             var environment = ProcessInfo.processInfo.environment
             // Not a child of this workspace's commands: doctor must not take it for an orphan.
             environment["RATCHET_WORKSPACE"] = nil
-            let arguments = ["ratchet", "service", "pack", service, "--workspace", root.path, "--if-needed", "--lock-fd", String(fd)]
+            let arguments = ["ratchet", "service", "pack", service, "--workspace", root.path, "--if-needed", "--lock-fd", String(childLock)]
             var actions = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, fd, childLock)
             var attributes = posix_spawnattr_t()
             posix_spawnattr_init(&attributes)
             defer { posix_spawnattr_destroy(&attributes) }
@@ -162,7 +166,7 @@ extension Workspace {
     /// Waits until no packer runs on any service (doctor checks a quiet repo).
     func waitForPackers() {
         for service in (try? services()) ?? [] {
-            guard let fd = try? openPackLock(service.name, closeOnExec: true) else { continue }
+            guard let fd = try? openPackLock(service.name) else { continue }
             defer { close(fd) }
             do { try Self.lock(fd, LOCK_SH, path: packLockPath(service.name)) } catch {
                 logger.warning("cannot wait for the packer", metadata: ["service": "\(service.name)", "error": "\(describe(error))"])

@@ -66,6 +66,14 @@ public final class Workspace: Sendable {
         try Self.lock(lockDescriptor, LOCK_UN, path: ".ratchet/lock")
     }
 
+    /// Gives an flock back and closes its descriptor: unlocked first, because a child that
+    /// another thread is starting holds a copy of every descriptor from its fork to its exec
+    /// (`O_CLOEXEC` closes it only then), and a lock only closed stays held while any copy lives.
+    static func unlockAndClose(_ fd: Int32) {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+
     /// Returns to holding the workspace lock shared.
     func shareWorkspaceLock() throws {
         try Self.lock(lockDescriptor, LOCK_SH, path: ".ratchet/lock")
@@ -182,5 +190,5 @@ struct FileLock {
         waiting()
         do { try Workspace.lock(fd, LOCK_EX, path: path) } catch { close(fd); throw error }
     }
-    func release() { close(fd) }
+    func release() { Workspace.unlockAndClose(fd) }
 }

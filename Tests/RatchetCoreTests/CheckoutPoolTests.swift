@@ -68,6 +68,35 @@ struct CheckoutPoolTests {
         #expect(!second.holdWorkspaceLockExclusively())
     }
 
+    /// A lock given back is free at once, even while a child process holds a copy of its
+    /// descriptor (a child another thread is starting holds every descriptor until its exec):
+    /// a lock that was only closed stayed held, and doctor then skipped a broken slot as busy.
+    @Test func aReleasedLockIsFreeWhileAChildStillHoldsItsDescriptor() throws {
+        let folder = ScratchFolder()
+        let path = folder("a.lock")
+        let lock = try FileLock(path: path)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var input: [Int32] = [0, 0]
+        #expect(pipe(&input) == 0)
+        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+        posix_spawn_file_actions_addclose(&actions, input[1])  // or the child never sees the end of its input
+        posix_spawn_file_actions_adddup2(&actions, lock.fd, 3)  // the child's own copy of the locked descriptor
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup("read line"), nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        #expect(posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ) == 0)
+        close(input[0])
+        lock.release()
+        let other = open(path, O_RDWR | O_CLOEXEC)
+        defer { close(other) }
+        #expect(flock(other, LOCK_EX | LOCK_NB) == 0, "the child's copy kept the lock")
+        close(input[1])  // the child reads end of input and exits
+        var status: Int32 = 0
+        #expect(waitpid(pid, &status, 0) == pid)
+    }
+
     /// A leftover folder under worktrees/ nested past PATH_MAX (an agent's relative `mkdir`
     /// chain) is removed by `doctor --repair`, and a removal that fails is never reported as
     /// repaired (it was: "repaired leftover-removed" every run, the folder still there).

@@ -124,7 +124,7 @@ extension Workspace {
         if let config {
             report.thresholds = .init(pass: config.passThreshold, marginal: config.marginalThreshold)
             let lock = try lockCanary(progress: progress)
-            defer { close(lock) }
+            defer { Workspace.unlockAndClose(lock) }
             progress("canary: running main's canary/ on baseline \(baseline.short) and candidate \(candidate.short) as neutral sides a and b"
                      + "\(config.isParallel ? " in parallel" : " in random order"), \(config.minRounds)–\(config.maxRounds) rounds")
             let measured = try measureCanary(config, service: service, repository: repository, baseline: baseline, candidate: candidate,

@@ -127,7 +127,7 @@ extension Workspace {
         let config = try CanaryConfig.parse(String(decoding: data, as: UTF8.self), file: "canary/canary.yaml on main")
         let started = Date()
         let lock = try lockCanary(progress: progress)
-        defer { close(lock) }
+        defer { Workspace.unlockAndClose(lock) }
         var observations: [String: [[Double]]] = [:]
         var calibration = CanaryCalibration(service: service, main: main.hex, runs: runs, rounds: [], resamples: resamples, metrics: [],
                                             faults: [], createdAt: started, durationS: 0)

@@ -79,7 +79,7 @@ extension Workspace {
     @discardableResult
     public func deliverNotifications(_ notifier: Notifier = Notifier()) throws -> Int {
         guard !config.notify.isEmpty, let lock = try lockNotifications() else { return 0 }
-        defer { close(lock) }
+        defer { Workspace.unlockAndClose(lock) }
         var delivered = 0
         for webhook in config.notify {
             while true {
