@@ -64,9 +64,12 @@ let package = Package(
         // FoundationNetworking); `ratchet mcp` and the sandbox's thin client exec it.
         .executableTarget(name: "ratchet-mcp", dependencies: ["RatchetCore", "RatchetStore", .product(name: "MCP", package: "swift-sdk")],
                           exclude: ["README.md"]),
+        // The thin client's C calls (prctl, close_range), linking no library.
+        .target(name: "CToolPosix", exclude: ["README.md"]),
         // The thin `ratchet` of an agent's sandbox: answers `ratchet tool` itself, hands the rest to
-        // the full binary (no Foundation, static standard library: start-up in ~2 ms, adr/0042).
-        .executableTarget(name: "ratchet-tool", dependencies: ["RatchetTerminalText"], exclude: ["README.md"],
+        // the full binary (no Foundation, static standard library: start-up in ~2 ms, adr/0042);
+        // also the init of a deploy's sandbox (`ratchet sandbox-init`, adr/0077).
+        .executableTarget(name: "ratchet-tool", dependencies: ["RatchetTerminalText", "CToolPosix"], exclude: ["README.md"],
                           linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // Scratch folders and process helpers shared by the test targets.
         .target(name: "RatchetTestSupport", path: "Tests/RatchetTestSupport"),

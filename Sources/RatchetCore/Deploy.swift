@@ -64,6 +64,9 @@ extension Workspace {
         guard let bubblewrap = Sandbox.bubblewrap() else {
             throw RatchetError("bubblewrap is not installed (Debian package bubblewrap); deploy never runs outside a sandbox")
         }
+        guard Sandbox.hasInit else {
+            throw RatchetError("ratchet-tool is not installed beside ratchet; deploy needs it as its sandbox's init (adr/0077)")
+        }
         let folder = deployFolder(service)
         try FileManager.default.createDirectory(atPath: folder + "/state", withIntermediateDirectories: true)
         let lock = try FileLock(path: folder + "/lock")  // one deploy of a service at a time, across processes
@@ -175,8 +178,10 @@ enum DeployLaunch {
         func log(in folder: String) -> Data { Sandbox.readUntrusted(folder + "/tmp/command.log", limit: 64 * 1024) ?? Data() }
     }
 
-    /// Spawns `arguments` in a new session and reads its stdout until the wrapper's status
-    /// line, the end of the output, or `timeout`.
+    /// Spawns `arguments` in a new session and reads its stdout until the init's status
+    /// line, the end of the output, or `timeout`. Only the sandbox's init (`sandbox-init`,
+    /// non-dumpable, adr/0077) and bubblewrap's own process outside the namespace hold the
+    /// pipe; the command and what it starts never do and cannot open it.
     static func start(_ arguments: [String], directory: String, environment: [String: String], timeout: Double) throws -> Started {
         var fds: [Int32] = [0, 0]
         guard ratchet_pipe_cloexec(&fds) == 0 else { throw RatchetError("pipe: \(String(cString: strerror(errno)))") }
@@ -254,12 +259,12 @@ enum DeployLaunch {
     }
 
     /// Stops the sandbox `pid` gracefully: SIGTERM to every process the deployed command
-    /// left (not bubblewrap's init, namespace pid 1, nor the wrapper, pid 2, whose exit would
-    /// end the namespace and SIGKILL the rest at once), up to `grace` seconds for them to
-    /// exit, then `stop` (SIGKILL to whatever is left, the wrapper and init among them).
+    /// left (not the sandbox's init, namespace pid 1, whose exit would end the namespace and
+    /// SIGKILL the rest at once; it exits by itself once they are gone), up to `grace` seconds
+    /// for them to exit, then `stop` (SIGKILL to whatever is left, the init among them).
     static func stopGracefully(pid: pid_t, grace: Double) -> DeployStop {
         let begin = Date()
-        let members = descendants(of: pid).filter { (namespacePID(of: $0) ?? 0) > 2 }
+        let members = descendants(of: pid).filter { (namespacePID(of: $0) ?? 0) > 1 }
         let handles = members.map { ratchet_pidfd_open($0) }.filter { $0 >= 0 }
         defer { handles.forEach { close($0) } }
         for member in members { kill(member, SIGTERM) }

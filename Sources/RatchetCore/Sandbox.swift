@@ -60,10 +60,12 @@ public struct Sandbox: Sendable {
     /// The working directory inside.
     public var workingDirectory: String
     /// Whether the sandbox outlives its command while processes it started run (a deployed
-    /// instance, `Deploy.swift`): no `--die-with-parent`; the in-sandbox wrapper sends the
-    /// command's exit status to its stdout, then stays while anything else runs in the
-    /// sandbox's pid namespace. The sandbox ends when the last such process does, or when
-    /// Ratchet kills it (the next deploy).
+    /// instance, `Deploy.swift`): no `--die-with-parent`; the namespace's pid 1 (`--as-pid-1`)
+    /// is the thin client's `sandbox-init` (adr/0077), which alone holds the stdout it was
+    /// given, writes the command's status there (`statusPrefix`), then stays while anything
+    /// else runs in the sandbox's pid namespace. It is non-dumpable, so nothing the command
+    /// starts can open that pipe through `/proc` and forge the status. The sandbox ends when
+    /// the last such process does, or when Ratchet kills it (the next deploy).
     public var isPersistent = false
     /// Whether the command's stdin and stdout are held by the command alone (a canary module,
     /// whose stdout is the verdict's evidence and whose children run branch code): the wrapper
@@ -93,7 +95,7 @@ public struct Sandbox: Sendable {
 
     /// The argument vector that runs `argv` inside the sandbox.
     public func arguments(for argv: [String]) -> [String] {
-        var arguments = overlayPrefix() + [executable] + (isPersistent ? [] : ["--die-with-parent"]) + (guardsStreams ? ["--as-pid-1"] : [])
+        var arguments = overlayPrefix() + [executable] + (isPersistent ? [] : ["--die-with-parent"]) + (guardsStreams || isPersistent ? ["--as-pid-1"] : [])
             + ["--new-session", "--unshare-user", "--uid", "\(Self.innerID)",
                          "--gid", "\(Self.innerID)", "--disable-userns", "--cap-drop", "ALL",
                          "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
@@ -105,6 +107,8 @@ public struct Sandbox: Sendable {
             arguments += [mount.isWritable ? "--bind" : "--ro-bind", source, mount.destination]
         }
         arguments += ["--chdir", workingDirectory]
+        // A persistent sandbox's pid 1 is the thin client's init: it alone holds the status pipe (adr/0077).
+        if isPersistent { return arguments + ["--", Self.binaryFolder + "/ratchet", "sandbox-init", "--"] + argv }
         // After the command, count the processes it left in the namespace (pid 1 is bubblewrap's
         // init, $$ this shell); they die with the namespace when this shell exits. `1<>` opens
         // without blocking even when a process it left put a FIFO there.
@@ -120,28 +124,13 @@ public struct Sandbox: Sendable {
             rm -f /tmp/.ratchet-leftovers; echo $left 1<> /tmp/.ratchet-leftovers
             exit $status
             """
-        arguments += ["--", "/bin/sh", "-c", isPersistent ? Self.persistentWrapper : wrapper, "ratchet-sandbox"] + argv
-        return arguments
+        return arguments + ["--", "/bin/sh", "-c", wrapper, "ratchet-sandbox"] + argv
     }
 
-    /// The line the persistent wrapper prints with the command's exit status.
+    /// The line a persistent sandbox's init (`ratchet sandbox-init`, Sources/ratchet-tool)
+    /// writes with the command's exit status, the only line it writes on its stdout. The
+    /// command's output goes to `/tmp/command.log`.
     public static let statusPrefix = "ratchet-sandbox-status "
-
-    /// The wrapper of a persistent sandbox: the command's output goes to `/tmp/command.log`
-    /// (so that nothing it leaves running holds Ratchet's pipe), its status to stdout; then
-    /// the wrapper stays while any other process of the namespace runs.
-    static let persistentWrapper = """
-        "$@" </dev/null >/tmp/command.log 2>&1; status=$?
-        echo "\(statusPrefix)$status"
-        exec >/dev/null 2>&1
-        [ "$status" = 0 ] || exit "$status"
-        while :; do
-          left=0
-          for p in /proc/[0-9]*; do n=${p#/proc/}; [ "$n" = 1 ] || [ "$n" = $$ ] || left=$((left+1)); done
-          [ "$left" = 0 ] && exit 0
-          sleep 2
-        done
-        """
 
     /// The most bytes a run's writable layers hold together (its tmpfs): a run that writes
     /// more gets ENOSPC rather than half the machine's memory, the kernel's default.
@@ -244,15 +233,24 @@ public struct Sandbox: Sendable {
     /// binary, where both the full binary and the thin client find it.
     static func binaryMounts(_ binary: String?) -> [String] {
         guard let binary else { return [] }
-        let folder = (binary as NSString).deletingLastPathComponent
-        let (thin, mcp) = (folder + "/ratchet-tool", folder + "/ratchet-mcp")
-        let hasThin = FileManager.default.isExecutableFile(atPath: thin)
-        let fullFolder = hasThin ? libexecFolder : binaryFolder
-        var mounts = hasThin ? ["--ro-bind", thin, binaryFolder + "/ratchet"] : []
+        let mcp = (binary as NSString).deletingLastPathComponent + "/ratchet-mcp"
+        let thin = thinClient(beside: binary)
+        let fullFolder = thin == nil ? binaryFolder : libexecFolder
+        var mounts = thin.map { ["--ro-bind", $0, binaryFolder + "/ratchet"] } ?? []
         mounts += ["--ro-bind", binary, fullFolder + "/ratchet"]
         if FileManager.default.isExecutableFile(atPath: mcp) { mounts += ["--ro-bind", mcp, fullFolder + "/ratchet-mcp"] }
         return mounts
     }
+
+    /// The thin client built beside `binary`, nil when there is none.
+    static func thinClient(beside binary: String?) -> String? {
+        guard let binary else { return nil }
+        let thin = (binary as NSString).deletingLastPathComponent + "/ratchet-tool"
+        return FileManager.default.isExecutableFile(atPath: thin) ? thin : nil
+    }
+
+    /// Whether a persistent sandbox can start: its init is the thin client (`sandbox-init`).
+    public static var hasInit: Bool { thinClient(beside: ratchetBinary) != nil }
 
     /// Further executables bound read-only into `binaryFolder` under their own names, from
     /// `$RATCHET_SANDBOX_BINARIES` (absolute paths, `:`-separated; others are ignored). Tests

@@ -30,6 +30,11 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
+// The first process of a deploy's sandbox (adr/0077): never handed over, the full binary has no such mode.
+if arguments.count >= 2, arguments[1] == SandboxInit.mode {
+    SandboxInit.run(Array(arguments.dropFirst(arguments.count > 2 && arguments[2] == "--" ? 3 : 2)))
+}
+
 guard arguments.count >= 3, arguments[1] == "tool", !arguments[2].hasPrefix("-"),
       let socketPath = getenv("RATCHET_SOCKET").map({ String(cString: $0) }), !socketPath.isEmpty else { handOver() }
 let request = ToolWire.request(tool: arguments[2], argv: Array(arguments.dropFirst(3)),

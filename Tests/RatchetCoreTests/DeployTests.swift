@@ -141,6 +141,21 @@ struct DeployTests {
         #expect(message { _ = try ServiceConfig.parse("name: s\nlimits:\n  deploy_stop_grace: 2h\n") }?.contains("limits.deploy_stop_grace") == true)
     }
 
+    /// The command runs under the sandbox's init (`ratchet sandbox-init`, adr/0077) with
+    /// stdin, stdout and stderr only (never the status pipe, nor anything else inherited), and
+    /// its status is the shell's `$?`, 128 + the signal that ended it.
+    @Test func theCommandHoldsOnlyItsOwnStreamsAndItsStatusIsItsOwn() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        defer { workspace.stopDeployment(service: "svc") }
+        try enableDeploy(workspace, command: #"ls /proc/self/fd | tr '\n' ' '; readlink /proc/1/fd/3 || echo refused; kill -KILL $$"#, port: freePort())
+        let outcome = try #require(try workspace.deploy(service: "svc", trigger: "operator"))
+        #expect(outcome.status == "failed" && outcome.exitStatus == 128 + Int(SIGKILL), "\(outcome)")
+        // 3 is ls's own listing of the folder.
+        #expect(outcome.output == "0 1 2 3 refused\n", "\(outcome.output)")
+        #expect(try instancePID(workspace) == nil)
+    }
+
     @Test func deployScriptsAreProtected() throws {
         let config = try ServiceConfig.parse("name: s\ndeploy: sh ./scripts/run.sh --port 1 && bin/restart\nprotected_paths: [canary/]\n")
         #expect(config.deployPaths == ["scripts/run.sh", "bin/restart"])
