@@ -12,5 +12,7 @@ ratchet_install_deps
 swift build -c release --static-swift-stdlib --product ratchet
 # `ratchet mcp` is served by ratchet-mcp beside it (adr/0073: the only binary that links libcurl).
 swift build -c release --static-swift-stdlib --product ratchet-mcp
+# The thin `ratchet` of sandboxes and the init of a deploy's sandbox (adr/0042, adr/0077).
+swift build -c release --product ratchet-tool
 swift build -c release --static-swift-stdlib --product ratchet-bench
 .build/release/ratchet-bench --output docs/performance.json --profile "$@"
