@@ -367,15 +367,17 @@ public final class IndexStatCache {
                 continue
             }
             try GitError.check(git_index_remove_directory(index, change.path, 0), "index remove \(change.path)/")
-            try Self.add(change.path, id: id, mode: change.mode, folder: folder, to: index)
+            try Self.add(change.path, id: id, mode: change.mode, folder: folder, to: index, beneath: true)
         }
         try GitError.check(git_index_write(index), "write index \(path)")
     }
 
     /// Adds `path`'s entry with blob `id` and the file's current stat to `index`.
-    static func add(_ path: String, id: ObjectID, mode: UInt32, folder: String, to index: OpaquePointer?) throws {
+    /// `beneath`: `folder` is an agent's worktree, perhaps still changing (`lstatBeneath`);
+    /// Ratchet's own checkouts (main, pooled switches) take the one `lstat`.
+    static func add(_ path: String, id: ObjectID, mode: UInt32, folder: String, to index: OpaquePointer?, beneath: Bool = false) throws {
         var info = stat()
-        guard lstatBeneath(folder, path, &info) else { throw GitError(message: "cannot stat \(path): \(String(cString: strerror(errno)))") }
+        guard beneath ? lstatBeneath(folder, path, &info) : lstat(folder + "/" + path, &info) == 0 else { throw GitError(message: "cannot stat \(path): \(String(cString: strerror(errno)))") }
         try path.withCString { cPath in
             var entry = git_index_entry()
             entry.ctime = git_index_time(seconds: Int32(truncatingIfNeeded: info.st_ctim.tv_sec), nanoseconds: UInt32(info.st_ctim.tv_nsec))
