@@ -54,7 +54,7 @@ public enum Failpoints {
         "land.committed",
         "note.written", "checkout.files-written", "merge.cleaned",
         "revert.ref-moved", "revert.committed", "revert.noted",
-        "pack.loose-written", "pack.combined",
+        "pack.loose-written", "pack.combined", "pack.references-written",
         "drift.judged", "reflect.filed", "reindex.attempt", "notify.posted",
         "deploy.started", "deploy.recorded",
         "pump.recovered", "pump.landed", "pump.watch-breached",

@@ -8,6 +8,8 @@ public struct PackResult: Encodable, Sendable {
     public var service: String
     /// Loose objects moved into a new pack.
     public var objects: Int
+    /// Loose references moved into `packed-refs`.
+    public var references: Int = 0
     /// Small packs combined into one.
     public var packsCombined: Int
     public var durationMs: Double
@@ -15,13 +17,14 @@ public struct PackResult: Encodable, Sendable {
     public var background: Bool
 
     enum CodingKeys: String, CodingKey {
-        case service, objects, background
+        case service, objects, references, background
         case packsCombined = "packs_combined"
         case durationMs = "duration_ms"
     }
 }
 
-/// Packing of service repos: loose objects into a pack, small packs into one.
+/// Packing of service repos: loose objects into a pack, small packs into one, loose
+/// references into `packed-refs`.
 ///
 /// libgit2 has no gc, and lookups slow down with loose objects and with the number of
 /// packs. A landing that finds either past its threshold starts `ratchet service pack NAME
@@ -34,6 +37,9 @@ extension Workspace {
     static let looseObjectsToPack = 1024
     /// Packs beyond which a landing combines the small ones (each durable step writes one).
     static let packsToConsolidate = 32
+    /// Loose references beyond which a landing packs them (each ticket leaves a branch, and
+    /// every reference listing reads each loose one: docs/performance.md).
+    static let looseReferencesToPack = 128
 
     /// The lock file that serialises the packers of `service`.
     func packLockPath(_ service: String) -> String {
@@ -51,9 +57,11 @@ extension Workspace {
     /// Whether `service`'s repo has passed a packing threshold.
     func needsPacking(_ repository: Repository) -> Bool {
         repository.estimatedLooseObjects() >= Self.looseObjectsToPack || repository.packCount() >= Self.packsToConsolidate
+            || repository.looseReferenceCount(upTo: Self.looseReferencesToPack) >= Self.looseReferencesToPack
     }
 
-    /// Packs `service`'s repo: its loose objects into one pack, then its small packs into one.
+    /// Packs `service`'s repo: its loose objects into one pack, then its small packs into one,
+    /// then its loose references into `packed-refs`.
     /// With `ifNeeded`, only what passed its threshold. `lockDescriptor` is the pack lock
     /// handed over by a landing (already held); without it the lock is taken here, waiting
     /// for a packer that runs. Records `service.packed` (or `service.pack_failed`).
@@ -85,6 +93,7 @@ extension Workspace {
         let repository = try Repository.open(servicePath(name))
         let packLoose = !ifNeeded || repository.estimatedLooseObjects() >= Self.looseObjectsToPack
         let combine = !ifNeeded || repository.packCount() >= Self.packsToConsolidate
+        let packReferences = !ifNeeded || repository.looseReferenceCount(upTo: Self.looseReferencesToPack) >= Self.looseReferencesToPack
         var result = PackResult(service: name, objects: 0, packsCombined: 0, durationMs: 0, background: lockDescriptor != nil)
         do {
             if packLoose {
@@ -95,6 +104,11 @@ extension Workspace {
                 progress("combining the small packs of \(name)")
                 result.packsCombined = try repository.consolidatePacks { try Failpoints.hit("pack.combined") }
             }
+            if packReferences {
+                progress("packing the references of \(name)")
+                result.references = try withReferenceLock(name, shared: false) { try repository.packReferences() }
+                try Failpoints.hit("pack.references-written")
+            }
         } catch {
             let message = describe(error)
             _ = try? database.write { db in
@@ -103,11 +117,12 @@ extension Workspace {
             throw RatchetError("packing \(name) failed: \(message)")
         }
         result.durationMs = Date().timeIntervalSince(started) * 1000
-        if result.objects > 0 || result.packsCombined > 0 {
+        if result.objects > 0 || result.packsCombined > 0 || result.references > 0 {
             let recorded = result
             try database.write { db in
                 try RatchetDatabase.appendEvent(db, kind: "service.packed", service: name,
                                                 data: ["objects": .number(Double(recorded.objects)), "packs_combined": .number(Double(recorded.packsCombined)),
+                                                       "references": .number(Double(recorded.references)),
                                                        "duration_ms": .number(recorded.durationMs.rounded()), "background": .bool(recorded.background)])
             }
         }

@@ -90,6 +90,16 @@ public final class Workspace: Sendable {
     /// and zero-window check of one landing of `service` end before the next landing of the
     /// service starts them, in this pump or another (adr/0057). `waiting` is called first
     /// when another landing holds it.
+    /// Runs `body` holding `.ratchet/locks/refs-NAME`: exclusively while the packer packs the
+    /// service's references, shared around each reference deletion through a workspace handle,
+    /// so that the packing never writes back a reference deleted while it ran (libgit2 does not
+    /// lock `packed-refs` to delete a reference that is only loose).
+    func withReferenceLock<T>(_ service: String, shared: Bool, _ body: () throws -> T) throws -> T {
+        let lock = try FileLock(path: root.appendingPathComponent(".ratchet/locks/refs-\(service)").path, shared: shared)
+        defer { lock.release() }
+        return try body()
+    }
+
     func withLandingLock<T>(_ service: String, waiting: () -> Void = {}, _ body: () throws -> T) throws -> T {
         let lock = try FileLock(path: root.appendingPathComponent(".ratchet/locks/landing-\(service)").path, waiting: waiting)
         defer { lock.release() }
@@ -181,14 +191,16 @@ public final class Workspace: Sendable {
 /// and across threads of one process (each lock is its own open file description).
 struct FileLock {
     let fd: Int32
-    /// Takes the lock, waiting for its holder; `waiting` is called first when it must wait.
-    init(path: String, waiting: () -> Void = {}) throws {
+    /// Takes the lock (exclusive, or `shared`), waiting for its holder; `waiting` is called
+    /// first when it must wait.
+    init(path: String, shared: Bool = false, waiting: () -> Void = {}) throws {
         try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw RatchetError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) != 0 else { return }
+        let operation = shared ? LOCK_SH : LOCK_EX
+        guard flock(fd, operation | LOCK_NB) != 0 else { return }
         waiting()
-        do { try Workspace.lock(fd, LOCK_EX, path: path) } catch { close(fd); throw error }
+        do { try Workspace.lock(fd, operation, path: path) } catch { close(fd); throw error }
     }
     func release() { Workspace.unlockAndClose(fd) }
 }

@@ -128,6 +128,36 @@ extension Repository {
         return small.count
     }
 
+    /// The loose references (files under `refs/`, lock files aside), counted up to `limit`:
+    /// cheap enough to call after every landing while there are few.
+    public func looseReferenceCount(upTo limit: Int = .max) -> Int {
+        guard let files = FileManager.default.enumerator(atPath: commonDirectory + "refs") else { return 0 }
+        var count = 0
+        while count < limit, let path = files.nextObject() as? String {
+            if files.fileAttributes?[.type] as? FileAttributeType == .typeRegular, !path.hasSuffix(".lock") { count += 1 }
+        }
+        return count
+    }
+
+    /// Packs every loose reference into `packed-refs` (`git pack-refs --all`, libgit2's
+    /// compress): the file is written under `packed-refs.lock`, then each loose file is deleted
+    /// under its own lock only if it still holds the packed value, so a reference moved
+    /// meanwhile keeps its loose value. Returns how many loose references it packed.
+    ///
+    /// Every reference lookup and listing reads each loose reference's file, and each ticket
+    /// leaves one: past a few hundred they cost more than the change itself (docs/performance.md).
+    /// libgit2 does not lock `packed-refs` while it deletes a reference that is only loose, so a
+    /// deletion that runs during the packing can be written back: the caller excludes deletions
+    /// meanwhile (`aroundReferenceDeletion`).
+    public func packReferences() throws -> Int {
+        let before = looseReferenceCount()
+        var refdb: OpaquePointer?
+        try GitError.check(git_repository_refdb(&refdb, pointer), "refdb")
+        defer { git_refdb_free(refdb) }
+        try GitError.check(git_refdb_compress(refdb), "pack references")
+        return max(0, before - looseReferenceCount())
+    }
+
     /// The number of pack files.
     public func packCount() -> Int {
         ((try? FileManager.default.contentsOfDirectory(atPath: objectsDirectory + "/pack")) ?? []).filter { $0.hasSuffix(".pack") }.count

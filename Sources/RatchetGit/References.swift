@@ -54,7 +54,8 @@ extension Repository {
             throw GitError(code: .modified, message: "\(name) no longer points to \(expected.short)")
         }
         try willWriteReference?(name, nil)
-        try GitError.check(git_reference_delete(ref), "delete \(name)")
+        let delete: () throws -> Void = { try GitError.check(git_reference_delete(ref), "delete \(name)") }
+        if let aroundReferenceDeletion { try aroundReferenceDeletion(delete) } else { try delete() }
     }
 
     /// Every reference whose full name matches the glob (`refs/ratchet/*`), with its target.

@@ -13,6 +13,10 @@ public final class Repository {
     /// Called before this handle moves or deletes a reference (name, new target or nil for a
     /// deletion): the workspace's record of its own reference writes (docs/security.md).
     public var willWriteReference: ((String, ObjectID?) throws -> Void)?
+    /// Runs around each reference deletion of this handle: the workspace holds its service's
+    /// reference lock shared meanwhile, so that a packing of the references (which holds it
+    /// exclusively) never writes back a reference deleted while it ran (`packReferences`).
+    public var aroundReferenceDeletion: ((() throws -> Void) throws -> Void)?
 
     private init(pointer: OpaquePointer) { self.pointer = pointer }
 

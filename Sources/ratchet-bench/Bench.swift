@@ -95,6 +95,7 @@ struct Bench: ParsableCommand {
         try Merges.commandLine(source: source, runs: quick ? 3 : 21, scratch: scratch)
             + Merges.readCommands(source: source, tickets: quick ? 3 : 10, runs: quick ? 3 : 21, scratch: scratch)
             + Merges.readCommands(source: source, tickets: quick ? 200 : 10_000, runs: quick ? 3 : 21, scratch: scratch)
+            + Merges.references(source: source, branches: quick ? 300 : 3_000, runs: quick ? 3 : 21, scratch: scratch)
     }
 
     mutating func run() throws {

@@ -40,6 +40,34 @@ enum Merges {
                 Figure(name: "merge-last-10", size: size, pipeline: "ratchet/shipped", samples: Array(times.suffix(10)))]
     }
 
+    /// `work` through the library on a fresh service, then after `branches` earlier tickets'
+    /// branches: loose, as every ticket leaves its branch, and packed, as the background packer
+    /// leaves them past 128 (adr/0080). Each attempt is rejected (its worktree back to the pool,
+    /// and no landing to start the packer).
+    static func references(source: String, branches: Int, runs: Int, scratch: String) throws -> [Figure] {
+        let workspace = try workspace(source: source, at: scratch + "/references")
+        let path = workspace.servicePath("svc")
+        var figures: [Figure] = []
+        for phase in ["none", "loose", "packed"] {
+            if phase == "loose" {
+                let main = try Shell.git(["rev-parse", "main"], in: path).trimmingCharacters(in: .whitespacesAndNewlines)
+                let input = Data((0..<branches).map { "create refs/heads/ticket/B-\($0)/1 \(main)\n" }.joined().utf8)
+                _ = try Shell.run(["git", "update-ref", "--stdin"], in: path, input: input)
+            }
+            if phase == "packed" { _ = try Repository.open(path).packReferences() }
+            var times: [Double] = []
+            for index in 0...runs {
+                let id = try workspace.createTicket(TicketDraft(service: "svc", title: "References \(phase) \(index)")).id
+                let time = try milliseconds { try workspace.work(ticket: id, agent: "command:echo \(index) > references-\(phase)-\(index).txt") }
+                if index > 0 { times.append(time) }
+                _ = try workspace.rejectTicket(id, reason: "measured", by: "bench")
+            }
+            let size = phase == "none" ? "no earlier branches" : "\(Format.count(branches)) branches, \(phase)"
+            figures.append(Figure(name: "work (library)", size: size, pipeline: "ratchet/shipped", samples: times))
+        }
+        return figures
+    }
+
     /// A ticket's whole life through the built `ratchet` binary (`ticket new`, `work` with a
     /// one-line agent, `merge`) against the naive git script that does the same without
     /// verifying or sandboxing anything; and one bubblewrap start, the allowance between them.

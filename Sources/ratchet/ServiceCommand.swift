@@ -120,17 +120,18 @@ struct ServiceCommand: ParsableCommand {
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The service name.") var name: String
-        @Flag(help: "Only what passed its threshold (1,024 loose objects, 32 packs).") var ifNeeded = false
+        @Flag(help: "Only what passed its threshold (1,024 loose objects, 32 packs, 128 loose references).") var ifNeeded = false
         @Option(help: .hidden) var lockFd: Int32?
 
         func run() throws {
             let result = try workspace.open().packService(name, ifNeeded: ifNeeded, lockDescriptor: lockFd, ownProcess: true,
                                                           progress: output.json ? { _ in } : Terminal.progress)
             if output.json { return try Terminal.printJSON(result) }
-            if result.objects == 0 && result.packsCombined == 0 {
+            if result.objects == 0 && result.packsCombined == 0 && result.references == 0 {
                 print("\(result.service): nothing to pack")
             } else {
-                print("\(result.service): packed \(result.objects) loose object(s) and combined \(result.packsCombined) pack(s) in \(Int(result.durationMs.rounded())) ms")
+                print("\(result.service): packed \(result.objects) loose object(s) and \(result.references) loose reference(s) and combined "
+                      + "\(result.packsCombined) pack(s) in \(Int(result.durationMs.rounded())) ms")
             }
         }
     }

@@ -8,7 +8,7 @@ private let workPoints = ["claim.committed", "branch.created", "worktree.ready",
 private let mergePoints = ["merge.leased", "candidate.flushed", "candidate.written", "checkout.switched", "acceptance.done", "canary.judged", "land.flushed", "land.ref-moved",
                            "land.committed", "note.written", "checkout.files-written", "merge.cleaned"]
 private let revertPoints = ["revert.ref-moved", "revert.committed", "revert.noted", "checkout.files-written"]
-private let packPoints = ["pack.loose-written", "pack.combined"]
+private let packPoints = ["pack.loose-written", "pack.combined", "pack.references-written"]
 
 /// A workspace with service `svc` whose main has no canary (merges are fast) and whose
 /// landing rate limit is out of the way (the suite lands dozens of tickets in minutes; the

@@ -1,0 +1,63 @@
+import Foundation
+@testable import RatchetCore
+import RatchetGit
+import RatchetTestSupport
+import Testing
+
+/// Loose references into `packed-refs` (adr/0080): each ticket leaves a branch, and every
+/// reference listing (the reference guard's two per attempt) reads each loose one.
+@Suite("Reference packing")
+struct ReferencePackingTests {
+    /// `count` loose branches `refs/heads/bulk/N` at main, written by git itself.
+    private func looseBranches(_ count: Int, prefix: String = "refs/heads/bulk", in path: String) throws {
+        let main = try git(["rev-parse", "main"], in: path)
+        let input = path + "/../bulk-\(count).txt"
+        try Data((0..<count).map { "create \(prefix)/\($0) \(main)\n" }.joined().utf8).write(to: URL(fileURLWithPath: input))
+        let result = try run(["/bin/sh", "-c", "git update-ref --stdin < \"$0\"", input], in: path)
+        #expect(result.status == 0, "\(result.stderr)")
+    }
+
+    @Test func aLandingPacksLooseReferencesOnceTheyPileUpAndEveryOneKeepsItsValue() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let path = workspace.servicePath("svc")
+        try looseBranches(200, in: path)
+        let repository = try Repository.open(path)
+        #expect(repository.looseReferenceCount() >= 200)
+        let before = try git(["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/bulk/"], in: path)
+        let id = try file(workspace, "Land and pack the references")
+        try workspace.work(ticket: id, agent: "command:echo x > x.txt")
+        try workspace.merge(ticket: id)
+        // Packed by the landing (inline here: the test process is not `ratchet`).
+        #expect(repository.looseReferenceCount() < Workspace.looseReferencesToPack)
+        let packed = try String(contentsOfFile: path + "/.git/packed-refs", encoding: .utf8)
+        #expect(packed.contains(" refs/heads/bulk/199\n"))
+        #expect(try git(["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/bulk/"], in: path) == before)
+        let event = try #require(try workspace.database.events().last { $0.kind == "service.packed" })
+        guard case .number(let references)? = event.data["references"] else { Issue.record("no references in \(event.data)"); return }
+        #expect(references >= 200)
+        // The ticket's branch, packed, still moves by compare-and-swap on the next attempt.
+        #expect(try git(["rev-parse", "ticket/T-1/1"], in: path).count == 40)
+        let next = try file(workspace, "Work after the packing")
+        try workspace.work(ticket: next, agent: "command:echo y > y.txt")
+        try workspace.merge(ticket: next)
+        try expectConsistent(workspace)
+    }
+
+    @Test func aReferenceDeletedWhileTheReferencesArePackedStaysDeleted() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let path = workspace.servicePath("svc")
+        for round in 0..<3 {
+            try looseBranches(400, prefix: "refs/heads/gone\(round)", in: path)
+            let deleter = try workspace.openService("svc")
+            let packed = DispatchSemaphore(value: 0)
+            Thread { _ = try? workspace.packService("svc", ifNeeded: false); packed.signal() }.start()
+            for index in 0..<400 { try deleter.deleteReference("refs/heads/gone\(round)/\(index)") }
+            packed.wait()
+            // Neither a loose nor a packed copy came back.
+            #expect(try git(["for-each-ref", "refs/heads/gone\(round)/"], in: path) == "", "round \(round)")
+        }
+        try expectConsistent(workspace)
+    }
+}
