@@ -102,7 +102,7 @@ struct ReferenceGuard {
 
     static func snapshot(_ repository: Repository) throws -> [String: ObjectID] {
         var values: [String: ObjectID] = [:]
-        for (name, target) in try repository.references(matching: "refs/*") { values[name] = target }
+        try repository.forEachReference { name, target in values[name] = target }
         return values
     }
 
@@ -111,7 +111,9 @@ struct ReferenceGuard {
         let after = try Self.snapshot(repository)
         let writes = journal.writes(since: start)
         var found: [Tampering] = []
-        for name in Set(before.keys).union(after.keys).sorted() where name != ownBranch && before[name] != after[name] {
+        // Only the references that differ are sorted (usually none of thousands).
+        let moved = after.compactMap { before[$0.key] == $0.value ? nil : $0.key } + before.keys.filter { after[$0] == nil }
+        for name in moved.sorted() where name != ownBranch {
             if writes[name]?.contains(where: { $0 == after[name] }) == true { continue }
             if let intent = intended[name], intent == after[name] { continue }
             found.append(Tampering(reference: name, before: before[name], after: after[name]))

@@ -131,18 +131,22 @@ extension Repository {
     /// The loose references (files under `refs/`, lock files aside), counted up to `limit`:
     /// cheap enough to call after every landing while there are few.
     public func looseReferenceCount(upTo limit: Int = .max) -> Int {
-        guard let files = FileManager.default.enumerator(atPath: commonDirectory + "refs") else { return 0 }
         var count = 0
-        while count < limit, let path = files.nextObject() as? String {
-            if files.fileAttributes?[.type] as? FileAttributeType == .typeRegular, !path.hasSuffix(".lock") { count += 1 }
+        var folders = [commonDirectory + "refs"]
+        while count < limit, let folder = folders.popLast() {
+            for (name, isFolder) in Self.folderEntries(folder) {
+                if isFolder { folders.append(folder + "/" + name) } else if !name.hasSuffix(".lock") { count += 1 }
+            }
         }
-        return count
+        return min(count, limit)
     }
 
     /// Packs every loose reference into `packed-refs` (`git pack-refs --all`, libgit2's
     /// compress): the file is written under `packed-refs.lock`, then each loose file is deleted
     /// under its own lock only if it still holds the packed value, so a reference moved
-    /// meanwhile keeps its loose value. Returns how many loose references it packed.
+    /// meanwhile keeps its loose value. The folders that leaves empty below `refs/heads/`,
+    /// `refs/notes/`, … are removed, as git's own packing does: every listing of references
+    /// walks them. Returns how many loose references it packed.
     ///
     /// Every reference lookup and listing reads each loose reference's file, and each ticket
     /// leaves one: past a few hundred they cost more than the change itself (docs/performance.md).
@@ -155,7 +159,42 @@ extension Repository {
         try GitError.check(git_repository_refdb(&refdb, pointer), "refdb")
         defer { git_refdb_free(refdb) }
         try GitError.check(git_refdb_compress(refdb), "pack references")
+        for (name, isFolder) in Self.folderEntries(commonDirectory + "refs") where isFolder {
+            Self.removeEmptyFolders(below: commonDirectory + "refs/" + name)
+        }
         return max(0, before - looseReferenceCount())
+    }
+
+    /// The names in `folder` and whether each is a folder (not following links).
+    private static func folderEntries(_ folder: String) -> [(name: String, isFolder: Bool)] {
+        guard let stream = opendir(folder) else { return [] }
+        defer { closedir(stream) }
+        var entries: [(String, Bool)] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name == "." || name == ".." { continue }
+            var isFolder = entry.pointee.d_type == UInt8(DT_DIR)
+            if entry.pointee.d_type == UInt8(DT_UNKNOWN) {
+                var info = stat()
+                isFolder = lstat(folder + "/" + name, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+            }
+            entries.append((name, isFolder))
+        }
+        return entries
+    }
+
+    /// Removes the folders below `folder` that hold no file, deepest first; whether `folder`
+    /// itself is left empty. A reference created meanwhile keeps its folder (`rmdir` refuses a
+    /// folder that is not empty; a writer whose folder went retries its `mkdir`).
+    @discardableResult
+    private static func removeEmptyFolders(below folder: String) -> Bool {
+        var empty = true
+        for (name, isFolder) in folderEntries(folder) {
+            let path = folder + "/" + name
+            if isFolder, removeEmptyFolders(below: path), rmdir(path) == 0 { continue }
+            empty = false
+        }
+        return empty
     }
 
     /// The number of pack files.

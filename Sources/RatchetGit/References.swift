@@ -58,23 +58,32 @@ extension Repository {
         if let aroundReferenceDeletion { try aroundReferenceDeletion(delete) } else { try delete() }
     }
 
-    /// Every reference whose full name matches the glob (`refs/ratchet/*`), with its target.
+    /// Every reference whose full name matches the glob (`refs/ratchet/*`), with its target, sorted by name.
     public func references(matching glob: String) throws -> [(name: String, target: ObjectID)] {
-        var iterator: OpaquePointer?
-        try GitError.check(git_reference_iterator_glob_new(&iterator, pointer, glob), "references \(glob)")
-        defer { git_reference_iterator_free(iterator) }
         var result: [(String, ObjectID)] = []
+        try forEachReference(matching: glob) { result.append(($0, $1)) }
+        return result.sorted { $0.0 < $1.0 }
+    }
+
+    /// Calls `body` with every direct reference (name, target) matching the glob, or every
+    /// reference without one, in no particular order: a listing of thousands of references
+    /// (the reference guard's snapshot) without sorting them or matching a glob on each.
+    public func forEachReference(matching glob: String? = nil, _ body: (String, ObjectID) throws -> Void) throws {
+        var iterator: OpaquePointer?
+        if let glob {
+            try GitError.check(git_reference_iterator_glob_new(&iterator, pointer, glob), "references \(glob)")
+        } else {
+            try GitError.check(git_reference_iterator_new(&iterator, pointer), "references")
+        }
+        defer { git_reference_iterator_free(iterator) }
         while true {
             var ref: OpaquePointer?
             let rc = git_reference_next(&ref, iterator)
             if rc == GIT_ITEROVER.rawValue { break }
-            try GitError.check(rc, "references \(glob)")
+            try GitError.check(rc, "references \(glob ?? "")")
             defer { git_reference_free(ref) }
-            if let target = git_reference_target(ref) {
-                result.append((String(cString: git_reference_name(ref)), ObjectID(target)))
-            }
+            if let target = git_reference_target(ref) { try body(String(cString: git_reference_name(ref)), ObjectID(target)) }
         }
-        return result.sorted { $0.0 < $1.0 }
     }
 
     /// Creates branch `name` (without `refs/heads/`) at `commit`; fails if it exists.
@@ -111,7 +120,9 @@ extension Repository {
         let path = commonDirectory + name
         let lock = path + ".lock"
         var fd = Foundation.open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        if fd < 0 && errno == ENOENT {
+        // The folder may be missing, or be removed again by a packing of the references
+        // between the `mkdir` and the `open` (`packReferences` prunes empty folders).
+        for _ in 0..<3 where fd < 0 && errno == ENOENT {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             fd = Foundation.open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         }

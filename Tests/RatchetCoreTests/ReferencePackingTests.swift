@@ -32,6 +32,9 @@ struct ReferencePackingTests {
         #expect(repository.looseReferenceCount() < Workspace.looseReferencesToPack)
         let packed = try String(contentsOfFile: path + "/.git/packed-refs", encoding: .utf8)
         #expect(packed.contains(" refs/heads/bulk/199\n"))
+        // The folders the loose files left empty are gone (every listing walks them), as git's packing does.
+        #expect(!FileManager.default.fileExists(atPath: path + "/.git/refs/heads/bulk"))
+        #expect(FileManager.default.fileExists(atPath: path + "/.git/refs/heads"))
         #expect(try git(["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/bulk/"], in: path) == before)
         let event = try #require(try workspace.database.events().last { $0.kind == "service.packed" })
         guard case .number(let references)? = event.data["references"] else { Issue.record("no references in \(event.data)"); return }
