@@ -156,7 +156,8 @@ extension Workspace {
     private func journalReferenceWrites(of repository: Repository, service: String) {
         let journal = ReferenceJournal(workspace: self, service: service)
         repository.willWriteReference = { name, target in try journal.append(name, target) }
-        repository.aroundReferenceDeletion = { [unowned self] delete in try withReferenceLock(service, shared: true, delete) }
+        let lockPath = referenceLockPath(service)
+        repository.aroundReferenceWrite = { write in try FileLock.holding(lockPath, shared: true, write) }
     }
 
     /// Records a `security.tamper` event and restores the references; returns the attempt's

@@ -91,13 +91,16 @@ public final class Workspace: Sendable {
     /// service starts them, in this pump or another (adr/0057). `waiting` is called first
     /// when another landing holds it.
     /// Runs `body` holding `.ratchet/locks/refs-NAME`: exclusively while the packer packs the
-    /// service's references, shared around each reference deletion through a workspace handle,
-    /// so that the packing never writes back a reference deleted while it ran (libgit2 does not
-    /// lock `packed-refs` to delete a reference that is only loose).
+    /// service's references, shared around each reference write through a workspace handle, so
+    /// that the packing never writes back a reference deleted while it ran (libgit2 does not
+    /// lock `packed-refs` to delete a reference that is only loose) nor removes a folder a
+    /// writer has just made (adr/0080).
     func withReferenceLock<T>(_ service: String, shared: Bool, _ body: () throws -> T) throws -> T {
-        let lock = try FileLock(path: root.appendingPathComponent(".ratchet/locks/refs-\(service)").path, shared: shared)
-        defer { lock.release() }
-        return try body()
+        try FileLock.holding(referenceLockPath(service), shared: shared, body)
+    }
+
+    func referenceLockPath(_ service: String) -> String {
+        root.appendingPathComponent(".ratchet/locks/refs-\(service)").path
     }
 
     func withLandingLock<T>(_ service: String, waiting: () -> Void = {}, _ body: () throws -> T) throws -> T {
@@ -203,4 +206,11 @@ struct FileLock {
         do { try Workspace.lock(fd, operation, path: path) } catch { close(fd); throw error }
     }
     func release() { Workspace.unlockAndClose(fd) }
+
+    /// Runs `body` holding the lock at `path`.
+    static func holding<T>(_ path: String, shared: Bool = false, _ body: () throws -> T) throws -> T {
+        let lock = try FileLock(path: path, shared: shared)
+        defer { lock.release() }
+        return try body()
+    }
 }

@@ -151,8 +151,9 @@ extension Repository {
     /// Every reference lookup and listing reads each loose reference's file, and each ticket
     /// leaves one: past a few hundred they cost more than the change itself (docs/performance.md).
     /// libgit2 does not lock `packed-refs` while it deletes a reference that is only loose, so a
-    /// deletion that runs during the packing can be written back: the caller excludes deletions
-    /// meanwhile (`aroundReferenceDeletion`).
+    /// deletion that runs during the packing can be written back, and a writer's new folder can
+    /// be removed before its lock file is made: the caller excludes writes meanwhile
+    /// (`aroundReferenceWrite`).
     public func packReferences() throws -> Int {
         let before = looseReferenceCount()
         var refdb: OpaquePointer?
@@ -184,8 +185,7 @@ extension Repository {
     }
 
     /// Removes the folders below `folder` that hold no file, deepest first; whether `folder`
-    /// itself is left empty. A reference created meanwhile keeps its folder (`rmdir` refuses a
-    /// folder that is not empty; a writer whose folder went retries its `mkdir`).
+    /// itself is left empty (`rmdir` refuses a folder that is not empty).
     @discardableResult
     private static func removeEmptyFolders(below folder: String) -> Bool {
         var empty = true

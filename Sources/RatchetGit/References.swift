@@ -28,19 +28,21 @@ extension Repository {
             throw GitError(message: "refusing to move \(name) to \(target.short): the object is only in memory (flush its batch first)")
         }
         try willWriteReference?(name, target)
-        if GitSettings.unlogged(name) { return try updateUnloggedReference(name, to: target, expected: expected) }
-        var ref: OpaquePointer?
-        var newID = target.raw
-        if var old = expected?.raw {
-            let rc = git_reference_create_matching(&ref, pointer, name, &newID, 1, &old, message)
-            if rc == GIT_ENOTFOUND.rawValue {
-                throw GitError(code: .modified, message: "\(name) no longer points to \(expected!.short)")
+        try writingReference {
+            if GitSettings.unlogged(name) { return try updateUnloggedReference(name, to: target, expected: expected) }
+            var ref: OpaquePointer?
+            var newID = target.raw
+            if var old = expected?.raw {
+                let rc = git_reference_create_matching(&ref, pointer, name, &newID, 1, &old, message)
+                if rc == GIT_ENOTFOUND.rawValue {
+                    throw GitError(code: .modified, message: "\(name) no longer points to \(expected!.short)")
+                }
+                try GitError.check(rc, "update \(name)")
+            } else {
+                try GitError.check(git_reference_create(&ref, pointer, name, &newID, 0, message), "create \(name)")
             }
-            try GitError.check(rc, "update \(name)")
-        } else {
-            try GitError.check(git_reference_create(&ref, pointer, name, &newID, 0, message), "create \(name)")
+            git_reference_free(ref)
         }
-        git_reference_free(ref)
     }
 
     /// Deletes `name` if it points to `expected` (nil: whatever it points to). A missing reference is not an error.
@@ -54,8 +56,7 @@ extension Repository {
             throw GitError(code: .modified, message: "\(name) no longer points to \(expected.short)")
         }
         try willWriteReference?(name, nil)
-        let delete: () throws -> Void = { try GitError.check(git_reference_delete(ref), "delete \(name)") }
-        if let aroundReferenceDeletion { try aroundReferenceDeletion(delete) } else { try delete() }
+        try writingReference { try GitError.check(git_reference_delete(ref), "delete \(name)") }
     }
 
     /// Every reference whose full name matches the glob (`refs/ratchet/*`), with its target, sorted by name.
@@ -120,8 +121,7 @@ extension Repository {
         let path = commonDirectory + name
         let lock = path + ".lock"
         var fd = Foundation.open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        // The folder may be missing, or be removed again by a packing of the references
-        // between the `mkdir` and the `open` (`packReferences` prunes empty folders).
+        // The folder may be missing (a person's git can remove empty ones meanwhile: retried).
         for _ in 0..<3 where fd < 0 && errno == ENOENT {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             fd = Foundation.open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)

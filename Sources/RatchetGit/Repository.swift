@@ -13,10 +13,17 @@ public final class Repository {
     /// Called before this handle moves or deletes a reference (name, new target or nil for a
     /// deletion): the workspace's record of its own reference writes (docs/security.md).
     public var willWriteReference: ((String, ObjectID?) throws -> Void)?
-    /// Runs around each reference deletion of this handle: the workspace holds its service's
-    /// reference lock shared meanwhile, so that a packing of the references (which holds it
-    /// exclusively) never writes back a reference deleted while it ran (`packReferences`).
-    public var aroundReferenceDeletion: ((() throws -> Void) throws -> Void)?
+    /// Runs around each reference write (move, creation or deletion) of this handle: the
+    /// workspace holds its service's reference lock shared meanwhile, so that a packing of the
+    /// references (which holds it exclusively) never writes back a reference deleted while it
+    /// ran, nor removes a folder a writer has just made for a new reference (`packReferences`).
+    public var aroundReferenceWrite: ((() throws -> Void) throws -> Void)?
+
+    /// Runs `write` inside `aroundReferenceWrite`, when there is one.
+    func writingReference(_ write: () throws -> Void) throws {
+        guard let aroundReferenceWrite else { return try write() }
+        try withoutActuallyEscaping(write) { try aroundReferenceWrite($0) }
+    }
 
     private init(pointer: OpaquePointer) { self.pointer = pointer }
 

@@ -63,4 +63,29 @@ struct ReferencePackingTests {
         }
         try expectConsistent(workspace)
     }
+
+    @Test func aReferenceCreatedWhileThePackingRemovesEmptyFoldersIsWritten() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let path = workspace.servicePath("svc")
+        let main = try #require(ObjectID(hex: try git(["rev-parse", "main"], in: path)))
+        for round in 0..<3 {
+            // Empty folders, as deleted references leave them (`refs/ratchet/candidates/ID`), for the packing to remove
+            // while references are created in them.
+            let names = (0..<1_000).map { "refs/heads/race/R\(round)-\($0)" }
+            for name in names { try FileManager.default.createDirectory(atPath: path + "/.git/" + name, withIntermediateDirectories: true) }
+            let writer = try workspace.openService("svc")
+            let packed = DispatchSemaphore(value: 0)
+            Thread { _ = try? workspace.packService("svc", ifNeeded: false); packed.signal() }.start()
+            var failures: [String] = []
+            for name in names {
+                do { try writer.updateReference(name + "/1", to: main, expected: nil, message: "candidate") } catch { failures.append("\(error)") }
+            }
+            packed.wait()
+            #expect(failures.isEmpty, "round \(round): \(failures.prefix(3))")
+            let listed = try git(["for-each-ref", "--format=%(refname)", "refs/heads/race/"], in: path).split(separator: "\n")
+            #expect(listed.count == 1_000 * (round + 1), "round \(round)")
+        }
+        try expectConsistent(workspace)
+    }
 }
