@@ -86,10 +86,6 @@ public final class Workspace: Sendable {
         }
     }
 
-    /// Runs `body` holding `.ratchet/locks/landing-NAME`: the pump's baseline, landing, deploy
-    /// and zero-window check of one landing of `service` end before the next landing of the
-    /// service starts them, in this pump or another (adr/0057). `waiting` is called first
-    /// when another landing holds it.
     /// Runs `body` holding `.ratchet/locks/refs-NAME`: exclusively while the packer packs the
     /// service's references, shared around each reference write through a workspace handle, so
     /// that the packing never writes back a reference deleted while it ran (libgit2 does not
@@ -103,6 +99,10 @@ public final class Workspace: Sendable {
         root.appendingPathComponent(".ratchet/locks/refs-\(service)").path
     }
 
+    /// Runs `body` holding `.ratchet/locks/landing-NAME`: the pump's baseline, landing, deploy
+    /// and zero-window check of one landing of `service` end before the next landing of the
+    /// service starts them, in this pump or another (adr/0057). `waiting` is called first
+    /// when another landing holds it.
     func withLandingLock<T>(_ service: String, waiting: () -> Void = {}, _ body: () throws -> T) throws -> T {
         let lock = try FileLock(path: root.appendingPathComponent(".ratchet/locks/landing-\(service)").path, waiting: waiting)
         defer { lock.release() }
