@@ -197,9 +197,14 @@ struct FileLock {
     /// Takes the lock (exclusive, or `shared`), waiting for its holder; `waiting` is called
     /// first when it must wait.
     init(path: String, shared: Bool = false, waiting: () -> Void = {}) throws {
-        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 && errno == ENOENT {
+            // The locks folder is made on first use (reference writes take a lock each: no mkdir every time).
+            try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        }
         guard fd >= 0 else { throw RatchetError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        self.fd = fd
         let operation = shared ? LOCK_SH : LOCK_EX
         guard flock(fd, operation | LOCK_NB) != 0 else { return }
         waiting()
