@@ -157,7 +157,7 @@ extension Workspace {
         let journal = ReferenceJournal(workspace: self, service: service)
         repository.willWriteReference = { name, target in try journal.append(name, target) }
         let lockPath = referenceLockPath(service)
-        repository.aroundReferenceWrite = { write in try FileLock.holding(lockPath, shared: true, write) }
+        repository.aroundReferenceAccess = { body in try FileLock.holding(lockPath, shared: true, body) }
     }
 
     /// Records a `security.tamper` event and restores the references; returns the attempt's

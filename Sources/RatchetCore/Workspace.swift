@@ -87,10 +87,8 @@ public final class Workspace: Sendable {
     }
 
     /// Runs `body` holding `.ratchet/locks/refs-NAME`: exclusively while the packer packs the
-    /// service's references, shared around each reference write through a workspace handle, so
-    /// that the packing never writes back a reference deleted while it ran (libgit2 does not
-    /// lock `packed-refs` to delete a reference that is only loose) nor removes a folder a
-    /// writer has just made (adr/0080).
+    /// service's references, shared around each reference write and listing through a
+    /// workspace handle (`Repository.aroundReferenceAccess`, adr/0080).
     func withReferenceLock<T>(_ service: String, shared: Bool, _ body: () throws -> T) throws -> T {
         try FileLock.holding(referenceLockPath(service), shared: shared, body)
     }

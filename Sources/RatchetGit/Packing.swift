@@ -151,9 +151,10 @@ extension Repository {
     /// Every reference lookup and listing reads each loose reference's file, and each ticket
     /// leaves one: past a few hundred they cost more than the change itself (docs/performance.md).
     /// libgit2 does not lock `packed-refs` while it deletes a reference that is only loose, so a
-    /// deletion that runs during the packing can be written back, and a writer's new folder can
-    /// be removed before its lock file is made: the caller excludes writes meanwhile
-    /// (`aroundReferenceWrite`).
+    /// deletion that runs during the packing can be written back; a writer's new folder can be
+    /// removed before its lock file is made; and a listing that loaded `packed-refs` before the
+    /// packing misses each reference whose loose file goes before it reads it. The caller
+    /// excludes writes and listings meanwhile (`aroundReferenceAccess`).
     public func packReferences() throws -> Int {
         let before = looseReferenceCount()
         var refdb: OpaquePointer?

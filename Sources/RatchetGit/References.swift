@@ -28,7 +28,7 @@ extension Repository {
             throw GitError(message: "refusing to move \(name) to \(target.short): the object is only in memory (flush its batch first)")
         }
         try willWriteReference?(name, target)
-        try writingReference {
+        try accessingReferences {
             if GitSettings.unlogged(name) { return try updateUnloggedReference(name, to: target, expected: expected) }
             var ref: OpaquePointer?
             var newID = target.raw
@@ -56,7 +56,7 @@ extension Repository {
             throw GitError(code: .modified, message: "\(name) no longer points to \(expected.short)")
         }
         try willWriteReference?(name, nil)
-        try writingReference { try GitError.check(git_reference_delete(ref), "delete \(name)") }
+        try accessingReferences { try GitError.check(git_reference_delete(ref), "delete \(name)") }
     }
 
     /// Every reference whose full name matches the glob (`refs/ratchet/*`), with its target, sorted by name.
@@ -70,6 +70,10 @@ extension Repository {
     /// reference without one, in no particular order: a listing of thousands of references
     /// (the reference guard's snapshot) without sorting them or matching a glob on each.
     public func forEachReference(matching glob: String? = nil, _ body: (String, ObjectID) throws -> Void) throws {
+        try accessingReferences { try listReferences(matching: glob, body) }
+    }
+
+    private func listReferences(matching glob: String?, _ body: (String, ObjectID) throws -> Void) throws {
         var iterator: OpaquePointer?
         if let glob {
             try GitError.check(git_reference_iterator_glob_new(&iterator, pointer, glob), "references \(glob)")

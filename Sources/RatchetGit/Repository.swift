@@ -13,16 +13,19 @@ public final class Repository {
     /// Called before this handle moves or deletes a reference (name, new target or nil for a
     /// deletion): the workspace's record of its own reference writes (docs/security.md).
     public var willWriteReference: ((String, ObjectID?) throws -> Void)?
-    /// Runs around each reference write (move, creation or deletion) of this handle: the
-    /// workspace holds its service's reference lock shared meanwhile, so that a packing of the
-    /// references (which holds it exclusively) never writes back a reference deleted while it
-    /// ran, nor removes a folder a writer has just made for a new reference (`packReferences`).
-    public var aroundReferenceWrite: ((() throws -> Void) throws -> Void)?
+    /// Runs around each reference write (move, creation or deletion) and each listing of
+    /// references of this handle: the workspace holds its service's reference lock shared
+    /// meanwhile, so that a packing of the references (which holds it exclusively) never writes
+    /// back a reference deleted while it ran, never removes a folder a writer has just made for
+    /// a new reference, and never moves a reference from its loose file into `packed-refs`
+    /// while a listing is between the two (libgit2's iterator lists the loose names, loads
+    /// `packed-refs`, then reads each loose file, and skips one that is gone): `packReferences`.
+    public var aroundReferenceAccess: ((() throws -> Void) throws -> Void)?
 
-    /// Runs `write` inside `aroundReferenceWrite`, when there is one.
-    func writingReference(_ write: () throws -> Void) throws {
-        guard let aroundReferenceWrite else { return try write() }
-        try withoutActuallyEscaping(write) { try aroundReferenceWrite($0) }
+    /// Runs `body` inside `aroundReferenceAccess`, when there is one.
+    func accessingReferences(_ body: () throws -> Void) throws {
+        guard let aroundReferenceAccess else { return try body() }
+        try withoutActuallyEscaping(body) { try aroundReferenceAccess($0) }
     }
 
     private init(pointer: OpaquePointer) { self.pointer = pointer }
