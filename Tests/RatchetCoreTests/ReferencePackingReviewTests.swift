@@ -14,14 +14,6 @@ import Testing
 /// the reference lock shared, as writes do (written by the session's reviewer; adr/0080).
 @Suite("Reference packing (review)")
 struct ReferencePackingReviewTests {
-    private func looseBranches(_ count: Int, prefix: String, in path: String) throws {
-        let main = try git(["rev-parse", "main"], in: path)
-        let input = path + "/../bulk-\(prefix.replacingOccurrences(of: "/", with: "-")).txt"
-        try Data((0..<count).map { "create \(prefix)/\($0) \(main)\n" }.joined().utf8).write(to: URL(fileURLWithPath: input))
-        let result = try run(["/bin/sh", "-c", "git update-ref --stdin < \"$0\"", input], in: path)
-        #expect(result.status == 0, "\(result.stderr)")
-    }
-
     /// A listing through a workspace handle holds the reference lock, so no packing can start
     /// inside it. What that prevents: the same listing on a handle without the lock (a
     /// person's libgit2), paused after its first reference while a packing runs, loses every

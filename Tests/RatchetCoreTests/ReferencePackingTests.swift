@@ -8,20 +8,11 @@ import Testing
 /// reference listing (the reference guard's two per attempt) reads each loose one.
 @Suite("Reference packing")
 struct ReferencePackingTests {
-    /// `count` loose branches `refs/heads/bulk/N` at main, written by git itself.
-    private func looseBranches(_ count: Int, prefix: String = "refs/heads/bulk", in path: String) throws {
-        let main = try git(["rev-parse", "main"], in: path)
-        let input = path + "/../bulk-\(count).txt"
-        try Data((0..<count).map { "create \(prefix)/\($0) \(main)\n" }.joined().utf8).write(to: URL(fileURLWithPath: input))
-        let result = try run(["/bin/sh", "-c", "git update-ref --stdin < \"$0\"", input], in: path)
-        #expect(result.status == 0, "\(result.stderr)")
-    }
-
     @Test func aLandingPacksLooseReferencesOnceTheyPileUpAndEveryOneKeepsItsValue() throws {
         let folder = ScratchFolder()
         let workspace = try makeWorkspace(folder)
         let path = workspace.servicePath("svc")
-        try looseBranches(200, in: path)
+        try looseBranches(200, prefix: "refs/heads/bulk", in: path)
         let repository = try Repository.open(path)
         #expect(repository.looseReferenceCount() >= 200)
         let before = try git(["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/bulk/"], in: path)

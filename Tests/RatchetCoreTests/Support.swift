@@ -92,3 +92,12 @@ func expectConsistent(_ workspace: Workspace, sourceLocation: SourceLocation = #
 func message(of body: () throws -> Void) -> String? {
     do { try body(); return nil } catch { return describe(error) }
 }
+
+/// `count` loose branches `PREFIX/N` at main of the repository at `path`, written by git itself.
+func looseBranches(_ count: Int, prefix: String, in path: String) throws {
+    let main = try git(["rev-parse", "main"], in: path)
+    let input = path + "/../bulk-\(prefix.replacingOccurrences(of: "/", with: "-")).txt"
+    try Data((0..<count).map { "create \(prefix)/\($0) \(main)\n" }.joined().utf8).write(to: URL(fileURLWithPath: input))
+    let result = try run(["/bin/sh", "-c", "git update-ref --stdin < \"$0\"", input], in: path)
+    #expect(result.status == 0, "\(result.stderr)")
+}
