@@ -47,6 +47,25 @@ struct ReferencePackingReviewTests {
         #expect(seen < expected, "a listing without the lock saw all \(expected) references")
     }
 
+    /// Runs `read` on four threads, each with its own workspace handle on `svc`, while a packing
+    /// of the service runs; returns when all are done. Several readers on a 2-core machine are
+    /// descheduled as on a loaded one. Each `read` must be bounded: readers that never stop would
+    /// keep the packing out for good (flock lets shared holders in ahead of a waiting exclusive one).
+    private func whileThePackerRuns(_ workspace: Workspace, _ read: @escaping @Sendable (Int, Repository) -> Void) {
+        let packed = DispatchSemaphore(value: 0)
+        Thread { _ = try? workspace.packService("svc", ifNeeded: false); packed.signal() }.start()
+        let group = DispatchGroup()
+        for reader in 0..<4 {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                if let repository = try? workspace.openService("svc") { read(reader, repository) }
+            }.start()
+        }
+        group.wait()
+        packed.wait()
+    }
+
     /// The guard's snapshot, taken while the packer packs, must list every reference.
     @Test func aSnapshotTakenDuringThePackingListsEveryReference() throws {
         let folder = ScratchFolder()
@@ -57,25 +76,12 @@ struct ReferencePackingReviewTests {
         for round in 0..<4 {
             try looseBranches(600, prefix: "refs/heads/old\(round)", in: path)
             let expected = try ReferenceGuard.snapshot(try Repository.open(path)).count
-            let packed = DispatchSemaphore(value: 0)
-            Thread { _ = try? workspace.packService("svc", ifNeeded: false); packed.signal() }.start()
-            // Several readers on a 2-core machine: the scheduler deschedules them as a loaded machine does.
-            let group = DispatchGroup()
-            for reader in 0..<4 {
-                group.enter()
-                Thread {
-                    defer { group.leave() }
-                    guard let repository = try? workspace.openService("svc") else { return }
-                    // A bounded number: readers that never stop would keep the packing out for good
-                    // (flock lets shared holders in ahead of a waiting exclusive one).
-                    for snapshot in 1...20 {
-                        let count = (try? ReferenceGuard.snapshot(repository).count) ?? -1
-                        if count != expected { reports.lock.withLock { reports.lines.append("round \(round) reader \(reader) snapshot \(snapshot): \(count) of \(expected)") } }
-                    }
-                }.start()
+            whileThePackerRuns(workspace) { reader, repository in
+                for snapshot in 1...20 {
+                    let count = (try? ReferenceGuard.snapshot(repository).count) ?? -1
+                    if count != expected { reports.lock.withLock { reports.lines.append("round \(round) reader \(reader) snapshot \(snapshot): \(count) of \(expected)") } }
+                }
             }
-            group.wait()
-            packed.wait()
         }
         #expect(reports.lines.isEmpty, "\(reports.lines.count) short snapshot(s): \(reports.lines.prefix(5))")
     }
@@ -93,25 +99,15 @@ struct ReferencePackingReviewTests {
             // Earlier tickets' branches: written long ago (not in the journal's tail).
             try looseBranches(600, prefix: "refs/heads/ticket/OLD\(round)", in: path)
             let expected = try ReferenceGuard.snapshot(try Repository.open(path)).count
-            let packed = DispatchSemaphore(value: 0)
-            Thread { _ = try? workspace.packService("svc", ifNeeded: false); packed.signal() }.start()
             let guards = Guards()
-            let group = DispatchGroup()
-            for _ in 0..<4 {
-                group.enter()
-                Thread {
-                    defer { group.leave() }
-                    guard let repository = try? workspace.openService("svc") else { return }
-                    for _ in 1...20 {
-                        // What AttemptRun.runAgent does before the agent starts.
-                        guard let referenceGuard = try? ReferenceGuard(journal: ReferenceJournal(workspace: workspace, service: "svc"),
-                                                                       repository: repository, ownBranch: "refs/heads/ticket/T-0/1") else { continue }
-                        guards.lock.withLock { guards.all.append(referenceGuard) }
-                    }
-                }.start()
+            whileThePackerRuns(workspace) { _, repository in
+                for _ in 1...20 {
+                    // What AttemptRun.runAgent does before the agent starts.
+                    guard let referenceGuard = try? ReferenceGuard(journal: ReferenceJournal(workspace: workspace, service: "svc"),
+                                                                   repository: repository, ownBranch: "refs/heads/ticket/T-0/1") else { continue }
+                    guards.lock.withLock { guards.all.append(referenceGuard) }
+                }
             }
-            group.wait()
-            packed.wait()
             let repository = try workspace.openService("svc")
             for referenceGuard in guards.all {
                 // What AttemptRun.checkTampering does after the agent (which did nothing) ends.
