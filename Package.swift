@@ -20,19 +20,21 @@ let package = Package(
     ],
     targets: [
         // The C boundary: module map + shim header, nothing else.
-        .systemLibrary(
-            name: "Clibgit2",
-            pkgConfig: "libgit2",
-            providers: [.apt(["libgit2-dev"])]
-        ),
+        // Headers only (Debian `libgit2-dev`, in the default include path): the library itself is
+        // linked statically by RatchetGit (adr/0081), so this module links nothing.
+        .systemLibrary(name: "Clibgit2"),
         // POSIX calls Swift cannot reach (GNU extensions, variadic functions).
         .target(name: "CPosix", exclude: ["README.md"], linkerSettings: [.linkedLibrary("sqlite3")]),
         // A safe Swift API over libgit2.
         // zlib, for writing packs (required by libgit2-dev already).
         .systemLibrary(name: "Czlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // libgit2's start-up without parsing the CA bundle (adr/0053): libgit2 never speaks TLS here.
+        // libgit2's network dependencies answered in-process (adr/0053, adr/0081): no CA bundle
+        // parsed at start-up, no Kerberos; libgit2 never speaks to a network here.
         .target(name: "CGitTLS", exclude: ["README.md"]),
-        .target(name: "RatchetGit", dependencies: ["Clibgit2", "Czlib", "CGitTLS"], exclude: ["README.md"]),
+        // A safe Swift API over libgit2, which it links statically with the libraries Debian's
+        // libgit2 is built with (adr/0081): no dynamic loading of twenty libraries at every start.
+        .target(name: "RatchetGit", dependencies: ["Clibgit2", "Czlib", "CGitTLS"], exclude: ["README.md"],
+                linkerSettings: libgit2Static),
         // The SQLite store: schema, migrations, records, the event log.
         .target(name: "RatchetStore", dependencies: ["CPosix", .product(name: "GRDB", package: "GRDB.swift")], exclude: ["README.md"]),
         // Metrics without dependencies: the exposition parser, PromQL's parser and evaluator.
@@ -95,3 +97,15 @@ let package = Package(
         .testTarget(name: "RatchetCLITests", dependencies: ["ratchet", "ratchet-mcp", "ratchet-scripted-mcp-agent", "RatchetTestSupport"], exclude: ["Fixtures"]),
     ]
 )
+
+/// libgit2 and what Debian builds it with, as static archives (`-l:NAME.a`, in dependency
+/// order), and libgit2's two calls into mbedTLS's CA parser routed to CGitTLS (adr/0053,
+/// adr/0081). zlib stays dynamic: Foundation loads it anyway.
+var libgit2Static: [LinkerSetting] {
+    [
+        .linkedLibrary(":libgit2.a"), .linkedLibrary(":libmbedtls.a"), .linkedLibrary(":libmbedx509.a"),
+        .linkedLibrary(":libmbedcrypto.a"), .linkedLibrary(":libhttp_parser.a"), .linkedLibrary(":libssh2.a"),
+        .linkedLibrary(":libcrypto.a"), .linkedLibrary(":libpcre2-8.a"), .linkedLibrary("z"),
+        .unsafeFlags(["-Xlinker", "--wrap=mbedtls_x509_crt_parse_file", "-Xlinker", "--wrap=mbedtls_x509_crt_parse_path"]),
+    ]
+}

@@ -3,9 +3,22 @@
 # Sourced by scripts/test.sh and scripts/quickstart.sh; safe to run again.
 set -euo pipefail
 
+# Whether a static archive is in a multiarch library folder (/usr/lib/x86_64-linux-gnu/...).
+ratchet_has_archive() {
+  compgen -G "/usr/lib/*-linux-gnu/$1" >/dev/null
+}
+
 ratchet_missing_packages() {
   local missing=()
   pkg-config --exists libgit2 2>/dev/null || missing+=(libgit2-dev)
+  # libgit2 is linked statically with what Debian builds it with (adr/0081): the archives come
+  # with libgit2-dev's own dependencies; these checks name the package of each one missing.
+  ratchet_has_archive libgit2.a || missing+=(libgit2-dev)
+  ratchet_has_archive libmbedtls.a || missing+=(libmbedtls-dev)
+  ratchet_has_archive libssh2.a || missing+=(libssh2-1-dev)
+  ratchet_has_archive libcrypto.a || missing+=(libssl-dev)
+  ratchet_has_archive libhttp_parser.a || missing+=(libhttp-parser-dev)
+  ratchet_has_archive libpcre2-8.a || missing+=(libpcre2-dev)
   [ -e /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
   command -v git >/dev/null 2>&1 || missing+=(git)

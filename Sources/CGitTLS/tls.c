@@ -4,8 +4,10 @@
    TLS through libgit2 (a service is cloned from a local path only; adr/0053), so this
    executable answers libgit2's two calls into mbedTLS's parser itself, with success and an
    empty chain. A TLS connection through libgit2 would then fail certificate verification:
-   closed, never open. Definitions in the executable come first in the dynamic linker's
-   lookup, so libgit2's calls reach these and no other library's. */
+   closed, never open. libgit2 and mbedTLS are linked statically (adr/0081) with
+   `--wrap=mbedtls_x509_crt_parse_file` and `--wrap=mbedtls_x509_crt_parse_path`
+   (Package.swift), so the linker binds libgit2's two calls to these `__wrap_` definitions
+   and mbedTLS's own parser stays in place for nobody. */
 #include <stdatomic.h>
 #include "cgittls.h"
 
@@ -13,13 +15,13 @@ struct mbedtls_x509_crt;
 
 static atomic_int skipped;
 
-int mbedtls_x509_crt_parse_file(struct mbedtls_x509_crt *chain, const char *path) {
+int __wrap_mbedtls_x509_crt_parse_file(struct mbedtls_x509_crt *chain, const char *path) {
     (void)chain; (void)path;
     atomic_fetch_add(&skipped, 1);
     return 0;
 }
 
-int mbedtls_x509_crt_parse_path(struct mbedtls_x509_crt *chain, const char *path) {
+int __wrap_mbedtls_x509_crt_parse_path(struct mbedtls_x509_crt *chain, const char *path) {
     (void)chain; (void)path;
     atomic_fetch_add(&skipped, 1);
     return 0;

@@ -11,7 +11,7 @@ struct MCPExecutableTests {
     /// every start), read from the binary the tests run.
     @Test func theRatchetBinaryLinksNeitherFoundationNetworkingNorCurl() throws {
         let section = try run(["readelf", "--dynamic", ratchetBinary])
-        #expect(section.status == 0 && section.stdout.contains("libgit2"), "\(section.stderr)")
+        #expect(section.status == 0 && section.stdout.contains("libc.so"), "\(section.stderr)")
         for library in ["libcurl", "FoundationNetworking", "libnghttp2", "libgnutls", "libssl"] {
             #expect(!section.stdout.contains(library), "\(ratchetBinary) needs \(library)")
         }
@@ -20,6 +20,17 @@ struct MCPExecutableTests {
         // The MCP server is where the SDK went (the check above reads the right thing).
         let mcp = (ratchetBinary as NSString).deletingLastPathComponent + "/ratchet-mcp"
         #expect(try run(["ldd", mcp]).stdout.contains("libcurl"))
+    }
+
+    /// libgit2 is linked statically with its dependencies (adr/0081): no libgit2, mbedTLS,
+    /// libssh2, OpenSSL or Kerberos library is loaded when `ratchet` starts, in the binary's
+    /// dynamic section or through another library (ldd: the whole loaded set).
+    @Test func theRatchetBinaryLoadsNoLibraryOfLibgit2s() throws {
+        let loaded = try run(["ldd", ratchetBinary])
+        #expect(loaded.status == 0 && loaded.stdout.contains("libc.so"), "\(loaded.stderr)")
+        for library in ["libgit2", "libmbed", "libssh2", "libcrypto", "libhttp_parser", "libpcre2", "libgssapi", "libkrb5"] {
+            #expect(!loaded.stdout.contains(library), "\(ratchetBinary) loads \(library):\n\(loaded.stdout)")
+        }
     }
 
     /// `ratchet mcp` execs `ratchet-mcp` beside the binary with the same arguments and

@@ -57,6 +57,24 @@ struct RepositoryTests {
         #expect(GitSettings.caBundleParsesSkipped >= 1)
     }
 
+    /// An HTTP remote asking for Negotiate (Kerberos) authentication gets nothing: Ratchet sets
+    /// no credential callback, so libgit2 refuses before it would call GSSAPI, whose functions
+    /// are Ratchet's refusing answers anyway (adr/0081). A real HTTP server on loopback.
+    @Test func anHTTPRemoteAskingForNegotiateAuthenticationGetsNoCredentials() throws {
+        let folder = ScratchFolder()
+        let server = try NegotiateServer(folder)
+        defer { server.stop() }
+        var message = ""
+        do {
+            _ = try Repository.clone(from: "http://127.0.0.1:\(server.port)/service.git", to: folder("clone"), branch: "main")
+        } catch {
+            message = "\(error)"
+        }
+        #expect(message.contains("authentication required"), "\(message)")
+        #expect(server.requests() >= 1)
+        #expect(server.authorizations().isEmpty, "\(server.authorizations())")
+    }
+
     @Test func commitsAdditionsModificationsDeletionsHonouringGitignore() throws {
         let folder = ScratchFolder()
         let (repository, root) = try makeRepository(folder, files: ["a.txt": "a\n", "b.txt": "b\n", ".gitignore": "*.log\n"])
@@ -775,5 +793,52 @@ struct ObjectBatchTests {
         try first.repository.updateReference("refs/heads/main", to: landing, expected: theirs, message: "land")
         #expect(try git(["ls-tree", "--name-only", "main"], in: path) == "a\nb\nc")
         try git(["fsck", "--strict", "--no-dangling"], in: path)
+    }
+}
+
+/// An HTTP server on loopback (Python's http.server) that answers every request with 401
+/// and `WWW-Authenticate: Negotiate`, and writes each request's `Authorization` header (or
+/// `-`) as one line to a file.
+private final class NegotiateServer {
+    let process = Process()
+    let port: Int
+    let log: String
+
+    init(_ folder: ScratchFolder) throws {
+        log = folder("requests.txt")
+        let script = """
+            import http.server, sys
+            out = sys.argv[1]
+            class Ask(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    with open(out, 'a') as f: f.write((self.headers.get('Authorization') or '-') + '\\n')
+                    self.send_response(401)
+                    self.send_header('WWW-Authenticate', 'Negotiate')
+                    self.send_header('Content-Length', '0')
+                    self.end_headers()
+                def log_message(self, *args): pass
+            server = http.server.HTTPServer(('127.0.0.1', 0), Ask)
+            print(server.server_port, flush=True)
+            server.serve_forever()
+            """
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script, log]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        // The port line is printed once the socket listens: reading it is the synchronisation.
+        port = Int(try firstLine(of: output)) ?? 0
+    }
+
+    private var lines: [String] {
+        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    func requests() -> Int { lines.count }
+    func authorizations() -> [String] { lines.filter { $0 != "-" } }
+
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 }
