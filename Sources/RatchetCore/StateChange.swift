@@ -48,6 +48,7 @@ enum StateChange {
         try record.update(db)
     }
 
-    /// An ISO 8601 time stamp for labels.
-    static func stamp(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+    /// An ISO 8601 time stamp for labels (`ISO8601Format()`: swift-foundation's own formatter,
+    /// where `ISO8601DateFormatter` starts ICU, about 1.5 ms of a command's start).
+    static func stamp(_ date: Date) -> String { date.ISO8601Format() }
 }

@@ -82,7 +82,7 @@ extension Workspace {
         guard let base = try repository.resolveReference("refs/heads/main") else {
             throw RatchetError("service \(ticket.service) has no commit on main")
         }
-        let attempt = try claim(id, agent: agent, base: base, serviceConfig: serviceConfig, seenAttempts: seenAttempts)
+        let attempt = try claim(id, agent: agent, base: base, serviceConfig: serviceConfig, repository: repository, seenAttempts: seenAttempts)
         progress("claimed \(id) as attempt \(attempt.number) on branch \(attempt.branch)")
         try Failpoints.hit("claim.committed")
         var run = AttemptRun(workspace: self, attempt: attempt, serviceConfig: serviceConfig, repository: repository)
@@ -133,9 +133,10 @@ extension Workspace {
     /// With `seenAttempts`, a compare-and-swap: nothing changes unless the ticket still has
     /// exactly that many attempts (a second pump's stale choice of a ticket the first pump
     /// already worked, and whose attempt ended, is not a new claim).
-    private func claim(_ id: String, agent: AgentSpec, base: ObjectID, serviceConfig: ServiceConfig, seenAttempts: Int?) throws -> AttemptRecord {
+    private func claim(_ id: String, agent: AgentSpec, base: ObjectID, serviceConfig: ServiceConfig, repository: Repository,
+                       seenAttempts: Int?) throws -> AttemptRecord {
         let now = Date()
-        let initial = initialState(service: serviceConfig.name, main: base)
+        let initial = initialState(serviceConfig, repository: repository, main: base)
         return try database.write { db in
             guard var current = try TicketRecord.fetchOne(db, key: id) else { throw RatchetError("no ticket \(id)") }
             let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM attempt WHERE ticketId = ?", arguments: [id]) ?? 0) + 1

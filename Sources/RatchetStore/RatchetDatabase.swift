@@ -43,10 +43,13 @@ public struct RatchetDatabase: Sendable {
             // Every statement on stderr, for finding where a command spends its time.
             if ProcessInfo.processInfo.environment["RATCHET_SQL_TRACE"] != nil { db.trace { FileHandle.standardError.write(Data("sql: \($0)\n".utf8)) } }
         }
-        let pool = try DatabasePool(path: path, configuration: configuration)
+        // One connection per process (adr/0082): a pool opened a second one for its first read,
+        // with its own schema parse and GRDB introspection, in every command.
+        configuration.journalMode = .wal
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
         // A read settles the common case without the write lock (each command opens the store).
-        if try !pool.read({ try Self.migrator.hasCompletedMigrations($0) }) { try Self.migrator.migrate(pool) }
-        writer = pool
+        if try !queue.read({ try Self.migrator.hasCompletedMigrations($0) }) { try Self.migrator.migrate(queue) }
+        writer = queue
     }
 
     /// Pages the WAL may hold before a commit checkpoints it (`wal_autocheckpoint`, adr/0055).

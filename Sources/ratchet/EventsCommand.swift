@@ -53,6 +53,6 @@ struct EventView: Encodable {
         var subject = service ?? ""
         if let ticket { subject += (subject.isEmpty ? "" : " ") + ticket + (attempt.map { "/\($0)" } ?? "") }
         let details = (try? RatchetJSON.string(data, pretty: false)) ?? ""
-        return "\(seq)\t\(ISO8601DateFormatter().string(from: time))\t\(kind)\t\(subject)\t\(details)"
+        return "\(seq)\t\(time.ISO8601Format())\t\(kind)\t\(subject)\t\(details)"
     }
 }

@@ -67,8 +67,9 @@ extension Workspace {
 
     /// The metrics of `service` as observation reads them: `Workspace.query` (embedded store
     /// or Prometheus) and, for a `metrics.scrape` target, one scrape per run.
-    func metricsReader(_ service: String) throws -> MetricsReader {
-        let config = try serviceConfig(service)
+    /// `config` is the service's configuration when the caller has read it already.
+    func metricsReader(_ service: String, config known: ServiceConfig? = nil) throws -> MetricsReader {
+        let config = try known ?? serviceConfig(service)
         let source = config.metricsScrape.map { "scrape: \($0)" } ?? config.metricsPrometheus.map { "prometheus: \($0)" } ?? "none"
         return MetricsReader(
             source: source,

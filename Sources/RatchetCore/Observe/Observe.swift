@@ -97,7 +97,12 @@ extension Workspace {
     public func invariantStatus(service rawName: String, at now: Date = Date()) throws -> [CheckStatus] {
         let name = try service(rawName).name
         let reader = try metricsReader(name)
-        return try observedFiles(name).invariants.map { evaluate($0, service: name, reader: reader, at: now).status }
+        return invariantStatus(service: name, files: try observedFiles(name), reader: reader, at: now)
+    }
+
+    /// `files`' invariants of service `name` evaluated through `reader`.
+    func invariantStatus(service name: String, files: ObservedFiles, reader: MetricsReader, at now: Date = Date()) -> [CheckStatus] {
+        files.invariants.map { evaluate($0, service: name, reader: reader, at: now).status }
     }
 
     /// Scrapes and evaluates one service; its breaches keyed by fingerprint.

@@ -62,6 +62,11 @@ extension Workspace {
     func observedFiles(_ service: String) throws -> ObservedFiles {
         let repository = try Repository.open(servicePath(service))
         guard let main = try repository.resolveReference("refs/heads/main") else { throw RatchetError("service \(service) has no main") }
+        return try observedFiles(service, repository: repository, main: main)
+    }
+
+    /// The invariants and SLOs of `service` in commit `main`, read through an open `repository`.
+    func observedFiles(_ service: String, repository: Repository, main: ObjectID) throws -> ObservedFiles {
         var files = ObservedFiles()
         let prefix = "services/\(service)/"
         if let data = try repository.fileContents(InvariantsFile.path, in: main) {

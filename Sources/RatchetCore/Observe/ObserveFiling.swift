@@ -12,8 +12,11 @@ extension Workspace {
     /// listed under `errors`.
     public func metricSnapshot(service rawName: String) throws -> JSONValue {
         let name = try service(rawName).name
-        let reader = try metricsReader(name)
-        let files = (try? observedFiles(name)) ?? ObservedFiles()
+        return metricSnapshot(service: name, files: (try? observedFiles(name)) ?? ObservedFiles(), reader: try metricsReader(name))
+    }
+
+    /// The snapshot of `name`'s metrics named by `files`, read through `reader`.
+    func metricSnapshot(service name: String, files: ObservedFiles, reader: MetricsReader) -> JSONValue {
         var metrics: [String] = []
         for expression in files.invariants.map(\.expr) + files.slos.flatMap({ [$0.good, $0.bad, $0.total].compactMap { $0 } }) {
             for metric in reader.metricNames(expression) where !metrics.contains(metric) { metrics.append(metric) }
@@ -32,7 +35,7 @@ extension Workspace {
                 errors[metric] = .string(describe(error))
             }
         }
-        return ["service": .string(name), "source": .string(reader.source), "time": .string(ISO8601DateFormatter().string(from: now)),
+        return ["service": .string(name), "source": .string(reader.source), "time": .string(StateChange.stamp(now)),
                 "metrics": .array(metrics.map(JSONValue.string)), "series": .array(series), "errors": .object(errors)]
     }
 

@@ -143,14 +143,18 @@ extension Workspace {
     /// a metric snapshot and the invariant status (observe seam); either is null, with the
     /// reason under `unavailable`, when it cannot be read. Reads the store: call it outside
     /// a write transaction.
-    func initialState(service: String, main: ObjectID) -> JSONValue {
+    func initialState(_ serviceConfig: ServiceConfig, repository: Repository, main: ObjectID) -> JSONValue {
+        let name = serviceConfig.name
         var state: [String: JSONValue] = ["main": .string(main.hex)]
         var unavailable: [String: JSONValue] = [:]
-        do { state["metrics"] = try metricSnapshot(service: service) } catch {
+        // Read once, through the attempt's repository handle and configuration.
+        let files = Result { try observedFiles(name, repository: repository, main: main) }
+        let reader = Result { try metricsReader(name, config: serviceConfig) }
+        do { state["metrics"] = metricSnapshot(service: name, files: (try? files.get()) ?? ObservedFiles(), reader: try reader.get()) } catch {
             state["metrics"] = .null
             unavailable["metrics"] = .string(describe(error))
         }
-        do { state["invariants"] = try RatchetJSON.value(invariantStatus(service: service)) } catch {
+        do { state["invariants"] = try RatchetJSON.value(invariantStatus(service: name, files: files.get(), reader: reader.get())) } catch {
             state["invariants"] = .null
             unavailable["invariants"] = .string(describe(error))
         }
