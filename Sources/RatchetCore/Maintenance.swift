@@ -10,6 +10,10 @@ public struct PackResult: Encodable, Sendable {
     public var objects: Int
     /// Loose references moved into `packed-refs`.
     public var references: Int = 0
+    /// A `packed-refs.lock` older than `staleReferenceLockAge` was removed before packing.
+    public var staleLockRemoved = false
+    /// Another writer held `packed-refs.lock`: the references wait for the next packing.
+    public var referencesDeferred = false
     /// Small packs combined into one.
     public var packsCombined: Int
     public var durationMs: Double
@@ -19,6 +23,8 @@ public struct PackResult: Encodable, Sendable {
     enum CodingKeys: String, CodingKey {
         case service, objects, references, background
         case packsCombined = "packs_combined"
+        case staleLockRemoved = "stale_lock_removed"
+        case referencesDeferred = "references_deferred"
         case durationMs = "duration_ms"
     }
 }
@@ -40,6 +46,10 @@ extension Workspace {
     /// Loose references beyond which a landing packs them (each ticket leaves a branch, and
     /// every reference listing reads each loose one: docs/performance.md).
     static let looseReferencesToPack = 128
+
+    /// Seconds after which a `packed-refs.lock` is a leftover of a killed writer, not a write
+    /// in progress (git holds it for milliseconds; `core.packedRefsTimeout` waits 1 s for it).
+    static let staleReferenceLockAge: TimeInterval = 600
 
     /// The lock file that serialises the packers of `service`.
     func packLockPath(_ service: String) -> String {
@@ -106,7 +116,9 @@ extension Workspace {
             }
             if packReferences {
                 progress("packing the references of \(name)")
-                result.references = try withReferenceLock(name, shared: false) { try repository.packReferences() }
+                let packing = try withReferenceLock(name, shared: false) { try repository.packReferences(staleLockAge: Self.staleReferenceLockAge) }
+                (result.references, result.staleLockRemoved, result.referencesDeferred) = (packing.packed, packing.staleLockRemoved, packing.deferred)
+                if packing.deferred { progress("the references of \(name) wait for the next packing: packed-refs.lock is held") }
                 try Failpoints.hit("pack.references-written")
             }
         } catch {
@@ -117,12 +129,14 @@ extension Workspace {
             throw RatchetError("packing \(name) failed: \(message)")
         }
         result.durationMs = Date().timeIntervalSince(started) * 1000
-        if result.objects > 0 || result.packsCombined > 0 || result.references > 0 {
+        if result.objects > 0 || result.packsCombined > 0 || result.references > 0 || result.staleLockRemoved {
             let recorded = result
             try database.write { db in
                 try RatchetDatabase.appendEvent(db, kind: "service.packed", service: name,
                                                 data: ["objects": .number(Double(recorded.objects)), "packs_combined": .number(Double(recorded.packsCombined)),
                                                        "references": .number(Double(recorded.references)),
+                                                       "stale_lock_removed": .bool(recorded.staleLockRemoved),
+                                                       "references_deferred": .bool(recorded.referencesDeferred),
                                                        "duration_ms": .number(recorded.durationMs.rounded()), "background": .bool(recorded.background)])
             }
         }

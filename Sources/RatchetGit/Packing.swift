@@ -155,16 +155,42 @@ extension Repository {
     /// removed before its lock file is made; and a listing that loaded `packed-refs` before the
     /// packing misses each reference whose loose file goes before it reads it. The caller
     /// excludes writes and listings meanwhile (`aroundReferenceAccess`).
-    public func packReferences() throws -> Int {
+    ///
+    /// A `packed-refs.lock` left by a writer killed mid-write would fail every packing until a
+    /// person removed it: one older than `staleLockAge` seconds is removed first (the caller's
+    /// exclusion means no writer of this process family holds it; git's own writers hold it for
+    /// milliseconds). A younger one is someone's write in progress: nothing is packed, `deferred`.
+    public func packReferences(staleLockAge: TimeInterval) throws -> ReferencePacking {
+        var packing = ReferencePacking()
+        switch Self.lockFileAge(commonDirectory + "packed-refs.lock") {
+        case .some(let age) where age >= staleLockAge:
+            guard unlink(commonDirectory + "packed-refs.lock") == 0 || errno == ENOENT else { packing.deferred = true; return packing }
+            packing.staleLockRemoved = true
+        case .some: packing.deferred = true; return packing
+        case .none: break
+        }
         let before = looseReferenceCount()
         var refdb: OpaquePointer?
         try GitError.check(git_repository_refdb(&refdb, pointer), "refdb")
         defer { git_refdb_free(refdb) }
-        try GitError.check(git_refdb_compress(refdb), "pack references")
+        do {
+            try GitError.check(git_refdb_compress(refdb), "pack references")
+        } catch let error as GitError where error.code == .locked {
+            packing.deferred = true // taken since the look above: a write in progress
+            return packing
+        }
         for (name, isFolder) in Self.folderEntries(commonDirectory + "refs") where isFolder {
             Self.removeEmptyFolders(below: commonDirectory + "refs/" + name)
         }
-        return max(0, before - looseReferenceCount())
+        packing.packed = max(0, before - looseReferenceCount())
+        return packing
+    }
+
+    /// Seconds since the regular file at `path` was last written; nil when there is none.
+    private static func lockFileAge(_ path: String) -> TimeInterval? {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        return Date().timeIntervalSince1970 - TimeInterval(info.st_mtim.tv_sec)
     }
 
     /// The names in `folder` and whether each is a folder (not following links).
@@ -202,4 +228,16 @@ extension Repository {
     public func packCount() -> Int {
         ((try? FileManager.default.contentsOfDirectory(atPath: objectsDirectory + "/pack")) ?? []).filter { $0.hasSuffix(".pack") }.count
     }
+}
+
+/// What a packing of references did (`Repository.packReferences(staleLockAge:)`).
+public struct ReferencePacking: Sendable, Equatable {
+    /// Loose references moved into `packed-refs`.
+    public var packed = 0
+    /// A stale `packed-refs.lock` was removed before packing.
+    public var staleLockRemoved = false
+    /// Another writer held `packed-refs.lock`: nothing was packed; the next packing tries again.
+    public var deferred = false
+
+    public init() {}
 }

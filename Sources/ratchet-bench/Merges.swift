@@ -54,7 +54,7 @@ enum Merges {
                 let input = Data((0..<branches).map { "create refs/heads/ticket/B-\($0)/1 \(main)\n" }.joined().utf8)
                 _ = try Shell.run(["git", "update-ref", "--stdin"], in: path, input: input)
             }
-            if phase == "packed" { _ = try Repository.open(path).packReferences() }
+            if phase == "packed" { _ = try Repository.open(path).packReferences(staleLockAge: 600) }
             var times: [Double] = []
             for index in 0...runs {
                 let id = try workspace.createTicket(TicketDraft(service: "svc", title: "References \(phase) \(index)")).id

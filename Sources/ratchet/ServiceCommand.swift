@@ -127,6 +127,8 @@ struct ServiceCommand: ParsableCommand {
             let result = try workspace.open().packService(name, ifNeeded: ifNeeded, lockDescriptor: lockFd, ownProcess: true,
                                                           progress: output.json ? { _ in } : Terminal.progress)
             if output.json { return try Terminal.printJSON(result) }
+            if result.staleLockRemoved { print("\(result.service): removed a stale .git/packed-refs.lock (a writer killed mid-write)") }
+            if result.referencesDeferred { print("\(result.service): references not packed: .git/packed-refs.lock is held by a write in progress") }
             if result.objects == 0 && result.packsCombined == 0 && result.references == 0 {
                 print("\(result.service): nothing to pack")
             } else {

@@ -38,6 +38,37 @@ struct ReferencePackingTests {
         try expectConsistent(workspace)
     }
 
+    /// A `packed-refs.lock` left by a writer killed mid-write failed every packing (and recorded
+    /// `service.pack_failed` at each landing) until a person removed it: one over ten minutes
+    /// old is removed and the references packed; a younger one is someone's write in
+    /// progress, left alone, and the references wait for the next packing, without a failure.
+    @Test func aStalePackedRefsLockIsRemovedAndAFreshOneDefersThePacking() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let path = workspace.servicePath("svc")
+        try looseBranches(200, prefix: "refs/heads/held", in: path)
+        let lock = path + "/.git/packed-refs.lock"
+        let before = try git(["for-each-ref", "--format=%(refname) %(objectname)"], in: path)
+        // Fresh: a write in progress. Nothing packed, nothing failed, the lock and every loose file stay.
+        try Data().write(to: URL(fileURLWithPath: lock))
+        let deferred = try workspace.packService("svc", ifNeeded: true)
+        #expect(deferred.referencesDeferred && !deferred.staleLockRemoved && deferred.references == 0)
+        #expect(FileManager.default.fileExists(atPath: lock))
+        #expect(try Repository.open(path).looseReferenceCount() >= 200)
+        #expect(try workspace.database.events().allSatisfy { $0.kind != "service.pack_failed" })
+        // Stale: written an hour ago. Removed, then everything packed with its value.
+        var times = [timespec(tv_sec: time(nil) - 3600, tv_nsec: 0), timespec(tv_sec: time(nil) - 3600, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, lock, &times, 0) == 0)
+        let packed = try workspace.packService("svc", ifNeeded: true)
+        #expect(packed.staleLockRemoved && !packed.referencesDeferred && packed.references >= 200)
+        #expect(!FileManager.default.fileExists(atPath: lock))
+        #expect(try Repository.open(path).looseReferenceCount() < Workspace.looseReferencesToPack)
+        #expect(try git(["for-each-ref", "--format=%(refname) %(objectname)"], in: path) == before)
+        let event = try #require(try workspace.database.events().last { $0.kind == "service.packed" })
+        #expect(event.data["stale_lock_removed"] == .bool(true), "\(event.data)")
+        try expectConsistent(workspace)
+    }
+
     @Test func aReferenceDeletedWhileTheReferencesArePackedStaysDeleted() throws {
         let folder = ScratchFolder()
         let workspace = try makeWorkspace(folder)
