@@ -33,19 +33,19 @@ public struct PackResult: Encodable, Sendable {
 /// references into `packed-refs`.
 ///
 /// libgit2 has no gc, and lookups slow down with loose objects and with the number of
-/// packs. A landing that finds either past its threshold starts `ratchet service pack NAME
-/// --if-needed` in the background and returns; one packer runs per service at a time,
-/// serialised by `.ratchet/locks/pack-NAME`, which the landing takes before it starts the
-/// packer and hands over to it. The packer holds no lease and leaves the workspace lock
+/// packs. A landing, a revert or an attempt (each writes packs) that finds either past its
+/// threshold starts `ratchet service pack NAME --if-needed` in the background and returns;
+/// one packer runs per service at a time, serialised by `.ratchet/locks/pack-NAME`, which
+/// the starter takes before it starts the packer and hands over to it. The packer holds no lease and leaves the workspace lock
 /// alone; `ratchet doctor` waits for running packers instead (docs/performance.md).
 extension Workspace {
     /// Loose objects beyond which a landing packs them (about 40 landings' worth).
-    static let looseObjectsToPack = 1024
+    public static let looseObjectsToPack = 1024
     /// Packs beyond which a landing combines the small ones (each durable step writes one).
-    static let packsToConsolidate = 32
+    public static let packsToConsolidate = 32
     /// Loose references beyond which a landing packs them (each ticket leaves a branch, and
     /// every reference listing reads each loose one: docs/performance.md).
-    static let looseReferencesToPack = 128
+    public static let looseReferencesToPack = 128
 
     /// Seconds after which a `packed-refs.lock` is a leftover of a killed writer, not a write
     /// in progress (git holds it for milliseconds; `core.packedRefsTimeout` waits 1 s for it).
@@ -143,9 +143,10 @@ extension Workspace {
         return result
     }
 
-    /// After a landing: when `service`'s repo passed a packing threshold, starts a packer in
-    /// the background (its own session, output discarded) and hands it the pack lock. Does
-    /// nothing when a packer already runs. Failures only log: the landing is done.
+    /// After a landing, a revert or an attempt: when `service`'s repo passed a packing
+    /// threshold, starts a packer in the background (its own session, output discarded) and
+    /// hands it the pack lock. Does nothing when a packer already runs. Failures only log:
+    /// the work that wrote the objects is done.
     ///
     /// Inside another program (a test, an embedder) there is no `ratchet` to start: the
     /// packing then runs inline.

@@ -84,6 +84,9 @@ extension Workspace {
         }
         let attempt = try claim(id, agent: agent, base: base, serviceConfig: serviceConfig, repository: repository, seenAttempts: seenAttempts)
         progress("claimed \(id) as attempt \(attempt.number) on branch \(attempt.branch)")
+        // Every attempt writes a pack per durable step, landed or not: a service whose attempts
+        // are rejected or fail would otherwise gather packs until its next landing.
+        defer { startBackgroundPacking(repository, service: ticket.service) }
         try Failpoints.hit("claim.committed")
         var run = AttemptRun(workspace: self, attempt: attempt, serviceConfig: serviceConfig, repository: repository)
         do {

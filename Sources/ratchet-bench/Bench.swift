@@ -40,6 +40,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Only the cost of one sandboxed run: unsandboxed, adr/0010's bubblewrap and today's (adr/0013).")
     var sandboxOnly = false
 
+    @Flag(help: "Only `work` through the library on a fresh 2,000-file service, --runs times (for perf).")
+    var workOnly = false
+
     @Flag(help: "Only the merge, command-line and reading-command figures, at the first size or with --large the last.")
     var mergesOnly = false
 
@@ -181,6 +184,11 @@ struct Bench: ParsableCommand {
             progress("phases (median ms): " + phases.medians().map { "\($0.0) \(Format.ms($0.1))" }.joined(separator: ", "))
             return
         }
+        if workOnly {
+            let source = try Generator.repository(shapes[0], cache: cache)
+            printTable(try Merges.references(source: source, branches: 0, runs: runs, scratch: scratch, phases: ["none"]))
+            return
+        }
         if mergesOnly {
             let shape = large ? shapes[shapes.count - 1] : shapes[0]
             let figures = try mergeFigures(shape: shape, source: try Generator.repository(shape, cache: cache), scratch: scratch)
@@ -222,15 +230,21 @@ struct Bench: ParsableCommand {
             progress("\(shape): packing the loose objects of \(runs) lifecycles")
             figures.append(try packing(shape: shape, source: source, lifecycles: runs, scratch: scratch))
             figures.append(try combining(shape: shape, source: source, scratch: scratch))
-            progress("\(shape): worktrees and checkouts")
-            figures += try Worktrees.measure(shape: shape, source: source, runs: quick ? 3 : 11, scratch: scratch)
             progress("\(shape): merges with one command:true criterion, then lifecycles again")
             figures += try mergeFigures(shape: shape, source: source, scratch: scratch)
             figures += try lifecycles(shape: shape, source: source, durability: .shipped, runs: runs, scratch: scratch, withReverts: false)
                 .map { var figure = $0; figure.name += "-after-merges"; return figure }
             memory[shape.description] = peakMemoryMiB()
-            let later = ["pack", "combine", "worktree", "checkout", "merge", "lifecycle-after"]
+            let later = ["pack", "combine", "merge", "lifecycle-after"]
             printTable(figures.filter { figure in figure.size == shape.description && later.contains { figure.name.hasPrefix($0) } })
+        }
+        // The worktree and checkout figures last: their unpooled checkouts and the git CLI's
+        // worktrees create and delete whole trees, the churn a pump no longer makes (pooled
+        // checkouts), which would otherwise be measured as the merges' after-effect.
+        for shape in shapes {
+            progress("\(shape): worktrees and checkouts")
+            figures += try Worktrees.measure(shape: shape, source: sources[shape]!, runs: quick ? 3 : 11, scratch: scratch)
+            printTable(figures.filter { figure in figure.size == shape.description && ["worktree", "checkout"].contains { figure.name.hasPrefix($0) } })
         }
         progress("memory against history length")
         let probes = try MemoryProbes.measure(shapes: quick ? [.init(commits: 100, files: 300), .init(commits: 1000, files: 300)]

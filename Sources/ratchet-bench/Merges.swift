@@ -44,11 +44,12 @@ enum Merges {
     /// branches: loose, as every ticket leaves its branch, and packed, as the background packer
     /// leaves them past 128 (adr/0080). Each attempt is rejected (its worktree back to the pool,
     /// and no landing to start the packer).
-    static func references(source: String, branches: Int, runs: Int, scratch: String) throws -> [Figure] {
+    static func references(source: String, branches: Int, runs: Int, scratch: String,
+                           phases: [String] = ["none", "loose", "packed"]) throws -> [Figure] {
         let workspace = try workspace(source: source, at: scratch + "/references")
         let path = workspace.servicePath("svc")
         var figures: [Figure] = []
-        for phase in ["none", "loose", "packed"] {
+        for phase in phases {
             if phase == "loose" {
                 let main = try Shell.git(["rev-parse", "main"], in: path).trimmingCharacters(in: .whitespacesAndNewlines)
                 let input = Data((0..<branches).map { "create refs/heads/ticket/B-\($0)/1 \(main)\n" }.joined().utf8)

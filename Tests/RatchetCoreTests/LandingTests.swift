@@ -182,4 +182,25 @@ struct MaintenanceTests {
         #expect(try git(["cat-file", "-t", try git(["rev-parse", "main"], in: path)], in: path) == "commit")
         try expectConsistent(workspace)
     }
+
+    /// Every durable step writes a pack, landed or not: attempts that never land must not
+    /// gather packs until the next landing (each command's first lookup scans them all).
+    @Test func anAttemptThatDoesNotLandStillCombinesThePacksOnceTheyPileUp() throws {
+        let folder = ScratchFolder()
+        let workspace = try makeWorkspace(folder)
+        let path = workspace.servicePath("svc")
+        let repository = try Repository.open(path)
+        for index in 0..<Workspace.packsToConsolidate {
+            let blob = try repository.writeBlob(Data("pack \(index)\n".utf8))
+            _ = try run(["sh", "-c", "echo \(blob.hex) | git pack-objects -q .git/objects/pack/pack >/dev/null"], in: path)
+        }
+        #expect(repository.packCount() >= Workspace.packsToConsolidate)
+        let id = try file(workspace, "Rejected, and packs combined")
+        try workspace.work(ticket: id, agent: "command:echo x > x.txt")
+        #expect(try Repository.open(path).packCount() < 3)
+        #expect(try workspace.database.events().contains { $0.kind == "service.packed" })
+        _ = try workspace.rejectTicket(id, reason: "not wanted", by: "test")
+        #expect(try git(["cat-file", "-p", try git(["rev-parse", "ticket/\(id)/1"], in: path)], in: path).contains("\(id)"))
+        try expectConsistent(workspace)
+    }
 }
