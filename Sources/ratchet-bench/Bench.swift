@@ -268,40 +268,29 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// Ratchet's lifecycle and the git CLI's, alternating ticket by ticket on two copies of
-    /// `source`, so both see the file system in the same state (its recent deletions change
-    /// what a file creation costs: see run()); then the loose-object variant and the reverts.
     private func lifecycles(shape: Generator.Shape, source: String, durability: Durability, runs: Int, scratch: String,
                             withReverts: Bool) throws -> [Figure] {
         try GitSettings.setFsyncGitDir(durability.libgit2Fsync)
         defer { try? GitSettings.setFsyncGitDir(false) }
         let size = shape.description
+        var figures: [Figure] = []
+        // Ratchet.
         let ours = scratch + "/ratchet-\(shape.key)-\(durability.rawValue)"
-        let theirs = scratch + "/git-\(shape.key)-\(durability.rawValue)"
         try Generator.copy(source, to: ours)
-        try Generator.copy(source, to: theirs)
-        var pipeline = RatchetPipeline(repository: try Repository.open(ours),
-                                       store: try StoreWrites(path: ours + ".sqlite", durability: durability, tickets: runs * 4 + 10),
-                                       files: shape.files)
+        let ratchetStore = try StoreWrites(path: ours + ".sqlite", durability: durability, tickets: runs * 4 + 10)
+        var pipeline = RatchetPipeline(repository: try Repository.open(ours), store: ratchetStore, files: shape.files)
         pipeline.batch = try ObjectBatch(path: ours)
-        let git = GitPipeline(path: theirs, store: try StoreWrites(path: theirs + ".sqlite", durability: durability, tickets: runs * 3 + 10),
-                              files: shape.files, config: durability.gitConfig)
-        let gitRepository = try Repository.open(theirs)
-        var samples: [Double] = [], gitSamples: [Double] = []
+        var samples: [Double] = [], reverts: [Double] = []
         let phases = PhaseTimes()
         for ticket in 1...(runs + 3) {
-            if ticket % 2 == 0 {
-                try advanceMain(pipeline.repository, ticket: ticket, files: shape.files)
-                try advanceMain(gitRepository, ticket: ticket, files: shape.files)
-            }
+            if ticket % 2 == 0 { try advanceMain(pipeline.repository, ticket: ticket, files: shape.files) }
             let time = try milliseconds { _ = try pipeline.lifecycle(ticket, phases: ticket > 3 ? phases : nil) }
-            let gitTime = try milliseconds { _ = try git.lifecycle(ticket) }
-            if ticket > 3 { samples.append(time); gitSamples.append(gitTime) } // the first three warm caches up
+            if ticket > 3 { samples.append(time) } // the first three warm caches up
         }
         if profile {
             progress("phases of the Ratchet lifecycle (median ms): " + phases.medians().map { "\($0.0) \(Format.ms($0.1))" }.joined(separator: ", "))
         }
-        var figures = [Figure(name: "lifecycle", size: size, pipeline: "ratchet/\(durability.rawValue)", samples: samples)]
+        figures.append(Figure(name: "lifecycle", size: size, pipeline: "ratchet/\(durability.rawValue)", samples: samples))
         if durability == .shipped {
             // The same lifecycle writing loose objects, to show what one pack per durable step buys.
             var loose = pipeline
@@ -314,18 +303,32 @@ struct Bench: ParsableCommand {
             figures.append(Figure(name: "lifecycle-loose", size: size, pipeline: "ratchet/\(durability.rawValue)", samples: looseSamples))
         }
         if withReverts {
-            var reverts: [Double] = [], gitReverts: [Double] = []
             for ticket in (runs + 4)...(runs * 2 + 3) {
                 let landing = try pipeline.lifecycle(ticket)
                 reverts.append(try milliseconds { try pipeline.revert(landing, ticket: ticket) })
-                let gitLanding = try git.lifecycle(ticket)
-                gitReverts.append(try milliseconds { try git.revert(gitLanding, ticket: ticket) })
             }
             figures.append(Figure(name: "revert", size: size, pipeline: "ratchet/\(durability.rawValue)", samples: reverts))
-            figures.append(Figure(name: "lifecycle", size: size, pipeline: "git-cli/\(durability.rawValue)", samples: gitSamples))
-            figures.append(Figure(name: "revert", size: size, pipeline: "git-cli/\(durability.rawValue)", samples: gitReverts))
-        } else {
-            figures.append(Figure(name: "lifecycle", size: size, pipeline: "git-cli/\(durability.rawValue)", samples: gitSamples))
+        }
+        // The git CLI.
+        let theirs = scratch + "/git-\(shape.key)-\(durability.rawValue)"
+        try Generator.copy(source, to: theirs)
+        let gitStore = try StoreWrites(path: theirs + ".sqlite", durability: durability, tickets: runs * 3 + 10)
+        let git = GitPipeline(path: theirs, store: gitStore, files: shape.files, config: durability.gitConfig)
+        let gitRepository = try Repository.open(theirs)
+        samples = []
+        reverts = []
+        for ticket in 1...(runs + 3) {
+            if ticket % 2 == 0 { try advanceMain(gitRepository, ticket: ticket, files: shape.files) }
+            let time = try milliseconds { _ = try git.lifecycle(ticket) }
+            if ticket > 3 { samples.append(time) }
+        }
+        figures.append(Figure(name: "lifecycle", size: size, pipeline: "git-cli/\(durability.rawValue)", samples: samples))
+        if withReverts {
+            for ticket in (runs + 4)...(runs * 2 + 3) {
+                let landing = try git.lifecycle(ticket)
+                reverts.append(try milliseconds { try git.revert(landing, ticket: ticket) })
+            }
+            figures.append(Figure(name: "revert", size: size, pipeline: "git-cli/\(durability.rawValue)", samples: reverts))
         }
         // Left for the end of the run: deleting hundreds of files now would slow the next
         // figure's file creations (see run()).
