@@ -128,7 +128,17 @@ enum Shell {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         guard status == 0 else { throw Failure(description: "\(arguments.joined(separator: " ")) exited with status \(status >> 8)") }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+        return trimmedLines(data)
+    }
+
+    /// The output without leading and trailing line breaks, trimmed as bytes: Foundation's
+    /// `trimmingCharacters(in: .newlines)` walks the whole string, 24 ms for `ticket list`'s
+    /// 318 KB over 10,000 tickets, which the read-command figures then counted as the command's.
+    static func trimmedLines(_ data: Data) -> String {
+        let isBreak = { (byte: UInt8) in byte == 0x0A || byte == 0x0D }
+        let start = data.firstIndex { !isBreak($0) } ?? data.endIndex
+        let end = data.lastIndex { !isBreak($0) }.map { data.index(after: $0) } ?? start
+        return String(decoding: data[start..<max(start, end)], as: UTF8.self)
     }
 
     @discardableResult
