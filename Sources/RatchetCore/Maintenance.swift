@@ -36,14 +36,15 @@ public struct PackResult: Encodable, Sendable {
 /// packs. A landing, a revert or an attempt (each writes packs) that finds either past its
 /// threshold starts `ratchet service pack NAME --if-needed` in the background and returns;
 /// one packer runs per service at a time, serialised by `.ratchet/locks/pack-NAME`, which
-/// the starter takes before it starts the packer and hands over to it. The packer holds no lease and leaves the workspace lock
-/// alone; `ratchet doctor` waits for running packers instead (docs/performance.md).
+/// the starter takes before it starts the packer and hands over to it. The packer holds no
+/// lease and leaves the workspace lock alone; `ratchet doctor` waits for running packers
+/// instead (docs/performance.md).
 extension Workspace {
-    /// Loose objects beyond which a landing packs them (about 40 landings' worth).
+    /// Loose objects beyond which they are packed (about 40 landings' worth).
     public static let looseObjectsToPack = 1024
-    /// Packs beyond which a landing combines the small ones (each durable step writes one).
+    /// Packs beyond which the small ones are combined (each durable step writes one).
     public static let packsToConsolidate = 32
-    /// Loose references beyond which a landing packs them (each ticket leaves a branch, and
+    /// Loose references beyond which they are packed (each ticket leaves a branch, and
     /// every reference listing reads each loose one: docs/performance.md).
     public static let looseReferencesToPack = 128
 
